@@ -1,0 +1,86 @@
+# shellcheck shell=bash disable=SC2034  # variables are for the sourcing scripts
+# Shared helpers for the e2e scripts. Source it, don't run it:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# It sets no shell options (the caller picks `set -euo pipefail`) and only
+# defines variables and functions, so any script may source it.
+
+# Repository root, from this file's location (e2e/scripts/lib.sh), so scripts
+# work from any working directory and from any clone.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+E2E_DIR="${REPO_ROOT}/e2e"
+
+# Run-time state (pki, etcd data, logs, pids, kubeconfigs); git-ignored.
+STATE_DIR="${INFRA_STATE_DIR:-${E2E_DIR}/.state}"
+
+# Built binaries live outside the repo so fresh clones and `git clean` reuse
+# them; the versions below name the cache directory.
+CACHE_DIR="${INFRA_CACHE_DIR:-${HOME}/.cache/infra}"
+K8S_VERSION="v1.37.2"
+ETCD_VERSION="v3.7.3"
+K8S_BIN_DIR="${CACHE_DIR}/k8s-${K8S_VERSION}/bin"
+
+# Loopback-only ports of the local control plane (override to run two).
+ETCD_PORT="${ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${APISERVER_PORT:-16443}"
+KCM_PORT="${KCM_PORT:-10357}"
+
+# Admin (system:masters) kubeconfig written by controlplane-up.sh.
+ADMIN_KUBECONFIG="${STATE_DIR}/kubeconfig"
+
+# log MESSAGE... : timestamped progress line on stderr (stdout stays clean
+# for data a caller may capture).
+log() {
+  printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+# die MESSAGE... : log and exit 1.
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# wait_for TIMEOUT_SECONDS DESCRIPTION COMMAND [ARGS...]
+# Runs COMMAND (output discarded) every second until it succeeds; returns 1
+# after TIMEOUT_SECONDS so the caller can print diagnostics before failing.
+wait_for() {
+  local timeout="$1" what="$2"
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for ${what}"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# proc_alive PID : true if PID is a live process. A zombie counts as dead:
+# in a sandbox whose PID 1 does not reap orphans, a killed daemon stays a
+# zombie and `kill -0` would still succeed on it.
+proc_alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ -n "${stat}" && "${stat:0:1}" != Z ]]
+}
+
+# pid_alive PIDFILE : true if PIDFILE names a live process.
+pid_alive() {
+  local pid
+  [[ -s "$1" ]] || return 1
+  pid="$(<"$1")"
+  [[ "${pid}" =~ ^[0-9]+$ ]] && proc_alive "${pid}"
+}
+
+# port_open PORT : true if something accepts TCP connections on
+# 127.0.0.1:PORT (bash /dev/tcp, so no nc/ss needed).
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# kubectl_admin ARGS... : the cached kubectl with the admin kubeconfig.
+kubectl_admin() {
+  "${K8S_BIN_DIR}/kubectl" --kubeconfig "${ADMIN_KUBECONFIG}" "$@"
+}

@@ -1,0 +1,62 @@
+//! Custom resource types (group `infrahq.com`, version `v1alpha1`) and the helpers they share.
+//! Nothing here does I/O.
+
+pub mod conditions;
+mod group;
+mod identity_provider;
+mod scim_key;
+mod user;
+
+pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
+pub use identity_provider::{
+    ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
+    SecretKeyRef, DEFAULT_SECRET_KEY,
+};
+pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus};
+pub use user::{User, UserEmail, UserName, UserSpec, UserStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "infrahq.com";
+
+/// Labels the operator and the CLI put on what they create, so that ownership is visible to
+/// `kubectl get -l` and so that the server can watch only the Secrets it needs.
+pub mod labels {
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const PROVIDER: &str = "infrahq.com/provider";
+    pub const SCIM_KEY: &str = "infrahq.com/scim-key";
+    pub const KEY_ID: &str = "infrahq.com/key-id";
+}
+
+/// Annotations on generated Secrets. The expiry is written once, when the key is generated, so
+/// that the server enforces it without trusting a status that anyone with status access can edit.
+pub mod annotations {
+    pub const EXPIRES_AT: &str = "infrahq.com/expires-at";
+}
+
+/// A reference to an IdentityProvider in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct ProviderRef {
+    /// Name of the IdentityProvider in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Every CRD the operator serves, in a stable order (the order of `crds/`).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![IdentityProvider::crd(), ScimKey::crd(), User::crd(), Group::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream, exactly what `infra-operator crds` prints and what
+/// `crds/` holds.
+pub fn crds_yaml() -> Result<Vec<(String, String)>, serde_norway::Error> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
+            Ok((file, serde_norway::to_string(&crd)?))
+        })
+        .collect()
+}

@@ -1,0 +1,77 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ProviderRef;
+
+/// Which provider the key is for and how long it lasts.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "infrahq.com",
+    version = "v1alpha1",
+    kind = "ScimKey",
+    plural = "scimkeys",
+    shortname = "sk",
+    category = "infra",
+    namespaced,
+    doc = "A bearer key that an identity provider uses to provision users and groups over SCIM. The operator generates it once into a Secret owned by this object; deleting the ScimKey revokes the key.",
+    status = "ScimKeyStatus",
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.providerRef.name"}"#,
+    printcolumn = r#"{"name":"Key ID","type":"string","jsonPath":".status.keyID"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","priority":1,"jsonPath":".status.secretName"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.expiresAfter) == has(oldSelf.expiresAfter) && (!has(self.expiresAfter) || self.expiresAfter == oldSelf.expiresAfter)",
+    "message": "expiresAfter is immutable: the expiry is fixed when the key is generated; create a new ScimKey instead"
+}]))]
+#[serde(rename_all = "camelCase")]
+pub struct ScimKeySpec {
+    /// The IdentityProvider whose users and groups this key may read and write. Immutable.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "providerRef is immutable: a key is bound to one provider; create a new ScimKey instead"
+    }]))]
+    pub provider_ref: ProviderRef,
+
+    /// How long the key stays valid after it is generated, such as `90d`, `720h` or `1w`. Without
+    /// it the key never expires. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d|w))+$"))]
+    pub expires_after: Option<String>,
+
+    /// What the key is for, such as `Okta production SCIM app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimKeyStatus {
+    /// The generation of the spec that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Active`, `Expired` or `Pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// `Ready` says whether the key is issued and usable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The Secret that holds the key (data key `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// A non-secret identifier of the key: the part before the dot. Safe to log and share.
+    #[serde(default, rename = "keyID", skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// When the key was generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// When the key stops working, if it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+}

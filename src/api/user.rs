@@ -1,0 +1,102 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ProviderRef;
+
+/// The SCIM attributes of the user.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "infrahq.com",
+    version = "v1alpha1",
+    kind = "User",
+    plural = "users",
+    category = "infra",
+    namespaced,
+    doc = "A person as their identity provider describes them. One User per person per provider; the UID is the SCIM id.",
+    status = "UserStatus",
+    printcolumn = r#"{"name":"User Name","type":"string","jsonPath":".spec.userName"}"#,
+    printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Active","type":"boolean","jsonPath":".spec.active"}"#,
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.providerRef.name"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    /// The provider this user belongs to. Immutable.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "providerRef is immutable"}]))]
+    pub provider_ref: ProviderRef,
+    /// The unique login name, unique per provider regardless of case.
+    #[schemars(length(min = 1, max = 1024))]
+    pub user_name: String,
+    /// The provider's own identifier for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The components of the user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<UserName>,
+    /// The name to display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Email addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<UserEmail>,
+    /// Whether the user may log in. Deactivated users stay listed but are refused.
+    #[serde(default = "default_active")]
+    pub active: bool,
+    /// The remaining SCIM attributes, as the provider sent them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn default_active() -> bool {
+    true
+}
+
+/// SCIM `name` (RFC 7643 §4.1.1).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honorific_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honorific_suffix: Option<String>,
+}
+
+/// SCIM `emails` entry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct UserEmail {
+    /// The address.
+    pub value: String,
+    /// `work`, `home` or `other`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// Whether this is the primary address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
+    /// A human-readable form of the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStatus {
+    /// The generation of the spec that this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions about the user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

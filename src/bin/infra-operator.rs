@@ -1,0 +1,52 @@
+//! `infra-operator`: the controller and server roles, and the CRD printer.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use infra::{controller, server, telemetry};
+
+#[derive(Parser)]
+#[command(name = "infra-operator", version, about = "Infra's Kubernetes operator")]
+struct Cli {
+    #[command(flatten)]
+    log: telemetry::LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the leader-elected reconcilers for IdentityProviders and ScimKeys.
+    Controller(controller::ControllerArgs),
+    /// Serve SCIM, login and health endpoints.
+    Server(server::ServerArgs),
+    /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --dir).
+    Crds {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { dir } => {
+            for (file, yaml) in infra::api::crds_yaml()? {
+                match &dir {
+                    Some(dir) => std::fs::write(dir.join(&file), &yaml)?,
+                    None => print!("---\n{yaml}"),
+                }
+            }
+            Ok(())
+        }
+        Command::Controller(args) => {
+            telemetry::init(&cli.log)?;
+            controller::run(args, infra::shutdown_signal()).await
+        }
+        Command::Server(args) => {
+            telemetry::init(&cli.log)?;
+            server::run(args, infra::shutdown_signal()).await
+        }
+    }
+}

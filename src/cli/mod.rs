@@ -1,0 +1,1 @@
+//! The `infra` command line.

@@ -1,0 +1,236 @@
+//! Reconciles IdentityProviders: reads the client secret, discovers the provider, checks the client
+//! credentials, and reports each step as a condition plus what to paste into the provider.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::context::{now, Context, Error};
+use crate::api::conditions::{self, Check};
+use crate::api::{IdentityProvider, ProviderEndpoints};
+use crate::oidc::{self, issuer, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
+
+pub const KIND: &str = "IdentityProvider";
+pub const SECRET_VALID: &str = "SecretValid";
+pub const READY: &str = "Ready";
+
+/// How long to wait before checking again after a failure that needs a person to fix something.
+/// A fixed Secret triggers a reconcile at once through the Secret watch; this only catches fixes
+/// made at the provider (a re-enabled client, say).
+const MISCONFIGURED_RECHECK: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_timer(KIND);
+    let key = format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any());
+    let ns = idp.namespace().unwrap_or_default();
+
+    let secret = read_client_secret(&ctx, &ns, &idp).await?;
+    let (discovery, discovered) = run_discovery(&ctx, &idp).await;
+    let credentials = match (&secret, &discovered) {
+        (Ok(secret), Some(found)) => {
+            let http = provider_http(&ctx, &idp).unwrap_or_else(|_| ctx.http.clone());
+            oidc::check_credentials(&http, found, &idp.spec.client_id, secret).await
+        }
+        (Err(_), _) => Check::unknown(CREDENTIALS, "SecretInvalid", "waiting for a valid client secret (see SecretValid)"),
+        (_, None) => Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting for discovery to succeed (see DiscoverySucceeded)"),
+    };
+    let secret_check = match &secret {
+        Ok(_) => Check::passed(
+            SECRET_VALID,
+            "Found",
+            format!("read the client secret from key {:?} of Secret {:?}", idp.spec.client_secret_ref.key, idp.spec.client_secret_ref.name),
+        ),
+        Err(check) => check.clone(),
+    };
+
+    let checks = [secret_check, discovery, credentials];
+    let ready = ready_check(&checks);
+    let old = idp.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let mut changed = vec![];
+    for check in checks.iter().chain(std::iter::once(&ready)) {
+        if conditions::set(&mut status.conditions, check, idp.metadata.generation, now()) {
+            changed.push(check.clone());
+        }
+    }
+    status.observed_generation = idp.metadata.generation;
+    status.phase = Some(phase(&checks).to_string());
+    status.redirect_uris = vec![oidc::CLI_REDIRECT_URI.to_string(), ctx.args.login_callback_url()];
+    status.scim_url = Some(ctx.args.scim_url());
+    match &discovered {
+        Some(found) => {
+            status.issuer = Some(found.issuer.clone());
+            status.endpoints = Some(endpoints(found));
+        }
+        None => {
+            status.issuer = None;
+            status.endpoints = None;
+        }
+    }
+    if status != old {
+        ctx.apply_status(idp.as_ref(), &status).await?;
+    }
+    for check in &changed {
+        ctx.record(idp.as_ref(), check).await;
+    }
+
+    let transient = checks.iter().any(|c| c.status == conditions::FALSE && TRANSIENT_REASONS.contains(&c.reason));
+    let result = if ready.is_true() { "ready" } else if transient { "transient" } else { "misconfigured" };
+    ctx.metrics.reconciled(KIND, result);
+    tracing::info!(provider = %key, phase = status.phase.as_deref().unwrap_or(""), reason = ready.reason, "reconciled");
+    Ok(if ready.is_true() {
+        ctx.reset_backoff(&key);
+        Action::requeue(ctx.recheck_interval)
+    } else if transient {
+        Action::requeue(ctx.backoff(&key))
+    } else {
+        ctx.reset_backoff(&key);
+        Action::requeue(MISCONFIGURED_RECHECK)
+    })
+}
+
+pub fn error_policy(idp: Arc<IdentityProvider>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(provider = %idp.name_any(), error = %err, "reconcile failed");
+    ctx.metrics.reconciled(KIND, "error");
+    Action::requeue(ctx.backoff(&format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any())))
+}
+
+/// Reads the client secret. `Err` carries the failed `SecretValid` check; the secret itself is
+/// only ever held in memory and handed to the token endpoint.
+async fn read_client_secret(ctx: &Context, ns: &str, idp: &IdentityProvider) -> Result<Result<String, Check>, Error> {
+    let r = &idp.spec.client_secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(secret) = secrets.get_opt(&r.name).await? else {
+        return Ok(Err(Check::failed(
+            SECRET_VALID,
+            "SecretNotFound",
+            format!("Secret {:?} does not exist in namespace {ns:?}; create it with the client secret under key {:?}", r.name, r.key),
+        )));
+    };
+    let data = secret.data.unwrap_or_default();
+    let Some(value) = data.get(&r.key) else {
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        return Ok(Err(Check::failed(
+            SECRET_VALID,
+            "SecretKeyMissing",
+            format!("Secret {:?} has no key {:?} (it has: {}); set spec.clientSecretRef.key or add the key", r.name, r.key, keys.join(", ")),
+        )));
+    };
+    // `kubectl create secret --from-file` keeps a file's trailing newline; client secrets never
+    // contain whitespace, so it is safe to trim.
+    match std::str::from_utf8(&value.0).map(str::trim) {
+        Ok("") => Ok(Err(Check::failed(SECRET_VALID, "SecretEmpty", format!("key {:?} of Secret {:?} is empty", r.key, r.name)))),
+        Ok(s) => Ok(Ok(s.to_string())),
+        Err(_) => Ok(Err(Check::failed(
+            SECRET_VALID,
+            "SecretNotText",
+            format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name),
+        ))),
+    }
+}
+
+async fn run_discovery(ctx: &Context, idp: &IdentityProvider) -> (Check, Option<Discovered>) {
+    let issuer = match issuer::issuer_url(idp.spec.kind, &idp.spec.url) {
+        Ok(i) => i,
+        Err(e) => return (Check::failed(DISCOVERY, "InvalidURL", format!("spec.url: {e}")), None),
+    };
+    let http = match provider_http(ctx, idp) {
+        Ok(h) => h,
+        Err(e) => return (Check::failed(DISCOVERY, "InvalidCABundle", format!("spec.caBundle: {e}")), None),
+    };
+    match oidc::discover(&http, &issuer).await {
+        Ok(found) => {
+            let msg = format!("discovered issuer {issuer} and its signing keys");
+            (Check::passed(DISCOVERY, "Discovered", msg), Some(found))
+        }
+        Err(check) => (check, None),
+    }
+}
+
+fn provider_http(ctx: &Context, idp: &IdentityProvider) -> Result<oidc::reqwest::Client, oidc::HttpClientError> {
+    match &idp.spec.ca_bundle {
+        None => Ok(ctx.http.clone()),
+        Some(bundle) => {
+            let mut bundles = vec![bundle.as_bytes()];
+            if let Some(extra) = &ctx.extra_ca {
+                bundles.push(extra);
+            }
+            oidc::http_client(&bundles)
+        }
+    }
+}
+
+fn endpoints(found: &Discovered) -> ProviderEndpoints {
+    let m = &found.metadata;
+    ProviderEndpoints {
+        authorization: Some(m.authorization_endpoint().to_string()),
+        token: m.token_endpoint().map(|u| u.to_string()),
+        userinfo: m.userinfo_endpoint().map(|u| u.to_string()),
+        jwks_uri: Some(m.jwks_uri().to_string()),
+    }
+}
+
+/// `Ready` is true when every check passed; otherwise it carries the first failing check's
+/// message, which is the one a person should act on first.
+pub fn ready_check(checks: &[Check]) -> Check {
+    match checks.iter().find(|c| !c.is_true() && c.status == conditions::FALSE).or_else(|| checks.iter().find(|c| !c.is_true())) {
+        None => Check::passed(READY, "Ready", "the provider is reachable and accepts the client credentials"),
+        Some(c) => Check::failed(READY, c.reason, format!("{}: {}", c.type_, c.message)),
+    }
+}
+
+pub fn phase(checks: &[Check]) -> &'static str {
+    if checks.iter().all(Check::is_true) {
+        "Ready"
+    } else if checks.iter().any(|c| c.status == conditions::FALSE) {
+        "Failed"
+    } else {
+        "Pending"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_when_all_pass() {
+        let checks = [
+            Check::passed(SECRET_VALID, "Found", ""),
+            Check::passed(DISCOVERY, "Discovered", ""),
+            Check::passed(CREDENTIALS, "Accepted", ""),
+        ];
+        assert!(ready_check(&checks).is_true());
+        assert_eq!(phase(&checks), "Ready");
+    }
+
+    #[test]
+    fn ready_names_the_first_failure() {
+        let checks = [
+            Check::passed(SECRET_VALID, "Found", ""),
+            Check::failed(DISCOVERY, "IssuerMismatch", "names issuer x"),
+            Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting"),
+        ];
+        let ready = ready_check(&checks);
+        assert_eq!(ready.status, conditions::FALSE);
+        assert_eq!(ready.reason, "IssuerMismatch");
+        assert_eq!(ready.message, "DiscoverySucceeded: names issuer x");
+        assert_eq!(phase(&checks), "Failed");
+    }
+
+    #[test]
+    fn a_false_check_wins_over_an_earlier_unknown_one() {
+        let checks = [Check::unknown(SECRET_VALID, "Waiting", ""), Check::failed(DISCOVERY, "Unreachable", "down")];
+        assert_eq!(ready_check(&checks).reason, "Unreachable");
+    }
+
+    #[test]
+    fn pending_when_only_unknowns() {
+        let checks = [Check::passed(SECRET_VALID, "Found", ""), Check::unknown(CREDENTIALS, "Waiting", "")];
+        assert_eq!(phase(&checks), "Pending");
+        assert_eq!(ready_check(&checks).status, conditions::FALSE);
+    }
+}

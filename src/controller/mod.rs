@@ -1,0 +1,219 @@
+//! The controller role: leader-elected reconcilers for IdentityProviders and ScimKeys.
+
+mod context;
+pub mod identity_provider;
+pub mod scim_key;
+
+pub use context::{Context, Error, FIELD_MANAGER};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+
+use crate::api::{labels, IdentityProvider, ScimKey};
+use crate::config::OperatorArgs;
+use crate::metrics::Metrics;
+use crate::{oidc, server};
+
+#[derive(Args, Clone, Debug)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+
+    /// Address for `/healthz`, `/readyz` and `/metrics` of the controller.
+    #[arg(long, env = "INFRA_CONTROLLER_METRICS_ADDR", default_value = "0.0.0.0:8081")]
+    pub metrics_addr: SocketAddr,
+
+    /// How often a Ready provider is checked again.
+    #[arg(long, env = "INFRA_RECHECK_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    pub recheck_interval: Duration,
+
+    /// Seconds a leader's lease lasts without renewal; another replica takes over after it.
+    #[arg(long, env = "INFRA_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
+
+    /// This replica's identity in the Lease (defaults to the pod or host name plus a random suffix).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    scim_key::parse_duration(raw)
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| format!("{raw:?} is not a duration such as 30s, 10m or 1h"))
+}
+
+const LEASE_NAME: &str = "infra-controller";
+
+pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = server::health_router(metrics.clone(), ready.clone());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tracing::info!(addr = %args.metrics_addr, "controller health and metrics listening");
+    let mut health_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, health)
+            .with_graceful_shutdown(async move {
+                let _ = health_shutdown.wait_for(|v| *v).await;
+            })
+            .await;
+    });
+
+    let ns = args.operator.namespace.clone();
+    let identity = match &args.identity {
+        Some(id) => id.clone(),
+        None => format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "infra-controller".into()),
+            crate::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 6)?
+        ),
+    };
+    let grace = (args.lease_duration / 3).max(1);
+    let lease = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+        .with_namespace(&ns)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration)
+        .with_grace(grace)
+        .with_field_manager("infra-controller-lease")
+        .build()
+        .await?;
+    let (mut leader, lease_task) = lease.watch().await;
+    tracing::info!(%identity, lease = LEASE_NAME, "waiting to become the leader");
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut wait_shutdown = shutdown.clone();
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leader.changed() => changed?,
+            _ = wait_shutdown.wait_for(|v| *v) => {
+                drop(leader);
+                let _ = lease_task.await;
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!(%identity, "became the leader; starting reconcilers");
+    metrics.leader.set(1);
+
+    let extra_ca = args.operator.read_extra_ca()?;
+    let http = oidc::http_client(&extra_ca.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+    let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        args.operator.clone(),
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        http,
+        extra_ca,
+        args.recheck_interval,
+    ));
+
+    let stop = {
+        let mut s = shutdown.clone();
+        let mut l = leader.clone();
+        async move {
+            tokio::select! {
+                _ = s.wait_for(|v| *v) => {}
+                _ = l.wait_for(|v| !*v) => tracing::error!("lost the leader lease; stopping reconcilers"),
+            }
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wait_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let idps = identity_provider_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
+    let keys = scim_key_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
+    let reconcilers = futures::future::join(idps, keys);
+    tokio::pin!(reconcilers);
+    tokio::select! {
+        _ = &mut reconcilers => {}
+        _ = stop => {
+            let _ = stop_tx.send(true);
+            reconcilers.await;
+        }
+    }
+    metrics.leader.set(0);
+    let still_leader = *leader.borrow();
+    drop(leader);
+    if let Ok(Ok(manager)) = lease_task.await {
+        // Hand over at once instead of making the next replica wait out the lease.
+        if let Err(e) = manager.release().await {
+            tracing::warn!(error = %e, "could not release the leader lease");
+        }
+    }
+    if still_leader || *shutdown.borrow() {
+        Ok(())
+    } else {
+        anyhow::bail!("lost the leader lease")
+    }
+}
+
+/// Spec changes (a new generation) and Secret changes trigger a reconcile; status writes do not,
+/// so a status update never causes another round of network checks.
+async fn identity_provider_controller(
+    client: Client,
+    ns: &str,
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client, ns);
+    let (reader, writer) = reflector::store();
+    let stream = watcher(idps, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let store = reader.clone();
+    Controller::for_stream(stream, reader)
+        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            let name = secret.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|idp| idp.spec.client_secret_ref.name == name)
+                .map(|idp| ObjectRef::from_obj(idp.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop)
+        .run(identity_provider::reconcile, identity_provider::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn scim_key_controller(
+    client: Client,
+    ns: &str,
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let keys: Api<ScimKey> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client, ns);
+    let (reader, writer) = reflector::store();
+    let stream = watcher(keys, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(stream, reader)
+        .owns(secrets, watcher::Config::default().labels(labels::SCIM_KEY))
+        .graceful_shutdown_on(stop)
+        .run(scim_key::reconcile, scim_key::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,210 @@
+//! Reconciles ScimKeys: generates the key once into a Secret the ScimKey owns, and reports the
+//! key's id, creation and expiry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+use kube::api::{ListParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use super::context::{now, Context, Error};
+use crate::api::conditions::{self, Check};
+use crate::api::{annotations, labels, IdentityProvider, ScimKey};
+use crate::keys;
+
+pub const KIND: &str = "ScimKey";
+pub const READY: &str = "Ready";
+/// The data key of the generated Secret that holds the bearer key.
+pub const SECRET_DATA_KEY: &str = "key";
+pub const SECRET_TYPE: &str = "infrahq.com/scim-key";
+/// How often to look again for a provider that does not exist yet.
+const PROVIDER_RECHECK: Duration = Duration::from_secs(30);
+
+pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_timer(KIND);
+    let ns = key.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let old = key.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+
+    let secret = match owned_secret(&secrets, &key).await? {
+        Some(secret) => secret,
+        None => {
+            if old.key_id.is_some() {
+                tracing::warn!(scimkey = %key.name_any(), "the key's Secret is gone; generating a new key");
+                let check = Check::failed(READY, "SecretMissing", "the Secret holding the key was deleted; a new key was generated");
+                ctx.record(key.as_ref(), &check).await;
+            }
+            create_secret(&secrets, &key).await?
+        }
+    };
+    let (key_id, created, expires) = describe(&secret);
+    status.secret_name = secret.metadata.name.clone();
+    status.key_id = key_id;
+    status.created_at = created.map(Time);
+    status.expires_at = expires.map(Time);
+
+    let providers: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let provider = &key.spec.provider_ref.name;
+    let provider_exists = providers.get_opt(provider).await?.is_some();
+    let check = readiness(provider, provider_exists, expires, now());
+    let changed = conditions::set(&mut status.conditions, &check, key.metadata.generation, now());
+    status.observed_generation = key.metadata.generation;
+    status.phase = Some(
+        match check.reason {
+            "Expired" => "Expired",
+            "Active" => "Active",
+            _ => "Pending",
+        }
+        .to_string(),
+    );
+    if status != old {
+        ctx.apply_status(key.as_ref(), &status).await?;
+    }
+    if changed {
+        ctx.record(key.as_ref(), &check).await;
+    }
+    ctx.metrics.reconciled(KIND, check.reason);
+    Ok(match (check.reason, expires) {
+        ("ProviderNotFound", _) => Action::requeue(PROVIDER_RECHECK),
+        // Wake up when the key expires, so its phase flips at that moment.
+        ("Active", Some(at)) => Action::requeue(until(at).min(Duration::from_secs(3600))),
+        _ => Action::await_change(),
+    })
+}
+
+pub fn error_policy(key: Arc<ScimKey>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(scimkey = %key.name_any(), error = %err, "reconcile failed");
+    ctx.metrics.reconciled(KIND, "error");
+    Action::requeue(ctx.backoff(&format!("scimkey/{}", key.name_any())))
+}
+
+/// The Secret this ScimKey owns, found by label and owner UID so that a retried reconcile adopts
+/// the key it generated instead of generating a second one.
+async fn owned_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Option<Secret>, Error> {
+    let selector = format!("{}={}", labels::SCIM_KEY, key.name_any());
+    let uid = key.uid().unwrap_or_default();
+    let list = secrets.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list.items.into_iter().find(|s| s.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true))))
+}
+
+async fn create_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Secret, Error> {
+    let generated = keys::generate().map_err(|e| Error::Other(e.to_string()))?;
+    let created = now();
+    let expires = match &key.spec.expires_after {
+        Some(raw) => Some(
+            parse_duration(raw)
+                .and_then(|d| created.checked_add(d).ok())
+                .ok_or_else(|| Error::Other(format!("spec.expiresAfter {raw:?} is not a valid duration")))?,
+        ),
+        None => None,
+    };
+    let mut annotations = BTreeMap::new();
+    if let Some(at) = expires {
+        annotations.insert(annotations::EXPIRES_AT.to_string(), at.to_string());
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("scimkey-{}", generated.id)),
+            labels: Some(BTreeMap::from([
+                (labels::SCIM_KEY.to_string(), key.name_any()),
+                (labels::KEY_ID.to_string(), generated.id.clone()),
+                (labels::PROVIDER.to_string(), key.spec.provider_ref.name.clone()),
+                (labels::MANAGED_BY.to_string(), "infra-operator".to_string()),
+            ])),
+            annotations: Some(annotations),
+            owner_references: Some(vec![key.controller_owner_ref(&()).expect("a ScimKey from the API has a name and uid")]),
+            ..Default::default()
+        },
+        type_: Some(SECRET_TYPE.to_string()),
+        data: Some(BTreeMap::from([(SECRET_DATA_KEY.to_string(), ByteString(generated.token.into_bytes()))])),
+        ..Default::default()
+    };
+    let created = secrets.create(&PostParams { field_manager: Some(super::context::FIELD_MANAGER.into()), ..Default::default() }, &secret).await?;
+    tracing::info!(scimkey = %key.name_any(), key_id = %generated.id, "generated SCIM key");
+    Ok(created)
+}
+
+/// Key id, creation time and expiry, all from the Secret (its metadata is written once, when the
+/// key is generated).
+fn describe(secret: &Secret) -> (Option<String>, Option<Timestamp>, Option<Timestamp>) {
+    let id = secret.labels().get(labels::KEY_ID).cloned();
+    let created = secret.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let expires = secret.annotations().get(annotations::EXPIRES_AT).and_then(|s| s.parse().ok());
+    (id, created, expires)
+}
+
+pub fn readiness(provider: &str, provider_exists: bool, expires: Option<Timestamp>, now: Timestamp) -> Check {
+    if expires.is_some_and(|at| at <= now) {
+        return Check::failed(READY, "Expired", "the key has expired and is refused; create a new ScimKey and update the provider");
+    }
+    if !provider_exists {
+        return Check::failed(
+            READY,
+            "ProviderNotFound",
+            format!("IdentityProvider {provider:?} does not exist in this namespace; the key is refused until it does"),
+        );
+    }
+    Check::passed(READY, "Active", format!("the key is active for provider {provider:?}"))
+}
+
+fn until(at: Timestamp) -> Duration {
+    let left = at.duration_since(now());
+    Duration::try_from(left).unwrap_or(Duration::ZERO) + Duration::from_secs(1)
+}
+
+/// Parses `90d`, `12h`, `1w2d`, `30m`, `45s` (the forms the CRD's pattern admits).
+pub fn parse_duration(raw: &str) -> Option<SignedDuration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && total > 0).then(|| SignedDuration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Some(SignedDuration::from_hours(90 * 24)));
+        assert_eq!(parse_duration("1w2d"), Some(SignedDuration::from_hours(9 * 24)));
+        assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(parse_duration("45s"), Some(SignedDuration::from_secs(45)));
+        for bad in ["", "10", "h", "1x", "0s", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn readiness_prefers_expiry() {
+        let t = |s| Timestamp::from_second(s).unwrap();
+        assert_eq!(readiness("okta", true, None, t(100)).reason, "Active");
+        assert_eq!(readiness("okta", true, Some(t(200)), t(100)).reason, "Active");
+        assert_eq!(readiness("okta", true, Some(t(100)), t(100)).reason, "Expired");
+        assert_eq!(readiness("okta", false, Some(t(50)), t(100)).reason, "Expired");
+        assert_eq!(readiness("okta", false, None, t(100)).reason, "ProviderNotFound");
+    }
+}

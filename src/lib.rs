@@ -1,0 +1,37 @@
+//! Infra connects a company's identity provider to Kubernetes.
+//!
+//! The library holds everything; `src/bin/` holds thin mains. Pure logic (URL normalization,
+//! conditions, key handling) lives apart from the code that talks to the API server or the IdP.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod keys;
+pub mod metrics;
+pub mod oidc;
+pub mod server;
+pub mod telemetry;
+
+/// A channel that flips to `true` on SIGTERM or Ctrl-C, so every long-running part can finish
+/// in-flight work and stop cleanly.
+pub fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown signal received");
+        let _ = tx.send(true);
+    });
+    rx
+}

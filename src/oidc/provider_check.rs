@@ -1,0 +1,141 @@
+//! The checks behind `DiscoverySucceeded` and `ClientCredentialsValid`.
+
+use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreErrorResponseType, CoreJsonWebKeySet, CoreProviderMetadata};
+use openidconnect::{
+    reqwest, AuthType, AuthorizationCode, ClientId, ClientSecret, RedirectUrl,
+    RequestTokenError,
+};
+
+use super::{describe_error, CLI_REDIRECT_URI};
+use crate::api::conditions::Check;
+
+pub const DISCOVERY: &str = "DiscoverySucceeded";
+pub const CREDENTIALS: &str = "ClientCredentialsValid";
+
+/// Reasons that mean "try again soon" rather than "someone must fix the configuration".
+pub const TRANSIENT_REASONS: &[&str] = &["Unreachable", "ProviderError"];
+
+/// What discovery found, enough to log people in and to check the client.
+#[derive(Clone, Debug)]
+pub struct Discovered {
+    pub issuer: String,
+    pub metadata: CoreProviderMetadata,
+}
+
+/// Fetches and validates the discovery document of `issuer` and the key set it points to.
+pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered, Check> {
+    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let fail = |reason, message: String| Check::failed(DISCOVERY, reason, message);
+    let body = fetch(http, &url).await.map_err(|(reason, msg)| fail(reason, msg))?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
+        .map_err(|e| fail("InvalidDocument", format!("{url} is not a valid OpenID Connect discovery document: {e}")))?;
+    let found = metadata.issuer().as_str();
+    if found != issuer {
+        return Err(fail(
+            "IssuerMismatch",
+            format!(
+                "the discovery document at {url} names issuer {found:?}, but Infra expected {issuer:?}; \
+                 issuers must match exactly, so set spec.url to the issuer the provider uses"
+            ),
+        ));
+    }
+    let jwks_url = metadata.jwks_uri().url().to_string();
+    let jwks_body = fetch(http, &jwks_url).await.map_err(|(reason, msg)| fail(reason, msg))?;
+    let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body)
+        .map_err(|e| fail("InvalidDocument", format!("the key set at {jwks_url} is not a valid JWK set: {e}")))?;
+    if jwks.keys().is_empty() {
+        return Err(fail("InvalidDocument", format!("the key set at {jwks_url} has no keys; ID tokens could not be verified")));
+    }
+    Ok(Discovered { issuer: issuer.to_string(), metadata: metadata.set_jwks(jwks) })
+}
+
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, (&'static str, String)> {
+    let resp = http
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| ("Unreachable", format!("could not reach {url}: {}", describe_error(&e))))?;
+    let status = resp.status();
+    if status.is_redirection() {
+        let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        return Err(("HTTPError", format!("{url} redirected to {to}; Infra does not follow redirects from identity providers, check the URL")));
+    }
+    if status.is_server_error() {
+        return Err(("ProviderError", format!("{url} answered HTTP {status}; the provider may be having trouble, retrying")));
+    }
+    if !status.is_success() {
+        return Err(("HTTPError", format!("{url} answered HTTP {status}; check the URL (for Okta, the domain and any /oauth2/<server> path)")));
+    }
+    resp.bytes().await.map(|b| b.to_vec()).map_err(|e| ("Unreachable", format!("reading {url} failed: {}", describe_error(&e))))
+}
+
+/// Checks the client ID and secret at the token endpoint without a real user: it redeems a code
+/// that cannot exist. A provider answers `invalid_client` when it does not accept the client's
+/// credentials and `invalid_grant` when it does (and only the code is wrong).
+pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, client_id: &str, secret: &str) -> Check {
+    let fail = |reason, message: String| Check::failed(CREDENTIALS, reason, message);
+    let metadata = &discovered.metadata;
+    if metadata.token_endpoint().is_none() {
+        return fail("NoTokenEndpoint", "the discovery document has no token_endpoint".into());
+    }
+    let methods = metadata.token_endpoint_auth_methods_supported();
+    // client_secret_basic is the default when the provider lists nothing (OpenID Connect Discovery §3).
+    let basic = methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic));
+    let client = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(client_id.to_string()),
+        Some(ClientSecret::new(secret.to_string())),
+    )
+    .set_redirect_uri(RedirectUrl::new(CLI_REDIRECT_URI.to_string()).expect("constant URL is valid"))
+    .set_auth_type(if basic { AuthType::BasicAuth } else { AuthType::RequestBody });
+    let request = match client.exchange_code(AuthorizationCode::new("infra-credentials-check".to_string())) {
+        Ok(r) => r,
+        Err(e) => return fail("NoTokenEndpoint", e.to_string()),
+    };
+    let token_url = metadata.token_endpoint().map(|u| u.to_string()).unwrap_or_default();
+    match request.request_async(http).await {
+        Err(RequestTokenError::ServerResponse(resp)) => {
+            let detail = resp.error_description().map(|d| format!(" ({d})")).unwrap_or_default();
+            match resp.error() {
+                CoreErrorResponseType::InvalidGrant => Check::passed(
+                    CREDENTIALS,
+                    "Accepted",
+                    format!("the token endpoint accepted client ID {client_id:?} and its secret"),
+                ),
+                CoreErrorResponseType::InvalidClient => fail(
+                    "InvalidClient",
+                    format!(
+                        "the provider rejected client ID {client_id:?} or its secret: invalid_client{detail}; \
+                         copy the Client ID and Client Secret from the application's General tab and update the Secret"
+                    ),
+                ),
+                CoreErrorResponseType::UnauthorizedClient => fail(
+                    "UnauthorizedClient",
+                    format!(
+                        "the provider does not allow client {client_id:?} the Authorization Code grant: unauthorized_client{detail}; \
+                         enable the Authorization Code and Refresh Token grant types for the application"
+                    ),
+                ),
+                other => fail(
+                    "UnexpectedResponse",
+                    format!("the token endpoint {token_url} answered {}{detail}, not invalid_grant; cannot tell whether the credentials are valid", other.as_ref()),
+                ),
+            }
+        }
+        Err(RequestTokenError::Request(e)) => {
+            fail("Unreachable", format!("could not reach the token endpoint {token_url}: {}", describe_error(&e)))
+        }
+        Err(RequestTokenError::Parse(e, _)) => fail(
+            "UnexpectedResponse",
+            format!("the token endpoint {token_url} answered something that is not an OAuth error response: {e}"),
+        ),
+        Err(RequestTokenError::Other(e)) => {
+            fail("UnexpectedResponse", format!("the token endpoint {token_url} answered unexpectedly: {e}"))
+        }
+        Ok(_) => fail(
+            "UnexpectedResponse",
+            format!("the token endpoint {token_url} issued a token for a code that does not exist; this provider cannot be trusted"),
+        ),
+    }
+}

@@ -1,0 +1,54 @@
+//! Counts and times every request by method, route and status.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::metrics::{HttpLabels, Metrics};
+
+pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = route_label(req.uri().path());
+    let resp = next.run(req).await;
+    let labels = HttpLabels { method, route, status: resp.status().as_u16().to_string() };
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics.http_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// A bounded label for a path: the SCIM resource type rather than the raw path, so that ids and
+/// junk paths cannot explode the number of series.
+pub fn route_label(path: &str) -> String {
+    const KNOWN: &[&str] = &["/healthz", "/readyz", "/metrics"];
+    const SCIM_RESOURCES: &[&str] =
+        &["Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk", "Me"];
+    if KNOWN.contains(&path) {
+        return path.to_string();
+    }
+    if let Some(rest) = path.strip_prefix("/api/scim/v2") {
+        let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");
+        return match SCIM_RESOURCES.iter().find(|r| **r == first) {
+            Some(r) => format!("/api/scim/v2/{r}"),
+            None => "/api/scim/v2/other".to_string(),
+        };
+    }
+    "other".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(route_label("/healthz"), "/healthz");
+        assert_eq!(route_label("/api/scim/v2/Users/123"), "/api/scim/v2/Users");
+        assert_eq!(route_label("/api/scim/v2/ServiceProviderConfig"), "/api/scim/v2/ServiceProviderConfig");
+        assert_eq!(route_label("/api/scim/v2/whatever/1"), "/api/scim/v2/other");
+        assert_eq!(route_label("/random/junk"), "other");
+    }
+}
