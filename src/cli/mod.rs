@@ -1,1 +1,51 @@
-//! The `infra` command line.
+//! The `infra` command line. Administrative commands talk to the Kubernetes API with the caller's
+//! kubeconfig, like kubectl.
+
+mod kube_client;
+mod output;
+mod providers;
+mod scim_keys;
+mod spinner;
+mod directory;
+
+use clap::{Parser, Subcommand};
+
+pub use kube_client::KubeArgs;
+
+/// The field manager the CLI applies with, so `kubectl get --show-managed-fields` tells CLI edits
+/// apart from GitOps and from the operator.
+pub const FIELD_MANAGER: &str = "infra-cli";
+
+#[derive(Parser)]
+#[command(name = "infra", version, about = "Connect your identity provider to Kubernetes")]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Add, list, edit and remove identity providers.
+    #[command(subcommand)]
+    Providers(providers::ProvidersCommand),
+    /// Create, list and revoke the keys identity providers use for SCIM provisioning.
+    #[command(subcommand, name = "scim-keys")]
+    ScimKeys(scim_keys::ScimKeysCommand),
+    /// List users provisioned by identity providers.
+    #[command(subcommand)]
+    Users(directory::UsersCommand),
+    /// List groups provisioned by identity providers.
+    #[command(subcommand)]
+    Groups(directory::GroupsCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Providers(cmd) => providers::run(&cli.kube, cmd).await,
+        Command::ScimKeys(cmd) => scim_keys::run(&cli.kube, cmd).await,
+        Command::Users(cmd) => directory::run_users(&cli.kube, cmd).await,
+        Command::Groups(cmd) => directory::run_groups(&cli.kube, cmd).await,
+    }
+}

@@ -1,0 +1,185 @@
+//! `infra scim-keys create|list|revoke`.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::kube_client::{explain, Kube, KubeArgs};
+use super::output::{self, Format};
+use super::{spinner, FIELD_MANAGER};
+use crate::api::{labels, IdentityProvider, ScimKey, ScimKeySpec};
+use crate::controller::scim_key::{parse_duration, SECRET_DATA_KEY};
+
+#[derive(Subcommand)]
+pub enum ScimKeysCommand {
+    /// Generate a SCIM key for a provider and print it, once, with what to paste into the provider.
+    Create {
+        /// The provider whose users and groups the key may provision.
+        #[arg(long)]
+        provider: String,
+        /// Name of the ScimKey object (default: `<provider>-<random>`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire the key after this long, such as `90d` or `720h` (default: never).
+        #[arg(long, value_parser = check_duration)]
+        expires_after: Option<String>,
+        /// What the key is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List SCIM keys (never their values).
+    List {
+        /// Only keys of this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Revoke a key: deletes the ScimKey and its Secret; the server refuses the key at once.
+    Revoke {
+        /// Name of the ScimKey.
+        name: String,
+    },
+}
+
+fn check_duration(raw: &str) -> Result<String, String> {
+    parse_duration(raw).map(|_| raw.to_string()).ok_or_else(|| format!("{raw:?} is not a duration such as 90d, 720h or 1w"))
+}
+
+pub async fn run(args: &KubeArgs, cmd: ScimKeysCommand) -> anyhow::Result<()> {
+    let kube = args.connect().await?;
+    match cmd {
+        ScimKeysCommand::Create { provider, name, expires_after, description } => {
+            create(&kube, provider, name, expires_after, description).await
+        }
+        ScimKeysCommand::List { provider, output } => list(&kube, provider, output).await,
+        ScimKeysCommand::Revoke { name } => revoke(&kube, &name).await,
+    }
+}
+
+async fn create(
+    kube: &Kube,
+    provider: String,
+    name: Option<String>,
+    expires_after: Option<String>,
+    description: Option<String>,
+) -> anyhow::Result<()> {
+    let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let idp = idps
+        .get_opt(&provider)
+        .await
+        .map_err(|e| explain(e, "read identity providers"))?
+        .ok_or_else(|| anyhow::anyhow!("provider {provider:?} not found in namespace {:?}; see `infra providers list`", kube.namespace))?;
+    let name = match name {
+        Some(n) => n,
+        None => format!("{provider}-{}", crate::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5)?),
+    };
+    let keys: Api<ScimKey> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    if keys.get_opt(&name).await.map_err(|e| explain(e, "read SCIM keys"))?.is_some() {
+        anyhow::bail!("a ScimKey named {name:?} already exists; choose another --name or revoke it first");
+    }
+    let spec = ScimKeySpec { provider_ref: crate::api::ProviderRef { name: provider.clone() }, expires_after, description };
+    let body = json!({
+        "apiVersion": ScimKey::api_version(&()),
+        "kind": ScimKey::kind(&()),
+        "metadata": {"name": name, "labels": {labels::MANAGED_BY: FIELD_MANAGER, labels::PROVIDER: provider}},
+        "spec": spec,
+    });
+    keys.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&body))
+        .await
+        .map_err(|e| explain(e, "create the ScimKey"))?;
+
+    let spin = spinner::start("Generating the key");
+    let issued = |k: Option<&ScimKey>| k.and_then(|k| k.status.as_ref()).is_some_and(|s| s.secret_name.is_some() && s.key_id.is_some());
+    let waited = tokio::time::timeout(Duration::from_secs(60), await_condition(keys.clone(), &name, issued)).await;
+    spin.finish_and_clear();
+    let key = match waited {
+        Ok(Ok(Some(k))) => k,
+        Ok(Ok(None)) => anyhow::bail!("ScimKey {name:?} was deleted while waiting"),
+        Ok(Err(e)) => anyhow::bail!("watching ScimKey {name:?} failed: {e}"),
+        Err(_) => anyhow::bail!(
+            "timed out waiting for the controller to generate key {name:?}; is the Infra controller running? See `kubectl describe scimkey {name}`"
+        ),
+    };
+    let status = key.status.unwrap_or_default();
+    let secret_name = status.secret_name.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let secret = secrets.get(&secret_name).await.map_err(|e| explain(e, "read the generated key's Secret"))?;
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(SECRET_DATA_KEY))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+        .ok_or_else(|| anyhow::anyhow!("Secret {secret_name:?} has no key {SECRET_DATA_KEY:?}"))?;
+    let scim_url = idp.status.and_then(|s| s.scim_url).unwrap_or_else(|| "<external URL>/api/scim/v2".into());
+    let expires = status.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into());
+    println!("Created SCIM key {name:?} for provider {provider:?} (key id {}, expires {expires}).", status.key_id.unwrap_or_default());
+    println!("The key is shown only now; it is stored in Secret {secret_name:?}.");
+    println!();
+    println!("In the provider's SCIM app (Okta: SCIM 2.0 Test App (Header Auth) > Provisioning > Configure API Integration):");
+    println!("  Base URL:  {scim_url}");
+    println!("  API Token: Bearer {token}");
+    Ok(())
+}
+
+async fn list(kube: &Kube, provider: Option<String>, format: Format) -> anyhow::Result<()> {
+    let keys: Api<ScimKey> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let mut items = keys.list(&ListParams::default()).await.map_err(|e| explain(e, "list SCIM keys"))?.items;
+    if let Some(p) = &provider {
+        items.retain(|k| &k.spec.provider_ref.name == p);
+    }
+    if let Format::Table = format {
+        if items.is_empty() {
+            eprintln!("No SCIM keys in namespace {:?}. Create one with `infra scim-keys create --provider NAME`.", kube.namespace);
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|k| {
+                let s = k.status.clone().unwrap_or_default();
+                vec![
+                    k.name_any(),
+                    k.spec.provider_ref.name.clone(),
+                    s.key_id.unwrap_or_default(),
+                    s.phase.unwrap_or_else(|| "Pending".into()),
+                    output::age(k.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+                    s.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
+                    k.spec.description.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print!("{}", output::table(&["NAME", "PROVIDER", "KEY ID", "PHASE", "AGE", "EXPIRES", "DESCRIPTION"], &rows));
+        return Ok(());
+    }
+    let items: Vec<ScimKey> = items.into_iter().map(output::without_managed_fields).collect();
+    print!("{}", output::structured(format, &items)?);
+    Ok(())
+}
+
+async fn revoke(kube: &Kube, name: &str) -> anyhow::Result<()> {
+    let keys: Api<ScimKey> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    let key = match keys.get_opt(name).await.map_err(|e| explain(e, "read SCIM keys"))? {
+        Some(k) => k,
+        None => anyhow::bail!("SCIM key {name:?} not found in namespace {:?}; see `infra scim-keys list`", kube.namespace),
+    };
+    keys.delete(name, &DeleteParams::default()).await.map_err(|e| explain(e, "delete the ScimKey"))?;
+    // Delete the owned Secret now rather than waiting for the garbage collector.
+    if let Some(secret_name) = key.status.as_ref().and_then(|s| s.secret_name.clone()) {
+        let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        match secrets.delete(&secret_name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(explain(e, "delete the key's Secret")),
+        }
+    }
+    let id = key.status.and_then(|s| s.key_id).unwrap_or_default();
+    println!("Revoked SCIM key {name:?} (key id {id}); the server refuses it from now on.");
+    Ok(())
+}
