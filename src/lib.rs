@@ -10,6 +10,7 @@ pub mod controller;
 pub mod keys;
 pub mod metrics;
 pub mod oidc;
+pub mod scim;
 pub mod server;
 pub mod telemetry;
 

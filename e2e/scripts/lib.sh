@@ -66,12 +66,16 @@ proc_alive() {
   [[ -n "${stat}" && "${stat:0:1}" != Z ]]
 }
 
-# pid_alive PIDFILE : true if PIDFILE names a live process.
+# pid_alive PIDFILE [COMMAND] : true if PIDFILE names a live process and,
+# when COMMAND is given, that process runs the executable COMMAND (pids wrap
+# quickly in a sandbox, so a stale pid file may name someone else's process).
 pid_alive() {
   local pid
   [[ -s "$1" ]] || return 1
   pid="$(<"$1")"
-  [[ "${pid}" =~ ^[0-9]+$ ]] && proc_alive "${pid}"
+  [[ "${pid}" =~ ^[0-9]+$ ]] && proc_alive "${pid}" || return 1
+  # /proc/PID/comm holds the first 15 bytes of the executable's name.
+  [[ -z "${2:-}" || "$(cat "/proc/${pid}/comm" 2>/dev/null)" == "${2:0:15}" ]]
 }
 
 # port_open PORT : true if something accepts TCP connections on

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs the operator as local processes against the local control plane, authenticated as the
+# infra-operator ServiceAccount (so config/rbac is exercised, never cluster-admin): two controller
+# replicas (leader-elected) and two server replicas.
+#
+# Expects the control plane and the stand-in IdP to be up and the binaries built.
+# Env: INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"), CONTROLLER_PORTS ("18081 18083").
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=e2e/scripts/lib.sh
+source "${SCRIPT_DIR}/lib.sh"
+
+NS="${INFRA_NAMESPACE:-infra-system}"
+read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
+read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
+BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/infra-operator"
+OPERATOR_KUBECONFIG="${STATE_DIR}/operator.kubeconfig"
+EXTERNAL_URL="http://127.0.0.1:${SERVER_PORTS[0]}"
+
+[[ -x "${BIN}" ]] || die "${BIN} not built; run cargo build --bins"
+mkdir -p "${STATE_DIR}/pids" "${STATE_DIR}/logs"
+
+log "installing CRDs and RBAC into namespace ${NS}"
+kubectl_admin apply --server-side --field-manager=infra-e2e -f "${REPO_ROOT}/crds/" >/dev/null
+kubectl_admin wait --for=condition=Established --timeout=60s -f "${REPO_ROOT}/crds/" >/dev/null
+kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin apply --server-side --field-manager=infra-e2e -f - >/dev/null
+kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
+"${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" infra-operator "${OPERATOR_KUBECONFIG}"
+
+# start NAME ARGS... : runs the operator binary in the background with its own pid and log.
+start() {
+  local name="$1"
+  shift
+  if pid_alive "${STATE_DIR}/pids/${name}.pid"; then
+    log "${name} already running"
+    return
+  fi
+  [[ -f "${STATE_DIR}/logs/${name}.log" ]] && mv "${STATE_DIR}/logs/${name}.log" "${STATE_DIR}/logs/${name}.log.1"
+  KUBECONFIG="${OPERATOR_KUBECONFIG}" INFRA_NAMESPACE="${NS}" INFRA_EXTERNAL_URL="${EXTERNAL_URL}" \
+    INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" \
+    setsid "${BIN}" "$@" >"${STATE_DIR}/logs/${name}.log" 2>&1 </dev/null &
+  echo $! >"${STATE_DIR}/pids/${name}.pid"
+}
+
+for i in "${!CONTROLLER_PORTS[@]}"; do
+  start "controller-${i}" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
+    --recheck-interval "${RECHECK_INTERVAL:-10m}"
+done
+for i in "${!SERVER_PORTS[@]}"; do
+  start "server-${i}" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}"
+done
+
+for i in "${!SERVER_PORTS[@]}"; do
+  wait_for 60 "server-${i} /readyz" curl -fsS "http://127.0.0.1:${SERVER_PORTS[$i]}/readyz" || {
+    tail -n 30 "${STATE_DIR}/logs/server-${i}.log" >&2
+    die "server-${i} did not become ready"
+  }
+done
+for i in "${!CONTROLLER_PORTS[@]}"; do
+  wait_for 60 "controller-${i} /readyz" curl -fsS "http://127.0.0.1:${CONTROLLER_PORTS[$i]}/readyz" || {
+    tail -n 30 "${STATE_DIR}/logs/controller-${i}.log" >&2
+    die "controller-${i} did not become ready"
+  }
+done
+log "operator running: servers on ${SERVER_PORTS[*]}, controllers on ${CONTROLLER_PORTS[*]}"

@@ -1,0 +1,7 @@
+//! End-to-end tests against the local control plane, the stand-in Okta and the operator that
+//! `e2e/up` started. Run them with `e2e/test`; they fail (never skip) without that environment.
+
+mod harness;
+mod providers;
+mod resources;
+mod scim_keys;

@@ -1,0 +1,61 @@
+//! The CRDs as installed, the samples, and the server's health endpoints.
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn kubectl_explain_reads_well() {
+    let out = kubectl(&["explain", "identityprovider.spec"]).ok().stdout;
+    for expected in ["clientSecretRef", "clientID", "groupsFilter", "custom authorization server"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let out = kubectl(&["explain", "scimkey.spec.providerRef"]).ok().stdout;
+    assert!(out.contains("Immutable"), "{out}");
+    for kind in ["user.spec", "group.spec.members"] {
+        kubectl(&["explain", kind]).ok();
+    }
+}
+
+#[tokio::test]
+async fn printer_columns_and_short_names() {
+    let out = kubectl(&["get", "idp", "okta", "-n", &env().namespace]).ok().stdout;
+    let header = out.lines().next().unwrap();
+    for col in ["NAME", "KIND", "ISSUER", "PHASE", "AGE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(out.contains("Ready"), "{out}");
+    kubectl(&["get", "sk", "-n", &env().namespace]).ok();
+}
+
+#[tokio::test]
+async fn applying_the_samples_again_changes_nothing() {
+    // e2e/up applied them; a GitOps tool re-applies them all the time.
+    let before = providers().await.get("okta").await.unwrap();
+    assert_eq!(before.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Ready"));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples/");
+    kubectl(&["apply", "-n", &env().namespace, "-f", dir]).ok();
+    let after = providers().await.get("okta").await.unwrap();
+    assert_eq!(before.metadata.generation, after.metadata.generation);
+    assert_eq!(before.spec, after.spec);
+    // The sample ScimKey got its key.
+    let key = scim_keys().await.get("okta-scim").await.unwrap();
+    assert!(key.status.and_then(|s| s.secret_name).is_some());
+}
+
+#[tokio::test]
+async fn server_health_and_metrics() {
+    let http = http();
+    for base in &env().server_urls {
+        assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("infra_http_requests_total"), "{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_scim_paths_are_404_scim_errors_after_authentication() {
+    let http = http();
+    let base = &env().server_urls[0];
+    let resp = http.get(format!("{base}/api/scim/v2/Nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "unauthenticated requests learn nothing about paths");
+}
