@@ -449,7 +449,12 @@ async fn remove(kube: &Kube, name: &str) -> anyhow::Result<()> {
         let ours = secret.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(FIELD_MANAGER)
             && secret.labels().get(labels::PROVIDER).map(String::as_str) == Some(name);
         if ours {
-            secrets.delete(&secret_name(name), &DeleteParams::default()).await.map_err(|e| explain(e, "delete the client secret"))?;
+            match secrets.delete(&secret_name(name), &DeleteParams::default()).await {
+                // The garbage collector got there first.
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(explain(e, "delete the client secret")),
+            }
         }
     }
     println!("Removed provider {name:?}");

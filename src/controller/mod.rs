@@ -86,7 +86,8 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
         .with_identity(&identity)
         .with_duration(args.lease_duration)
         .with_grace(grace)
-        .with_field_manager("infra-controller-lease")
+        // The field manager stays the per-identity default: the lease relies on server-side apply
+        // conflicts between managers, so a shared manager name would let every replica lead.
         .build()
         .await?;
     let (mut leader, lease_task) = lease.watch().await;

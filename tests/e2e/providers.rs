@@ -138,8 +138,11 @@ async fn a_missing_secret_created_later_makes_the_provider_ready_without_touchin
     assert_eq!(after.metadata.generation, generation, "the operator changed the spec");
 
     // Events recorded the transitions, without the secret.
-    let events = kubectl(&["get", "events", "-n", &env().namespace, "--field-selector", &format!("regarding.name={name}"), "-o", "json"]);
-    let events = if events.status == 0 { events.stdout } else { kubectl(&["get", "events", "-n", &env().namespace, "-o", "json"]).ok().stdout };
+    let events = kubectl(&[
+        "get", "events", "-n", &env().namespace, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json",
+    ])
+    .ok()
+    .stdout;
     assert!(events.contains("SecretNotFound"), "no SecretNotFound event");
     assert!(!events.contains(CLIENT_SECRET));
     kubectl(&["delete", "identityprovider", &name, "-n", &env().namespace]).ok();
