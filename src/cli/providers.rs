@@ -436,7 +436,21 @@ async fn update_secret(kube: &Kube, r: &SecretKeyRef, value: &str) -> anyhow::Re
 async fn remove(kube: &Kube, name: &str) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
     match idps.delete(name, &DeleteParams::foreground()).await {
-        Ok(_) => {}
+        Ok(deleted) => {
+            // Foreground deletion: the provider disappears once the garbage collector has deleted
+            // what it owns, so when this returns, nothing of it is left.
+            if let Some(uid) = deleted.left().and_then(|idp| idp.uid()) {
+                let spin = spinner::start(format!("Removing provider {name:?}"));
+                let gone = await_condition(idps.clone(), name, kube::runtime::conditions::is_deleted(&uid));
+                let waited = tokio::time::timeout(Duration::from_secs(60), gone).await;
+                spin.finish_and_clear();
+                if waited.is_err() {
+                    anyhow::bail!(
+                        "provider {name:?} is still being deleted after 60s; is kube-controller-manager (garbage collection) running?"
+                    );
+                }
+            }
+        }
         Err(kube::Error::Api(s)) if s.code == 404 => {
             anyhow::bail!("provider {name:?} not found in namespace {:?}; see `infra providers list`", kube.namespace)
         }
