@@ -1,0 +1,149 @@
+//! How attribute values in the JSON wire form are read and compared. Filtering, sorting and PATCH
+//! all compare values the same way (RFC 7644 §3.4.2.2 and §3.4.2.3: by the attribute's type, and
+//! case-insensitively unless it is `caseExact`), so that logic lives here once.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+use super::schema::{AttrDef, AttrType};
+
+/// The member `name` of a JSON object. Attribute names are case-insensitive (RFC 7643 §2.1), and
+/// clients do not always use the canonical casing (Entra's docs map `emails[type eq "other"].Value`),
+/// so an exact match is preferred and a case-insensitive one accepted.
+pub(crate) fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = obj.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// Renames a member whose key matches `canonical` case-insensitively to exactly `canonical`, so a
+/// write that follows lands on the one key instead of creating a second, differently cased one.
+pub(crate) fn canonicalize_key(map: &mut Map<String, Value>, canonical: &str) {
+    if map.contains_key(canonical) {
+        return;
+    }
+    let other = map.keys().find(|k| k.eq_ignore_ascii_case(canonical)).cloned();
+    if let Some(other) = other
+        && let Some(v) = map.remove(&other)
+    {
+        map.insert(canonical.to_string(), v);
+    }
+}
+
+/// RFC 7643 §2.5: null, an empty array and (for our purposes, as RFC 7644's `pr` says "non-empty")
+/// an empty string or an object with only empty members all mean "no value".
+pub(crate) fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => items.iter().all(is_empty),
+        Value::Object(members) => members.values().all(is_empty),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Parses an `xsd:dateTime` (RFC 7643 §2.3.5). Clients usually send an offset
+/// (`2011-05-13T04:42:34Z`), but xsd:dateTime makes it optional; a time without one is taken as UTC.
+pub(crate) fn parse_datetime(s: &str) -> Option<jiff::Timestamp> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Some(ts);
+    }
+    let civil = s.parse::<jiff::civil::DateTime>().ok()?;
+    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+}
+
+/// Whether strings of this attribute compare exactly. Binary values are base64, where case matters.
+pub(crate) fn is_case_exact(def: &AttrDef) -> bool {
+    def.case_exact || def.ty == AttrType::Binary
+}
+
+/// A string as it should be compared for this attribute.
+pub(crate) fn fold<'a>(def: &AttrDef, s: &'a str) -> Cow<'a, str> {
+    if is_case_exact(def) { Cow::Borrowed(s) } else { Cow::Owned(s.to_lowercase()) }
+}
+
+/// Orders two values of the attribute `def` by its type: strings lexicographically (folded unless
+/// caseExact), dateTimes chronologically, numbers numerically, `false < true`. `None` when the
+/// values are not both of the attribute's type (or the type has no order, like complex).
+pub(crate) fn compare(def: &AttrDef, a: &Value, b: &Value) -> Option<Ordering> {
+    match def.ty {
+        AttrType::String | AttrType::Reference | AttrType::Binary => {
+            Some(fold(def, a.as_str()?).cmp(&fold(def, b.as_str()?)))
+        }
+        AttrType::Boolean => Some(a.as_bool()?.cmp(&b.as_bool()?)),
+        AttrType::Integer | AttrType::Decimal => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        AttrType::DateTime => Some(parse_datetime(a.as_str()?)?.cmp(&parse_datetime(b.as_str()?)?)),
+        AttrType::Complex => None,
+    }
+}
+
+/// Whether two values of the attribute `def` are the same value.
+pub(crate) fn equal(def: &AttrDef, a: &Value, b: &Value) -> bool {
+    match compare(def, a, b) {
+        Some(o) => o == Ordering::Equal,
+        None => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{ResourceType, common_attribute};
+    use serde_json::json;
+
+    fn def(path: &str) -> &'static AttrDef {
+        crate::scim::schema::resolve(ResourceType::User, path).unwrap().leaf()
+    }
+
+    #[test]
+    fn field_prefers_exact_and_accepts_other_casing() {
+        let v = json!({"Value": 1, "value": 2, "Type": 3});
+        assert_eq!(field(&v, "value"), Some(&json!(2)));
+        assert_eq!(field(&v, "type"), Some(&json!(3)));
+        assert_eq!(field(&v, "display"), None);
+        assert_eq!(field(&json!("not an object"), "value"), None);
+    }
+
+    #[test]
+    fn canonicalize_key_renames_other_casing() {
+        let mut m = json!({"USERNAME": "a"}).as_object().unwrap().clone();
+        canonicalize_key(&mut m, "userName");
+        assert_eq!(Value::Object(m), json!({"userName": "a"}));
+    }
+
+    #[test]
+    fn emptiness() {
+        for v in [json!(null), json!(""), json!([]), json!({}), json!([null, ""]), json!({"givenName": ""})] {
+            assert!(is_empty(&v), "{v}");
+        }
+        for v in [json!(false), json!(0), json!("x"), json!([{"value": "x"}]), json!({"givenName": "B"})] {
+            assert!(!is_empty(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn datetimes_with_and_without_offset() {
+        let z = parse_datetime("2011-05-13T04:42:34Z").unwrap();
+        assert_eq!(parse_datetime("2011-05-13T04:42:34").unwrap(), z);
+        assert_eq!(parse_datetime("2011-05-13T06:42:34+02:00").unwrap(), z);
+        assert!(parse_datetime("2011-05-13T04:42:34.882Z").unwrap() > z);
+        assert!(parse_datetime("yesterday").is_none());
+    }
+
+    #[test]
+    fn compare_by_type_and_case_exactness() {
+        assert_eq!(compare(def("userName"), &json!("Bob"), &json!("bob")), Some(Ordering::Equal));
+        assert_eq!(compare(def("externalId"), &json!("Bob"), &json!("bob")), Some(Ordering::Less));
+        assert_eq!(compare(def("x509Certificates.value"), &json!("QQ=="), &json!("qq==")), Some(Ordering::Less));
+        assert_eq!(compare(def("active"), &json!(false), &json!(true)), Some(Ordering::Less));
+        assert_eq!(
+            compare(def("meta.created"), &json!("2011-05-13T04:42:34Z"), &json!("2011-05-13T05:00:00+01:00")),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(compare(def("userName"), &json!(1), &json!("1")), None);
+        assert_eq!(compare(common_attribute("meta").unwrap(), &json!({}), &json!({})), None);
+        assert!(equal(def("emails.value"), &json!("A@example.com"), &json!("a@EXAMPLE.com")));
+        assert!(!equal(def("id"), &json!("A1"), &json!("a1")));
+    }
+}
