@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod directory;
 pub mod keys;
 pub mod metrics;
 pub mod oidc;

@@ -41,9 +41,9 @@ pub struct GroupSpec {
 pub struct GroupMember {
     /// The SCIM id (User UID) of the member.
     pub value: String,
-    /// The member's display name, as the provider sent it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display: Option<String>,
+    /// `User` (the only member type this server accepts).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

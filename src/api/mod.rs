@@ -13,7 +13,7 @@ pub use identity_provider::{
     SecretKeyRef, DEFAULT_SECRET_KEY,
 };
 pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus};
-pub use user::{User, UserEmail, UserName, UserSpec, UserStatus};
+pub use user::{User, UserSpec, UserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -28,12 +28,18 @@ pub mod labels {
     pub const PROVIDER: &str = "infrahq.com/provider";
     pub const SCIM_KEY: &str = "infrahq.com/scim-key";
     pub const KEY_ID: &str = "infrahq.com/key-id";
+    /// The SCIM id of a User or Group; it moves with the user when a rename changes its object name.
+    pub const SCIM_ID: &str = "infrahq.com/scim-id";
 }
 
 /// Annotations on generated Secrets. The expiry is written once, when the key is generated, so
 /// that the server enforces it without trusting a status that anyone with status access can edit.
 pub mod annotations {
     pub const EXPIRES_AT: &str = "infrahq.com/expires-at";
+    /// SCIM `meta.created` and `meta.lastModified` of Users and Groups (the creation timestamp of
+    /// the object is not enough: a rename creates a new object).
+    pub const CREATED: &str = "infrahq.com/created";
+    pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
 }
 
 /// A reference to an IdentityProvider in the same namespace.

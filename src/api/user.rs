@@ -33,19 +33,14 @@ pub struct UserSpec {
     /// The provider's own identifier for the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// The components of the user's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<UserName>,
     /// The name to display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Email addresses.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub emails: Vec<UserEmail>,
     /// Whether the user may log in. Deactivated users stay listed but are refused.
     #[serde(default = "default_active")]
     pub active: bool,
-    /// The remaining SCIM attributes, as the provider sent them.
+    /// The remaining SCIM attributes (name, emails, phoneNumbers, the enterprise extension under
+    /// its schema URN, and so on), in SCIM wire form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
@@ -53,40 +48,6 @@ pub struct UserSpec {
 
 fn default_active() -> bool {
     true
-}
-
-/// SCIM `name` (RFC 7643 §4.1.1).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UserName {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub formatted: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub given_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub middle_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub honorific_prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub honorific_suffix: Option<String>,
-}
-
-/// SCIM `emails` entry.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct UserEmail {
-    /// The address.
-    pub value: String,
-    /// `work`, `home` or `other`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub type_: Option<String>,
-    /// Whether this is the primary address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary: Option<bool>,
-    /// A human-readable form of the address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

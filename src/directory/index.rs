@@ -1,0 +1,435 @@
+//! The in-memory directory the server reads from: every User and Group of the namespace, with the
+//! indexes SCIM lookups need (id, userName, externalId, email, displayName, membership).
+//!
+//! It is fed by the API server's watch and by the server's own successful writes (so a client
+//! always reads its own writes); an object only replaces a newer-or-equal version of itself, so a
+//! late watch event never undoes a local write.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use kube::runtime::watcher;
+use kube::ResourceExt;
+
+use super::codec::{scim_id, user_display};
+use crate::api::{Group, User};
+
+type Key = (String, String);
+
+#[derive(Default)]
+pub struct Directory {
+    users: HashMap<String, Arc<User>>,
+    user_by_id: HashMap<String, String>,
+    user_by_name: HashMap<Key, String>,
+    user_by_external: HashMap<Key, BTreeSet<String>>,
+    user_by_email: HashMap<Key, BTreeSet<String>>,
+    /// (provider, id): the stable order of list responses.
+    user_order: BTreeSet<Key>,
+    groups: HashMap<String, Arc<Group>>,
+    group_by_id: HashMap<String, String>,
+    group_by_display: HashMap<Key, BTreeSet<String>>,
+    group_by_external: HashMap<Key, BTreeSet<String>>,
+    group_order: BTreeSet<Key>,
+    member_of: HashMap<String, BTreeSet<String>>,
+    user_resync: Option<HashSet<String>>,
+    group_resync: Option<HashSet<String>>,
+}
+
+/// Resource versions are etcd revisions in practice; anything unparsable counts as newest so that
+/// it is never ignored.
+fn newer_or_same(incoming: Option<&str>, existing: Option<&str>) -> bool {
+    match (incoming.and_then(|v| v.parse::<u64>().ok()), existing.and_then(|v| v.parse::<u64>().ok())) {
+        (Some(a), Some(b)) => a >= b,
+        _ => true,
+    }
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn emails(user: &User) -> Vec<String> {
+    let Some(list) = user.spec.attributes.as_ref().and_then(|a| a.get("emails")).and_then(|e| e.as_array()) else {
+        return vec![];
+    };
+    list.iter().filter_map(|e| e.get("value").and_then(|v| v.as_str())).map(lower).collect()
+}
+
+impl Directory {
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    // ---- users -------------------------------------------------------------------------------
+
+    /// Adds or replaces a user, unless the directory already holds a newer version of it.
+    pub fn apply_user(&mut self, mut user: User) -> bool {
+        let name = user.name_any();
+        if let Some(seen) = self.user_resync.as_mut() {
+            seen.insert(name.clone());
+        }
+        if let Some(old) = self.users.get(&name) {
+            if !newer_or_same(user.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref()) {
+                return false;
+            }
+        }
+        // Managed fields are a large share of each object and the server never reads them.
+        user.metadata.managed_fields = None;
+        self.remove_user_indexes(&name);
+        let Some(id) = scim_id(&user).map(str::to_string) else { return false };
+        let provider = user.spec.provider_ref.name.clone();
+        // A rename briefly leaves two objects with one id; the newer one is the user.
+        let keep_existing = self.user_by_id.get(&id).and_then(|n| self.users.get(n)).is_some_and(|other| {
+            !newer_or_same(user.metadata.resource_version.as_deref(), other.metadata.resource_version.as_deref())
+        });
+        if !keep_existing {
+            self.user_by_id.insert(id.clone(), name.clone());
+        }
+        self.user_by_name.insert((provider.clone(), lower(&user.spec.user_name)), name.clone());
+        if let Some(e) = &user.spec.external_id {
+            self.user_by_external.entry((provider.clone(), e.clone())).or_default().insert(id.clone());
+        }
+        for e in emails(&user) {
+            self.user_by_email.entry((provider.clone(), e)).or_default().insert(id.clone());
+        }
+        self.user_order.insert((provider, id));
+        self.users.insert(name, Arc::new(user));
+        true
+    }
+
+    pub fn delete_user(&mut self, name: &str) {
+        self.remove_user_indexes(name);
+        self.users.remove(name);
+    }
+
+    fn remove_user_indexes(&mut self, name: &str) {
+        let Some(old) = self.users.get(name).cloned() else { return };
+        let provider = old.spec.provider_ref.name.clone();
+        let Some(id) = scim_id(old.as_ref()).map(str::to_string) else { return };
+        let key = (provider.clone(), lower(&old.spec.user_name));
+        if self.user_by_name.get(&key).map(String::as_str) == Some(name) {
+            self.user_by_name.remove(&key);
+        }
+        let other_with_same_id = self
+            .users
+            .iter()
+            .find(|(n, u)| n.as_str() != name && scim_id(u.as_ref()) == Some(id.as_str()))
+            .map(|(n, _)| n.clone());
+        if let Some(e) = &old.spec.external_id {
+            if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.clone())) {
+                if other_with_same_id.is_none() {
+                    set.remove(&id);
+                }
+            }
+        }
+        for e in emails(&old) {
+            if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
+                if other_with_same_id.is_none() {
+                    set.remove(&id);
+                }
+            }
+        }
+        match other_with_same_id {
+            Some(other) => {
+                self.user_by_id.insert(id, other);
+            }
+            None => {
+                if self.user_by_id.get(&id).map(String::as_str) == Some(name) {
+                    self.user_by_id.remove(&id);
+                }
+                self.user_order.remove(&(provider, id));
+            }
+        }
+    }
+
+    /// The user with SCIM id `id` in `provider`.
+    pub fn user(&self, provider: &str, id: &str) -> Option<Arc<User>> {
+        let u = self.users.get(self.user_by_id.get(id)?)?;
+        (u.spec.provider_ref.name == provider).then(|| u.clone())
+    }
+
+    pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<Arc<User>> {
+        self.users.get(self.user_by_name.get(&(provider.to_string(), lower(user_name)))?).cloned()
+    }
+
+    pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<Arc<User>> {
+        self.ids_to_users(provider, self.user_by_external.get(&(provider.to_string(), external_id.to_string())))
+    }
+
+    pub fn users_by_email(&self, provider: &str, email: &str) -> Vec<Arc<User>> {
+        self.ids_to_users(provider, self.user_by_email.get(&(provider.to_string(), lower(email))))
+    }
+
+    fn ids_to_users(&self, provider: &str, ids: Option<&BTreeSet<String>>) -> Vec<Arc<User>> {
+        ids.into_iter().flatten().filter_map(|id| self.user(provider, id)).collect()
+    }
+
+    /// Every user of `provider`, in a stable order (by id).
+    pub fn users(&self, provider: &str) -> Vec<Arc<User>> {
+        self.user_order
+            .range((provider.to_string(), String::new())..)
+            .take_while(|(p, _)| p == provider)
+            .filter_map(|(_, id)| self.user(provider, id))
+            .collect()
+    }
+
+    /// The groups `user_id` belongs to, as (id, displayName).
+    pub fn groups_of(&self, provider: &str, user_id: &str) -> Vec<(String, String)> {
+        self.member_of
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|gid| self.group(provider, gid))
+            .map(|g| (scim_id(g.as_ref()).unwrap_or_default().to_string(), g.spec.display_name.clone()))
+            .collect()
+    }
+
+    // ---- groups ------------------------------------------------------------------------------
+
+    pub fn apply_group(&mut self, mut group: Group) -> bool {
+        let name = group.name_any();
+        if let Some(seen) = self.group_resync.as_mut() {
+            seen.insert(name.clone());
+        }
+        if let Some(old) = self.groups.get(&name) {
+            if !newer_or_same(group.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref()) {
+                return false;
+            }
+        }
+        group.metadata.managed_fields = None;
+        self.remove_group_indexes(&name);
+        let Some(id) = scim_id(&group).map(str::to_string) else { return false };
+        let provider = group.spec.provider_ref.name.clone();
+        self.group_by_id.insert(id.clone(), name.clone());
+        self.group_by_display.entry((provider.clone(), lower(&group.spec.display_name))).or_default().insert(id.clone());
+        if let Some(e) = &group.spec.external_id {
+            self.group_by_external.entry((provider.clone(), e.clone())).or_default().insert(id.clone());
+        }
+        for m in &group.spec.members {
+            self.member_of.entry(m.value.clone()).or_default().insert(id.clone());
+        }
+        self.group_order.insert((provider, id));
+        self.groups.insert(name, Arc::new(group));
+        true
+    }
+
+    pub fn delete_group(&mut self, name: &str) {
+        self.remove_group_indexes(name);
+        self.groups.remove(name);
+    }
+
+    fn remove_group_indexes(&mut self, name: &str) {
+        let Some(old) = self.groups.get(name).cloned() else { return };
+        let provider = old.spec.provider_ref.name.clone();
+        let Some(id) = scim_id(old.as_ref()).map(str::to_string) else { return };
+        self.group_by_id.remove(&id);
+        if let Some(set) = self.group_by_display.get_mut(&(provider.clone(), lower(&old.spec.display_name))) {
+            set.remove(&id);
+        }
+        if let Some(e) = &old.spec.external_id {
+            if let Some(set) = self.group_by_external.get_mut(&(provider.clone(), e.clone())) {
+                set.remove(&id);
+            }
+        }
+        for m in &old.spec.members {
+            if let Some(set) = self.member_of.get_mut(&m.value) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.member_of.remove(&m.value);
+                }
+            }
+        }
+        self.group_order.remove(&(provider, id));
+    }
+
+    pub fn group(&self, provider: &str, id: &str) -> Option<Arc<Group>> {
+        let g = self.groups.get(self.group_by_id.get(id)?)?;
+        (g.spec.provider_ref.name == provider).then(|| g.clone())
+    }
+
+    pub fn groups_by_display_name(&self, provider: &str, display_name: &str) -> Vec<Arc<Group>> {
+        let ids = self.group_by_display.get(&(provider.to_string(), lower(display_name)));
+        ids.into_iter().flatten().filter_map(|id| self.group(provider, id)).collect()
+    }
+
+    pub fn groups_by_external_id(&self, provider: &str, external_id: &str) -> Vec<Arc<Group>> {
+        let ids = self.group_by_external.get(&(provider.to_string(), external_id.to_string()));
+        ids.into_iter().flatten().filter_map(|id| self.group(provider, id)).collect()
+    }
+
+    pub fn groups(&self, provider: &str) -> Vec<Arc<Group>> {
+        self.group_order
+            .range((provider.to_string(), String::new())..)
+            .take_while(|(p, _)| p == provider)
+            .filter_map(|(_, id)| self.group(provider, id))
+            .collect()
+    }
+
+    /// Members of `group` that exist, as (id, display). Members whose user is gone (deleted while
+    /// the group was not yet updated) are left out rather than shown dangling.
+    pub fn members_of(&self, group: &Group) -> Vec<(String, String)> {
+        let provider = &group.spec.provider_ref.name;
+        group
+            .spec
+            .members
+            .iter()
+            .filter_map(|m| self.user(provider, &m.value).map(|u| (m.value.clone(), user_display(&u).to_string())))
+            .collect()
+    }
+
+    /// Groups that list `user_id` as a member.
+    pub fn group_ids_with_member(&self, user_id: &str) -> Vec<String> {
+        self.member_of.get(user_id).into_iter().flatten().cloned().collect()
+    }
+
+    // ---- watch events ------------------------------------------------------------------------
+
+    pub fn on_user_event(&mut self, event: watcher::Event<User>) {
+        match event {
+            watcher::Event::Init => self.user_resync = Some(HashSet::new()),
+            watcher::Event::InitApply(u) | watcher::Event::Apply(u) => {
+                self.apply_user(u);
+            }
+            watcher::Event::Delete(u) => self.delete_user(&u.name_any()),
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.user_resync.take() {
+                    let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                    for n in gone {
+                        self.delete_user(&n);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn on_group_event(&mut self, event: watcher::Event<Group>) {
+        match event {
+            watcher::Event::Init => self.group_resync = Some(HashSet::new()),
+            watcher::Event::InitApply(g) | watcher::Event::Apply(g) => {
+                self.apply_group(g);
+            }
+            watcher::Event::Delete(g) => self.delete_group(&g.name_any()),
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.group_resync.take() {
+                    let gone: Vec<String> = self.groups.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                    for n in gone {
+                        self.delete_group(&n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{labels, GroupMember, GroupSpec, ProviderRef, UserSpec};
+    use serde_json::json;
+
+    fn user(name: &str, id: &str, provider: &str, user_name: &str, rv: u64) -> User {
+        let mut u = User::new(
+            name,
+            UserSpec {
+                provider_ref: ProviderRef { name: provider.into() },
+                user_name: user_name.into(),
+                external_id: Some(format!("ext-{id}")),
+                display_name: None,
+                active: true,
+                attributes: Some(json!({"emails": [{"value": format!("{user_name}@Example.com")}]}).as_object().unwrap().clone()),
+            },
+        );
+        u.metadata.labels = Some([(labels::SCIM_ID.to_string(), id.to_string())].into());
+        u.metadata.resource_version = Some(rv.to_string());
+        u
+    }
+
+    fn group(name: &str, id: &str, members: &[&str], rv: u64) -> Group {
+        let mut g = Group::new(
+            name,
+            GroupSpec {
+                provider_ref: ProviderRef { name: "okta".into() },
+                display_name: format!("Group {id}"),
+                external_id: None,
+                members: members.iter().map(|m| GroupMember { value: m.to_string(), type_: None }).collect(),
+            },
+        );
+        g.metadata.labels = Some([(labels::SCIM_ID.to_string(), id.to_string())].into());
+        g.metadata.resource_version = Some(rv.to_string());
+        g
+    }
+
+    #[test]
+    fn lookups_are_scoped_to_the_provider_and_case_insensitive() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-a", "1", "okta", "Alice", 1));
+        d.apply_user(user("u-b", "2", "azure", "alice", 2));
+        assert_eq!(scim_id(d.user_by_user_name("okta", "ALICE").unwrap().as_ref()), Some("1"));
+        assert_eq!(scim_id(d.user_by_user_name("azure", "alice").unwrap().as_ref()), Some("2"));
+        assert!(d.user("azure", "1").is_none(), "a provider must not see another's users");
+        assert_eq!(d.users_by_external_id("okta", "ext-1").len(), 1);
+        assert!(d.users_by_external_id("okta", "ext-2").is_empty());
+        assert_eq!(d.users_by_email("okta", "alice@example.COM").len(), 1);
+        assert_eq!(d.users("okta").len(), 1);
+    }
+
+    #[test]
+    fn stale_versions_never_replace_newer_ones() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-a", "1", "okta", "alice", 5));
+        assert!(!d.apply_user(user("u-a", "1", "okta", "old-name", 4)));
+        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "alice");
+        assert!(d.apply_user(user("u-a", "1", "okta", "alice2", 6)));
+        assert!(d.user_by_user_name("okta", "alice").is_none());
+        assert!(d.user_by_user_name("okta", "alice2").is_some());
+    }
+
+    #[test]
+    fn a_rename_keeps_the_id_while_two_objects_exist() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-old", "1", "okta", "alice", 5));
+        d.apply_user(user("u-new", "1", "okta", "alicia", 6));
+        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "alicia");
+        assert_eq!(d.users("okta").len(), 1, "one user, not two");
+        d.delete_user("u-old");
+        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "alicia");
+        assert!(d.user_by_user_name("okta", "alice").is_none());
+        assert_eq!(d.users_by_external_id("okta", "ext-1").len(), 1);
+        d.delete_user("u-new");
+        assert!(d.user("okta", "1").is_none());
+        assert!(d.users("okta").is_empty());
+    }
+
+    #[test]
+    fn memberships_follow_group_changes() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-a", "1", "okta", "alice", 1));
+        d.apply_user(user("u-b", "2", "okta", "bob", 1));
+        d.apply_group(group("g-x", "gx", &["1", "2", "gone"], 1));
+        assert_eq!(d.groups_of("okta", "1"), vec![("gx".to_string(), "Group gx".to_string())]);
+        let g = d.group("okta", "gx").unwrap();
+        assert_eq!(d.members_of(&g).len(), 2, "dangling members are not shown");
+        d.apply_group(group("g-x", "gx", &["2"], 2));
+        assert!(d.groups_of("okta", "1").is_empty());
+        assert_eq!(d.groups_by_display_name("okta", "group GX").len(), 1);
+        d.delete_group("g-x");
+        assert!(d.groups_of("okta", "2").is_empty());
+        assert!(d.groups("okta").is_empty());
+    }
+
+    #[test]
+    fn a_relist_drops_what_disappeared() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-a", "1", "okta", "alice", 1));
+        d.apply_user(user("u-b", "2", "okta", "bob", 1));
+        d.on_user_event(watcher::Event::Init);
+        d.on_user_event(watcher::Event::InitApply(user("u-b", "2", "okta", "bob", 3)));
+        d.on_user_event(watcher::Event::InitDone);
+        assert!(d.user("okta", "1").is_none());
+        assert!(d.user("okta", "2").is_some());
+    }
+}
