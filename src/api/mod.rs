@@ -50,6 +50,16 @@ pub struct ProviderRef {
     pub name: String,
 }
 
+/// An object the API server stores as is, nested values included. (`additionalProperties: true`
+/// would make the API server prune everything below the first level.)
+pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
 /// Every CRD the operator serves, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![IdentityProvider::crd(), ScimKey::crd(), User::crd(), Group::crd()]

@@ -42,7 +42,7 @@ pub struct UserSpec {
     /// The remaining SCIM attributes (name, emails, phoneNumbers, the enterprise extension under
     /// its schema URN, and so on), in SCIM wire form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    #[schemars(schema_with = "super::free_form_object")]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -21,10 +21,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::api::{labels, IdentityProvider, ScimKey};
+use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
 use crate::config::OperatorArgs;
+use crate::directory::Directory;
 use crate::metrics::Metrics;
 use scim::auth::{AuthState, KeyStores};
+use scim::resources::ScimState;
+use scim::store::DirectoryStore;
 
 /// Request bodies larger than this are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -48,22 +51,34 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let keys = cache::<ScimKey>(Api::namespaced(client.clone(), ns), watcher::Config::default());
     let secrets = cache::<Secret>(Api::namespaced(client.clone(), ns), watcher::Config::default().labels(labels::SCIM_KEY));
     let providers = cache::<IdentityProvider>(Api::namespaced(client.clone(), ns), watcher::Config::default());
+    let directory = Arc::new(std::sync::RwLock::new(Directory::default()));
+    let users_synced = feed_directory::<User>(Api::namespaced(client.clone(), ns), directory.clone(), Directory::on_user_event);
+    let groups_synced = feed_directory::<Group>(Api::namespaced(client.clone(), ns), directory.clone(), Directory::on_group_event);
     {
         let (keys, secrets, providers, ready) = (keys.clone(), secrets.clone(), providers.clone(), ready.clone());
         tokio::spawn(async move {
             let synced = tokio::try_join!(keys.wait_until_ready(), secrets.wait_until_ready(), providers.wait_until_ready());
+            let directory_synced = users_synced.await.is_ok() && groups_synced.await.is_ok();
             match synced {
-                Ok(_) => {
+                Ok(_) if directory_synced => {
                     ready.store(true, Ordering::Relaxed);
                     tracing::info!("caches synced; ready");
                 }
+                Ok(_) => tracing::error!("the user and group watches stopped before syncing"),
                 Err(e) => tracing::error!(error = %e, "caches never synced"),
             }
         });
     }
 
+    let store = DirectoryStore {
+        users: Api::namespaced(client.clone(), ns),
+        groups: Api::namespaced(client.clone(), ns),
+        providers: providers.clone(),
+        directory,
+    };
+    let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let auth = AuthState { stores: KeyStores { keys, secrets, providers }, metrics: metrics.clone() };
-    let app = router(&args.operator, auth, metrics.clone(), ready);
+    let app = router(auth, scim_state, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
@@ -76,9 +91,9 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     Ok(())
 }
 
-pub fn router(args: &OperatorArgs, auth: AuthState, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(auth: AuthState, scim: ScimState, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
     Router::new()
-        .nest("/api/scim/v2", scim::router(auth, args.scim_url()))
+        .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(health_router(metrics.clone(), ready))
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -101,4 +116,36 @@ where
             .await;
     });
     reader
+}
+
+/// Keeps `directory` current from a watch of `api`. The returned receiver fires once the initial
+/// list has been applied.
+fn feed_directory<K>(
+    api: Api<K>,
+    directory: Arc<std::sync::RwLock<Directory>>,
+    apply: fn(&mut Directory, watcher::Event<K>),
+) -> tokio::sync::oneshot::Receiver<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    let done = matches!(event, watcher::Event::InitDone);
+                    apply(&mut directory.write().expect("directory lock"), event);
+                    if done {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch error; retrying"),
+            }
+        }
+    });
+    rx
 }

@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use super::error::ScimError;
+use super::error;
 use crate::api::{annotations, labels, IdentityProvider, ScimKey};
 use crate::controller::scim_key::SECRET_DATA_KEY;
 use crate::keys;
@@ -132,7 +132,7 @@ pub async fn require_key(State(state): State<AuthState>, mut req: Request, next:
         Err(refusal) => {
             state.metrics.scim_auth.get_or_create(&OutcomeLabels { outcome: refusal.outcome().into() }).inc();
             tracing::info!(outcome = refusal.outcome(), path = %req.uri().path(), "SCIM request refused");
-            ScimError::unauthorized(refusal.to_string()).into_response()
+            error::unauthorized(refusal.to_string()).into_response()
         }
     }
 }

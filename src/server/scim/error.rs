@@ -1,58 +1,39 @@
-//! RFC 7644 §3.12 error responses.
+//! RFC 7644 §3.12 error responses over HTTP.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+pub use crate::scim::ScimError;
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
-const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScimError {
-    pub status: StatusCode,
-    /// One of the `scimType` keywords of RFC 7644 Table 9, where one applies.
-    pub scim_type: Option<&'static str>,
-    pub detail: String,
+pub fn unauthorized(detail: impl Into<String>) -> ScimError {
+    ScimError::new(401, None, detail)
 }
 
-impl ScimError {
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self { status, scim_type: None, detail: detail.into() }
-    }
-    pub fn typed(status: StatusCode, scim_type: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, scim_type: Some(scim_type), detail: detail.into() }
-    }
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, detail)
-    }
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, detail)
-    }
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, detail)
-    }
+pub fn method_not_allowed(detail: impl Into<String>) -> ScimError {
+    ScimError::new(405, None, detail)
+}
 
-    pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({
-            "schemas": [ERROR_SCHEMA],
-            // RFC 7644 §3.12: the HTTP status code as a string.
-            "status": self.status.as_u16().to_string(),
-            "detail": self.detail,
-        });
-        if let Some(t) = self.scim_type {
-            body["scimType"] = json!(t);
-        }
-        body
-    }
+pub fn precondition_failed(detail: impl Into<String>) -> ScimError {
+    ScimError::new(412, None, detail)
+}
+
+pub fn internal(detail: impl Into<String>) -> ScimError {
+    ScimError::new(500, None, detail)
+}
+
+pub fn unavailable(detail: impl Into<String>) -> ScimError {
+    ScimError::new(503, None, detail)
 }
 
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, self.body().to_string()).into_response();
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.body().to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="infra-scim""#));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="infra-scim""#));
         }
         resp
     }
@@ -63,12 +44,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_body_shape() {
-        let e = ScimError::typed(StatusCode::BAD_REQUEST, "invalidFilter", "bad");
-        assert_eq!(
-            e.body(),
-            json!({"schemas": [ERROR_SCHEMA], "status": "400", "scimType": "invalidFilter", "detail": "bad"})
-        );
-        assert!(ScimError::unauthorized("x").body().get("scimType").is_none());
+    fn responses_carry_the_scim_content_type_and_challenge() {
+        let resp = unauthorized("no").into_response();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+        let resp = ScimError::invalid_filter("bad").into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     }
 }

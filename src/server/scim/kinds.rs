@@ -1,0 +1,118 @@
+//! What differs between Users and Groups, behind one trait, so the handlers are written once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::error::ScimError;
+use super::store::{DirectoryStore, WriteError};
+use crate::api::{Group, GroupSpec, User, UserSpec};
+use crate::directory::codec::{self, Member, Membership};
+use crate::directory::Directory;
+use crate::scim::ResourceType;
+
+pub trait ScimKind: Clone + Send + Sync + 'static {
+    const RT: ResourceType;
+    type Spec: Send;
+
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>>;
+    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>>;
+    /// Candidates for `attr eq value` from an index, or `None` when no index covers `attr`.
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>>;
+    fn render(dir: &Directory, obj: &Self, base_url: &str) -> Value;
+    fn version(obj: &Self) -> String;
+    fn spec_from(resource: &Value, provider: &str) -> Result<Self::Spec, ScimError>;
+    fn create(store: &DirectoryStore, provider: &str, spec: Self::Spec) -> impl Future<Output = Result<Self, ScimError>> + Send;
+    fn update(store: &DirectoryStore, current: &Self, spec: Self::Spec) -> impl Future<Output = Result<Self, WriteError>> + Send;
+    fn delete(store: &DirectoryStore, obj: &Self) -> impl Future<Output = Result<(), ScimError>> + Send;
+    fn reload(store: &DirectoryStore, obj: &Self) -> impl Future<Output = Result<Option<Self>, ScimError>> + Send;
+}
+
+impl ScimKind for User {
+    const RT: ResourceType = ResourceType::User;
+    type Spec = UserSpec;
+
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>> {
+        dir.user(provider, id)
+    }
+    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>> {
+        dir.users(provider)
+    }
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>> {
+        Some(match attr {
+            "userName" => dir.user_by_user_name(provider, value).into_iter().collect(),
+            "id" => dir.user(provider, value).into_iter().collect(),
+            "externalId" => dir.users_by_external_id(provider, value),
+            "emails.value" => dir.users_by_email(provider, value),
+            _ => return None,
+        })
+    }
+    fn render(dir: &Directory, user: &Self, base_url: &str) -> Value {
+        let id = codec::scim_id(user).unwrap_or_default();
+        let groups = dir.groups_of(&user.spec.provider_ref.name, id);
+        let memberships: Vec<Membership> = groups.iter().map(|(id, name)| Membership { id, display_name: name }).collect();
+        codec::user_to_scim(user, &memberships, base_url)
+    }
+    fn version(obj: &Self) -> String {
+        codec::version(obj)
+    }
+    fn spec_from(resource: &Value, provider: &str) -> Result<UserSpec, ScimError> {
+        codec::user_spec_from_scim(resource, provider)
+    }
+    async fn create(store: &DirectoryStore, provider: &str, spec: UserSpec) -> Result<Self, ScimError> {
+        store.create_user(provider, spec).await
+    }
+    async fn update(store: &DirectoryStore, current: &Self, spec: UserSpec) -> Result<Self, WriteError> {
+        store.update_user(current, spec).await
+    }
+    async fn delete(store: &DirectoryStore, obj: &Self) -> Result<(), ScimError> {
+        store.delete_user(obj).await
+    }
+    async fn reload(store: &DirectoryStore, obj: &Self) -> Result<Option<Self>, ScimError> {
+        store.reload_user(obj).await
+    }
+}
+
+impl ScimKind for Group {
+    const RT: ResourceType = ResourceType::Group;
+    type Spec = GroupSpec;
+
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>> {
+        dir.group(provider, id)
+    }
+    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>> {
+        dir.groups(provider)
+    }
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>> {
+        Some(match attr {
+            "displayName" => dir.groups_by_display_name(provider, value),
+            "id" => dir.group(provider, value).into_iter().collect(),
+            "externalId" => dir.groups_by_external_id(provider, value),
+            _ => return None,
+        })
+    }
+    fn render(dir: &Directory, group: &Self, base_url: &str) -> Value {
+        let members = dir.members_of(group);
+        let members: Vec<Member> = members.iter().map(|(id, d)| Member { id, display: Some(d) }).collect();
+        codec::group_to_scim(group, &members, base_url)
+    }
+    fn version(obj: &Self) -> String {
+        codec::version(obj)
+    }
+    fn spec_from(resource: &Value, provider: &str) -> Result<GroupSpec, ScimError> {
+        codec::group_spec_from_scim(resource, provider)
+    }
+    async fn create(store: &DirectoryStore, provider: &str, spec: GroupSpec) -> Result<Self, ScimError> {
+        store.create_group(provider, spec).await
+    }
+    async fn update(store: &DirectoryStore, current: &Self, spec: GroupSpec) -> Result<Self, WriteError> {
+        store.update_group(current, spec).await
+    }
+    async fn delete(store: &DirectoryStore, obj: &Self) -> Result<(), ScimError> {
+        store.delete_group(obj).await
+    }
+    async fn reload(store: &DirectoryStore, obj: &Self) -> Result<Option<Self>, ScimError> {
+        store.reload_group(obj).await
+    }
+}

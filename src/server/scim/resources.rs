@@ -1,0 +1,282 @@
+//! `/Users` and `/Groups`: list, search, create, read, replace, patch and delete, written once for
+//! both through `ScimKind`.
+
+use std::collections::HashMap;
+
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::{json, Value};
+
+use super::auth::Principal;
+use super::error::{ScimError, CONTENT_TYPE};
+use super::kinds::ScimKind;
+use super::request::{check_if_match, json_body, Params};
+use super::store::{DirectoryStore, WriteError};
+use crate::directory::Directory;
+use crate::scim::filter::{self, equality_hint, Filter};
+use crate::scim::list::{list_response, Page};
+use crate::scim::patch;
+use crate::scim::projection::Projection;
+use crate::scim::sort::SortSpec;
+
+/// The most resources one page returns (advertised as `filter.maxResults`).
+pub const MAX_RESULTS: usize = 1000;
+/// Attempts at a write that keeps conflicting with concurrent writers.
+const WRITE_ATTEMPTS: usize = 5;
+
+#[derive(Clone)]
+pub struct ScimState {
+    pub store: DirectoryStore,
+    pub base_url: String,
+}
+
+impl ScimState {
+    fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.store.directory.read().expect("directory lock")
+    }
+}
+
+pub fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    resp
+}
+
+fn resource_response(status: StatusCode, body: &Value, version: &str, location: Option<&str>) -> Response {
+    let mut resp = scim_json(status, body);
+    if let Ok(v) = HeaderValue::from_str(version) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if let Some(loc) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
+}
+
+fn result(r: Result<Response, ScimError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---- queries -----------------------------------------------------------------------------------
+
+pub struct ParsedQuery {
+    pub filter: Option<Filter>,
+    pub sort: Option<SortSpec>,
+}
+
+/// Parses the filter and sort of a query for `K`.
+pub fn parse_query<K: ScimKind>(params: &Params) -> Result<ParsedQuery, ScimError> {
+    let filter = params.get("filter").filter(|f| !f.trim().is_empty()).map(|f| filter::parse(f, K::RT)).transpose()?;
+    let sort = params.get("sortBy").filter(|s| !s.trim().is_empty()).map(|s| SortSpec::parse(K::RT, s, params.get("sortOrder"))).transpose()?;
+    Ok(ParsedQuery { filter, sort })
+}
+
+/// The rendered resources matching `query`, in order: by `sortBy` when given, else by id.
+/// Equality on an indexed attribute is answered from the index; other filters scan.
+pub fn matching<K: ScimKind>(dir: &Directory, provider: &str, query: &ParsedQuery, base_url: &str) -> Vec<Value> {
+    let candidates = query
+        .filter
+        .as_ref()
+        .and_then(equality_hint)
+        .and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
+        .unwrap_or_else(|| K::all(dir, provider));
+    let mut matched: Vec<Value> = candidates
+        .iter()
+        .map(|o| K::render(dir, o, base_url))
+        .filter(|v| query.filter.as_ref().is_none_or(|f| f.matches(v)))
+        .collect();
+    if let Some(sort) = &query.sort {
+        sort.sort(&mut matched);
+    }
+    matched
+}
+
+fn list_page<K: ScimKind>(state: &ScimState, provider: &str, params: &Params) -> Result<Value, ScimError> {
+    let query = parse_query::<K>(params)?;
+    let page = Page::from_query(params.get("startIndex"), params.get("count"), MAX_RESULTS)?;
+    let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
+    let dir = state.directory();
+    // Without a filter or sort only the page itself needs rendering.
+    if query.filter.is_none() && query.sort.is_none() {
+        let all = K::all(&dir, provider);
+        let items = page.slice(&all).iter().map(|o| projection.apply(&K::render(&dir, o, &state.base_url))).collect();
+        return Ok(list_response(all.len(), page.start_index, items));
+    }
+    let matched = matching::<K>(&dir, provider, &query, &state.base_url);
+    let items = page.slice(&matched).iter().map(|v| projection.apply(v)).collect();
+    Ok(list_response(matched.len(), page.start_index, items))
+}
+
+pub async fn list_resources<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Response {
+    result(list_page::<K>(&state, &p.provider, &Params::new(raw)).map(|body| scim_json(StatusCode::OK, &body)))
+}
+
+/// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3).
+pub async fn search_resources<K: ScimKind>(State(state): State<ScimState>, Extension(p): Extension<Principal>, body: Bytes) -> Response {
+    let run = || {
+        let params = Params::from_search_body(&json_body(&body)?)?;
+        list_page::<K>(&state, &p.provider, &params)
+    };
+    result(run().map(|body| scim_json(StatusCode::OK, &body)))
+}
+
+// ---- single resources ----------------------------------------------------------------------------
+
+fn not_found<K: ScimKind>(id: &str) -> ScimError {
+    ScimError::not_found(format!("{} {id:?} not found", K::RT.name()))
+}
+
+pub async fn get_resource<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Response {
+    let params = Params::new(raw);
+    let dir = state.directory();
+    let Some(obj) = K::lookup(&dir, &p.provider, &id) else { return not_found::<K>(&id).into_response() };
+    let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
+    let body = projection.apply(&K::render(&dir, &obj, &state.base_url));
+    resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+}
+
+/// Attributes the server owns. Clients send them back in PUTs (Okta's profile updates do), and
+/// RFC 7644 §3.5.1 says to ignore them; `password` is accepted but never stored.
+const SERVER_OWNED: &[&str] = &["id", "meta", "schemas", "groups", "password"];
+
+/// Validates a full resource from a POST or PUT by applying it to an empty resource with the PATCH
+/// machinery, which checks every attribute against the schema and canonicalizes names.
+fn validate_full<K: ScimKind>(mut body: Value, current_id: Option<&str>) -> Result<Value, ScimError> {
+    let schema = K::RT.schema().id;
+    if let Some(schemas) = body.get("schemas") {
+        let ok = schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema))));
+        if !ok {
+            return Err(ScimError::invalid_syntax(format!("schemas must include {schema:?}")));
+        }
+    }
+    let obj = body.as_object_mut().expect("json_body only returns objects");
+    if let (Some(current), Some(sent)) = (current_id, obj.get("id")) {
+        if sent.as_str() != Some(current) {
+            return Err(ScimError::mutability(format!("id is read-only: it is {current:?}, not {sent}")));
+        }
+    }
+    // Attribute names are case-insensitive: drop server-owned ones in any case.
+    obj.retain(|k, _| !SERVER_OWNED.iter().any(|s| s.eq_ignore_ascii_case(k)));
+    let request = json!({"Operations": [{"op": "add", "value": body}]});
+    patch::apply(&json!({"schemas": [schema]}), K::RT, &request)
+}
+
+pub async fn create_resource<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Query(raw): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let params = Params::new(raw);
+    let run = async {
+        let resource = validate_full::<K>(json_body(&body)?, None)?;
+        let spec = K::spec_from(&resource, &p.provider)?;
+        let created = K::create(&state.store, &p.provider, spec).await?;
+        Ok::<_, ScimError>(created)
+    };
+    match run.await {
+        Ok(obj) => {
+            let dir = state.directory();
+            let body = K::render(&dir, &obj, &state.base_url);
+            let location = body["meta"]["location"].as_str().map(str::to_string);
+            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+            resource_response(StatusCode::CREATED, &body, &K::version(&obj), location.as_deref())
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Replaces or patches resource `id`: `compute` turns the current rendered resource into the new
+/// one. On a write conflict the resource is re-read and `compute` runs again, so concurrent
+/// changes are never lost.
+async fn update_with<K: ScimKind>(
+    state: &ScimState,
+    provider: &str,
+    id: &str,
+    headers: &HeaderMap,
+    compute: impl Fn(&Value) -> Result<Value, ScimError>,
+) -> Result<(K, Value), ScimError> {
+    let mut current = K::lookup(&state.directory(), provider, id).map(|o| (*o).clone()).ok_or_else(|| not_found::<K>(id))?;
+    for _ in 0..WRITE_ATTEMPTS {
+        check_if_match(headers, &K::version(&current))?;
+        let rendered = K::render(&state.directory(), &current, &state.base_url);
+        let next = compute(&rendered)?;
+        let spec = K::spec_from(&next, provider)?;
+        match K::update(&state.store, &current, spec).await {
+            Ok(stored) => {
+                let body = K::render(&state.directory(), &stored, &state.base_url);
+                return Ok((stored, body));
+            }
+            Err(WriteError::Conflict) => {
+                current = K::reload(&state.store, &current).await?.ok_or_else(|| not_found::<K>(id))?;
+            }
+            Err(WriteError::Scim(e)) => return Err(e),
+        }
+    }
+    Err(super::error::unavailable("the resource kept changing while updating it; retry"))
+}
+
+pub async fn replace_resource<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let sent = json_body(&body)?;
+        update_with::<K>(&state, &p.provider, &id, &headers, |_| validate_full::<K>(sent.clone(), Some(&id))).await
+    };
+    match run.await {
+        Ok((obj, body)) => resource_response(StatusCode::OK, &body, &K::version(&obj), None),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn patch_resource<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let request = json_body(&body)?;
+        update_with::<K>(&state, &p.provider, &id, &headers, |current| patch::apply(current, K::RT, &request)).await
+    };
+    match run.await {
+        Ok((obj, body)) => resource_response(StatusCode::OK, &body, &K::version(&obj), None),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn delete_resource<K: ScimKind>(
+    State(state): State<ScimState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        let obj = K::lookup(&state.directory(), &p.provider, &id).map(|o| (*o).clone()).ok_or_else(|| not_found::<K>(&id))?;
+        check_if_match(&headers, &K::version(&obj))?;
+        K::delete(&state.store, &obj).await
+    };
+    match run.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+

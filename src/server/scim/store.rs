@@ -1,0 +1,285 @@
+//! Writes of Users and Groups through the API server. A write is acknowledged only after the API
+//! server has stored it, and it is applied to this replica's directory at once, so the client
+//! reads its own write here and every replica sees it after its watch catches up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource, ResourceExt};
+
+use super::error::{internal, unavailable, ScimError};
+use crate::api::{annotations, labels, Group, GroupSpec, IdentityProvider, User, UserSpec};
+use crate::directory::codec::scim_id;
+use crate::directory::naming::{group_object_name, new_id, user_object_name};
+use crate::directory::Directory;
+
+pub const FIELD_MANAGER: &str = "infra-server";
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Someone else wrote the object since it was read: re-read and try again.
+    Conflict,
+    Scim(ScimError),
+}
+
+impl From<ScimError> for WriteError {
+    fn from(e: ScimError) -> Self {
+        Self::Scim(e)
+    }
+}
+
+#[derive(Clone)]
+pub struct DirectoryStore {
+    pub users: Api<User>,
+    pub groups: Api<Group>,
+    pub providers: Store<IdentityProvider>,
+    pub directory: Arc<RwLock<Directory>>,
+}
+
+
+fn params() -> PostParams {
+    PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
+}
+
+fn api_error(err: kube::Error, what: &str) -> WriteError {
+    match err {
+        kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => WriteError::Conflict,
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => {
+            WriteError::Scim(ScimError::invalid_value(format!("{what}: {}", s.message)))
+        }
+        kube::Error::Api(s) if s.code == 404 => WriteError::Scim(ScimError::not_found(format!("{what}: the resource no longer exists"))),
+        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => {
+            tracing::warn!(code = s.code, message = %s.message, "API server refused a write");
+            WriteError::Scim(unavailable("storage is temporarily unavailable; retry"))
+        }
+        other => {
+            tracing::error!(error = %other, "{what} failed");
+            WriteError::Scim(internal(format!("{what} failed")))
+        }
+    }
+}
+
+fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+impl DirectoryStore {
+    /// Users and groups belong to their provider: deleting the IdentityProvider deletes them
+    /// (garbage collection through this owner reference).
+    fn owner(&self, provider: &str) -> Result<OwnerReference, ScimError> {
+        let idp = self
+            .providers
+            .state()
+            .into_iter()
+            .find(|p| p.name_any() == provider)
+            .ok_or_else(|| ScimError::new(401, None, format!("IdentityProvider {provider:?} no longer exists")))?;
+        let mut owner = idp.controller_owner_ref(&()).ok_or_else(|| internal("provider without uid"))?;
+        owner.controller = Some(false);
+        owner.block_owner_deletion = Some(false);
+        Ok(owner)
+    }
+
+    fn metadata(&self, provider: &str, name: String, id: &str, created: String) -> Result<kube::api::ObjectMeta, ScimError> {
+        Ok(kube::api::ObjectMeta {
+            name: Some(name),
+            labels: Some(BTreeMap::from([
+                (labels::PROVIDER.to_string(), provider.to_string()),
+                (labels::SCIM_ID.to_string(), id.to_string()),
+                (labels::MANAGED_BY.to_string(), "infra-server".to_string()),
+            ])),
+            annotations: Some(BTreeMap::from([
+                (annotations::CREATED.to_string(), created),
+                (annotations::LAST_MODIFIED.to_string(), now()),
+            ])),
+            owner_references: Some(vec![self.owner(provider)?]),
+            ..Default::default()
+        })
+    }
+
+    pub async fn create_user(&self, provider: &str, spec: UserSpec) -> Result<User, ScimError> {
+        let id = new_id().map_err(|e| internal(e.to_string()))?;
+        let name = user_object_name(provider, &spec.user_name);
+        let user = User { metadata: self.metadata(provider, name, &id, now())?, spec, status: None };
+        match self.users.create(&params(), &user).await {
+            Ok(created) => {
+                self.directory.write().expect("directory lock").apply_user(created.clone());
+                Ok(created)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                Err(ScimError::uniqueness(format!("a user with userName {:?} already exists", user.spec.user_name)))
+            }
+            Err(e) => Err(scim_of(api_error(e, "creating the user"))),
+        }
+    }
+
+    /// Replaces `current` with `spec`. A changed userName (other than in case) moves the user to
+    /// the object name of the new userName, keeping its id, so uniqueness stays with the API server.
+    pub async fn update_user(&self, current: &User, spec: UserSpec) -> Result<User, WriteError> {
+        let provider = spec.provider_ref.name.clone();
+        let new_name = user_object_name(&provider, &spec.user_name);
+        let mut next = current.clone();
+        next.spec = spec;
+        next.metadata.annotations.get_or_insert_default().insert(annotations::LAST_MODIFIED.into(), now());
+        if new_name == current.name_any() {
+            let stored = self.users.replace(&new_name, &params(), &next).await.map_err(|e| api_error(e, "updating the user"))?;
+            self.directory.write().expect("directory lock").apply_user(stored.clone());
+            return Ok(stored);
+        }
+        let id = scim_id(current).unwrap_or_default().to_string();
+        let created = current.annotations().get(annotations::CREATED).cloned().unwrap_or_else(now);
+        let moved = User { metadata: self.metadata(&provider, new_name.clone(), &id, created)?, spec: next.spec, status: None };
+        let stored = match self.users.create(&params(), &moved).await {
+            Ok(u) => u,
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // Ours from an interrupted earlier attempt (same id): finish the move. Anyone else's:
+                // the new userName is taken.
+                let existing = self.users.get(&new_name).await.map_err(|e| api_error(e, "reading the user"))?;
+                if scim_id(&existing) != Some(id.as_str()) {
+                    return Err(WriteError::Scim(ScimError::uniqueness(format!(
+                        "a user with userName {:?} already exists",
+                        moved.spec.user_name
+                    ))));
+                }
+                let mut again = existing.clone();
+                again.spec = moved.spec.clone();
+                self.users.replace(&new_name, &params(), &again).await.map_err(|e| api_error(e, "updating the user"))?
+            }
+            Err(e) => return Err(api_error(e, "renaming the user")),
+        };
+        self.directory.write().expect("directory lock").apply_user(stored.clone());
+        self.delete_object(&self.users, current).await?;
+        self.directory.write().expect("directory lock").delete_user(&current.name_any());
+        Ok(stored)
+    }
+
+    /// Deletes a user after removing it from every group, so no group lists a deleted member.
+    pub async fn delete_user(&self, user: &User) -> Result<(), ScimError> {
+        let provider = user.spec.provider_ref.name.clone();
+        let id = scim_id(user).unwrap_or_default().to_string();
+        let group_ids = self.directory.read().expect("directory lock").group_ids_with_member(&id);
+        for gid in group_ids {
+            self.modify_group(&provider, &gid, |spec| spec.members.retain(|m| m.value != id)).await?;
+        }
+        self.delete_object(&self.users, user).await.map_err(scim_of)?;
+        self.directory.write().expect("directory lock").delete_user(&user.name_any());
+        Ok(())
+    }
+
+    pub async fn create_group(&self, provider: &str, spec: GroupSpec) -> Result<Group, ScimError> {
+        self.check_members(provider, &spec).await?;
+        let id = new_id().map_err(|e| internal(e.to_string()))?;
+        let group = Group { metadata: self.metadata(provider, group_object_name(&id), &id, now())?, spec, status: None };
+        let created = self.groups.create(&params(), &group).await.map_err(|e| scim_of(api_error(e, "creating the group")))?;
+        self.directory.write().expect("directory lock").apply_group(created.clone());
+        Ok(created)
+    }
+
+    pub async fn update_group(&self, current: &Group, spec: GroupSpec) -> Result<Group, WriteError> {
+        self.check_members(&spec.provider_ref.name, &spec).await?;
+        let mut next = current.clone();
+        next.spec = spec;
+        next.metadata.annotations.get_or_insert_default().insert(annotations::LAST_MODIFIED.into(), now());
+        let stored = self.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
+        self.directory.write().expect("directory lock").apply_group(stored.clone());
+        Ok(stored)
+    }
+
+    pub async fn delete_group(&self, group: &Group) -> Result<(), ScimError> {
+        self.delete_object(&self.groups, group).await.map_err(scim_of)?;
+        self.directory.write().expect("directory lock").delete_group(&group.name_any());
+        Ok(())
+    }
+
+    /// Applies `change` to the group with id `gid`, re-reading it from the API server on conflicts.
+    async fn modify_group(&self, provider: &str, gid: &str, change: impl Fn(&mut GroupSpec)) -> Result<(), ScimError> {
+        let mut current = self.directory.read().expect("directory lock").group(provider, gid).map(|g| (*g).clone());
+        for _ in 0..5 {
+            let Some(group) = current.take() else { return Ok(()) };
+            let mut spec = group.spec.clone();
+            change(&mut spec);
+            if spec == group.spec {
+                return Ok(());
+            }
+            let mut next = group.clone();
+            next.spec = spec;
+            match self.groups.replace(&group.name_any(), &params(), &next).await {
+                Ok(stored) => {
+                    self.directory.write().expect("directory lock").apply_group(stored);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    current = self.groups.get_opt(&group.name_any()).await.map_err(|e| scim_of(api_error(e, "reading the group")))?;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                Err(e) => return Err(scim_of(api_error(e, "updating the group"))),
+            }
+        }
+        Err(unavailable("the group kept changing while updating it; retry"))
+    }
+
+    /// Every member must be a user of this provider. A user created moments ago through another
+    /// replica may not have reached this replica's watch yet, so unknown ids are looked up in the
+    /// API server before they are refused.
+    async fn check_members(&self, provider: &str, spec: &GroupSpec) -> Result<(), ScimError> {
+        let unknown: Vec<String> = {
+            let dir = self.directory.read().expect("directory lock");
+            spec.members.iter().filter(|m| dir.user(provider, &m.value).is_none()).map(|m| m.value.clone()).collect()
+        };
+        for id in unknown {
+            let selector = format!("{}={id},{}={provider}", labels::SCIM_ID, labels::PROVIDER);
+            let found = self.users.list(&ListParams::default().labels(&selector)).await.map_err(|e| scim_of(api_error(e, "looking up a member")))?;
+            match found.items.into_iter().next() {
+                Some(user) => {
+                    self.directory.write().expect("directory lock").apply_user(user);
+                }
+                None => return Err(ScimError::invalid_value(format!("member {id:?} is not a user of this provider"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes exactly this object (its UID), so a newer object of the same name is never hit.
+    async fn delete_object<K>(&self, api: &Api<K>, obj: &K) -> Result<(), WriteError>
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { uid: obj.meta().uid.clone(), resource_version: None }),
+            ..Default::default()
+        };
+        match api.delete(&obj.name_any(), &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(api_error(e, "deleting")),
+        }
+    }
+
+    /// Fresh copies from the API server, for a retry after a conflict.
+    pub async fn reload_user(&self, user: &User) -> Result<Option<User>, ScimError> {
+        let fresh = self.users.get_opt(&user.name_any()).await.map_err(|e| scim_of(api_error(e, "reading the user")))?;
+        if let Some(u) = &fresh {
+            self.directory.write().expect("directory lock").apply_user(u.clone());
+        }
+        Ok(fresh)
+    }
+
+    pub async fn reload_group(&self, group: &Group) -> Result<Option<Group>, ScimError> {
+        let fresh = self.groups.get_opt(&group.name_any()).await.map_err(|e| scim_of(api_error(e, "reading the group")))?;
+        if let Some(g) = &fresh {
+            self.directory.write().expect("directory lock").apply_group(g.clone());
+        }
+        Ok(fresh)
+    }
+}
+
+pub fn scim_of(e: WriteError) -> ScimError {
+    match e {
+        WriteError::Conflict => unavailable("the resource kept changing while updating it; retry"),
+        WriteError::Scim(s) => s,
+    }
+}
