@@ -4,4 +4,5 @@
 mod harness;
 mod providers;
 mod resources;
+mod durability;
 mod scim_keys;
