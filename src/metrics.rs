@@ -41,6 +41,9 @@ pub struct Metrics {
     pub http_duration: Family<HttpLabels, Histogram>,
     pub scim_auth: Family<OutcomeLabels, Counter>,
     pub leader: Gauge,
+    pub scim_keys_active: Gauge,
+    pub users: Gauge,
+    pub groups: Gauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -57,13 +60,28 @@ impl Default for Metrics {
         let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let scim_auth = Family::<OutcomeLabels, Counter>::default();
         let leader = Gauge::default();
+        let (scim_keys_active, users, groups) = (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request duration", http_duration.clone());
         registry.register("scim_authentications", "SCIM bearer authentications by outcome", scim_auth.clone());
         registry.register("controller_leader", "1 when this controller holds the leader lease", leader.clone());
-        Self { registry: Mutex::new(registry), reconciles, reconcile_duration, http_requests, http_duration, scim_auth, leader }
+        registry.register("scim_keys_active", "SCIM keys that are issued and not expired", scim_keys_active.clone());
+        registry.register("users", "Users in the server's directory", users.clone());
+        registry.register("groups", "Groups in the server's directory", groups.clone());
+        Self {
+            registry: Mutex::new(registry),
+            reconciles,
+            reconcile_duration,
+            http_requests,
+            http_duration,
+            scim_auth,
+            leader,
+            scim_keys_active,
+            users,
+            groups,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 # replicas (leader-elected) and two server replicas.
 #
 # Expects the control plane and the stand-in IdP to be up and the binaries built.
-# Env: INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"), CONTROLLER_PORTS ("18081 18083").
+# Env: INFRA_PROFILE (debug; release for benchmarks), INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"), CONTROLLER_PORTS ("18081 18083").
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,11 +14,11 @@ source "${SCRIPT_DIR}/lib.sh"
 NS="${INFRA_NAMESPACE:-infra-system}"
 read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
 read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
-BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/infra-operator"
+BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/${INFRA_PROFILE:-debug}/infra-operator"
 OPERATOR_KUBECONFIG="${STATE_DIR}/operator.kubeconfig"
 EXTERNAL_URL="http://127.0.0.1:${SERVER_PORTS[0]}"
 
-[[ -x "${BIN}" ]] || die "${BIN} not built; run cargo build --bins"
+[[ -x "${BIN}" ]] || die "${BIN} not built; run cargo build --bins (--release for INFRA_PROFILE=release)"
 mkdir -p "${STATE_DIR}/pids" "${STATE_DIR}/logs"
 
 log "installing CRDs and RBAC into namespace ${NS}"

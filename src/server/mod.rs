@@ -76,6 +76,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         providers: providers.clone(),
         directory,
     };
+    spawn_gauges(metrics.clone(), keys.clone(), store.directory.clone());
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let auth = AuthState { stores: KeyStores { keys, secrets, providers }, metrics: metrics.clone() };
     let app = router(auth, scim_state, metrics.clone(), ready);
@@ -148,4 +149,23 @@ where
         }
     });
     rx
+}
+
+/// Refreshes the gauges that describe the caches (they are cheap to count, so a timer beats
+/// keeping counters in step with every event).
+fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Arc<std::sync::RwLock<Directory>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let active = keys.state().iter().filter(|k| k.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active")).count();
+            metrics.scim_keys_active.set(active as i64);
+            let (users, groups) = {
+                let d = directory.read().expect("directory lock");
+                (d.user_count(), d.group_count())
+            };
+            metrics.users.set(users as i64);
+            metrics.groups.set(groups as i64);
+        }
+    });
 }

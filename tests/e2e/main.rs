@@ -2,7 +2,12 @@
 //! `e2e/up` started. Run them with `e2e/test`; they fail (never skip) without that environment.
 
 mod harness;
+mod image;
 mod providers;
 mod resources;
 mod durability;
+mod leader;
+mod scim_entra;
 mod scim_keys;
+mod scim_okta;
+mod scim_protocol;

@@ -1,0 +1,320 @@
+//! SCIM speed and memory, measured against the local environment `e2e/up` starts (run it with
+//! `e2e/bench`). Every target is compared with a baseline measured in the same run:
+//!
+//! - import: N users with Okta's sequence (filter by userName, then POST) at concurrency C, against
+//!   the same number of equivalent User objects created directly through the API server at the
+//!   same concurrency. Target: SCIM rate ≥ 0.8 × direct rate.
+//! - lookups with 10,000 users stored: `filter=userName eq`, GET by id, a page of 100; p50 and p99.
+//!   Target: p99 < 5 ms.
+//! - server resident memory with 10,000 users and 500 groups cached, against the same server's
+//!   memory before they were loaded. Target: < 64 MiB.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use infra::api::{labels, GroupMember, GroupSpec, IdentityProvider, ProviderRef, User, UserSpec};
+use infra::directory::naming::{group_object_name, new_id, user_object_name};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+struct Args {
+    users: usize,
+    concurrency: usize,
+    stored: usize,
+    groups: usize,
+    samples: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { users: 2000, concurrency: 16, stored: 10_000, groups: 500, samples: 1000 };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let next = || argv.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", argv[i]));
+        match argv[i].as_str() {
+            "--users" => a.users = next(),
+            "--concurrency" => a.concurrency = next(),
+            "--stored" => a.stored = next(),
+            "--groups" => a.groups = next(),
+            "--samples" => a.samples = next(),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set; run the benchmark with e2e/bench"))
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd).args(args).output().expect("command runs");
+    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", infra::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5).unwrap())
+}
+
+/// A provider and its SCIM key, through the CLI as an admin would.
+fn provider_with_key(name: &str, idp: &str) -> String {
+    run("infra", &["providers", "add", name, "--url", idp, "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]);
+    let out = run("infra", &["scim-keys", "create", "--provider", name]);
+    out.lines().find_map(|l| l.trim().strip_prefix("API Token: Bearer ")).expect("key printed").to_string()
+}
+
+fn scim_user(user_name: &str) -> serde_json::Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Bench", "familyName": "User"},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "displayName": "Bench User",
+        "active": true,
+        "password": "not-stored",
+    })
+}
+
+/// The User object the server would store for `user_name`, for direct creation.
+fn user_object(provider: &IdentityProvider, user_name: &str) -> User {
+    let p = provider.name_any();
+    let mut owner = provider.controller_owner_ref(&()).unwrap();
+    owner.controller = Some(false);
+    let attributes = json!({
+        "name": {"givenName": "Bench", "familyName": "User"},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+    });
+    User {
+        metadata: ObjectMeta {
+            name: Some(user_object_name(&p, user_name)),
+            labels: Some(BTreeMap::from([
+                (labels::PROVIDER.to_string(), p.clone()),
+                (labels::SCIM_ID.to_string(), new_id().unwrap()),
+            ])),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: UserSpec {
+            provider_ref: ProviderRef { name: p },
+            user_name: user_name.into(),
+            external_id: None,
+            display_name: Some("Bench User".into()),
+            active: true,
+            attributes: attributes.as_object().cloned(),
+        },
+        status: None,
+    }
+}
+
+/// Runs `job(i)` for i in 0..n on `concurrency` workers; returns the elapsed time.
+async fn parallel<F, Fut>(n: usize, concurrency: usize, job: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (job, next) = (job.clone(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                job(i).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn rss_mib(pid_file: &str) -> f64 {
+    let pid = std::fs::read_to_string(pid_file).expect("server pid file").trim().to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server process");
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let server = var("INFRA_SERVER_URL");
+    let namespace = var("INFRA_NAMESPACE");
+    let state = var("INFRA_STATE_DIR");
+    let idp = var("INFRA_IDP_URL").trim_start_matches("https://").to_string();
+    let client = Client::try_default().await.expect("kubeconfig");
+    let users: Api<User> = Api::namespaced(client.clone(), &namespace);
+    let providers: Api<IdentityProvider> = Api::namespaced(client.clone(), &namespace);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build().unwrap();
+    let pid_file = format!("{state}/pids/server-0.pid");
+    let rss_before = rss_mib(&pid_file);
+
+    println!("SCIM benchmark: {} users at concurrency {}, lookups with {} stored users and {} groups", a.users, a.concurrency, a.stored, a.groups);
+
+    // ---- import -------------------------------------------------------------------------------
+    let scim_provider = unique("bench-scim");
+    let key = provider_with_key(&scim_provider, &idp);
+    let direct_provider = unique("bench-direct");
+    run("infra", &["providers", "add", &direct_provider, "--url", &idp, "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]);
+    let direct_idp = providers.get(&direct_provider).await.unwrap();
+
+    let scim_elapsed = {
+        let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), scim_provider.clone());
+        parallel(a.users, a.concurrency, move |i| {
+            let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), p.clone());
+            async move {
+                let user_name = format!("user{i}@{p}.example.com");
+                let filter = format!("userName eq \"{user_name}\"");
+                let found: serde_json::Value = http
+                    .get(format!("{server}/api/scim/v2/Users"))
+                    .query(&[("filter", filter.as_str()), ("startIndex", "1"), ("count", "100")])
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(found["totalResults"], 0);
+                let resp = http.post(format!("{server}/api/scim/v2/Users")).bearer_auth(&key).json(&scim_user(&user_name)).send().await.unwrap();
+                assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+            }
+        })
+        .await
+    };
+    let direct_elapsed = {
+        let (users, idp) = (users.clone(), Arc::new(direct_idp.clone()));
+        parallel(a.users, a.concurrency, move |i| {
+            let (users, idp) = (users.clone(), idp.clone());
+            async move {
+                let user = user_object(&idp, &format!("user{i}@direct.example.com"));
+                users.create(&PostParams::default(), &user).await.unwrap();
+            }
+        })
+        .await
+    };
+    let scim_rate = a.users as f64 / scim_elapsed.as_secs_f64();
+    let direct_rate = a.users as f64 / direct_elapsed.as_secs_f64();
+    let ratio = scim_rate / direct_rate;
+    println!("import via SCIM (filter + POST): {scim_rate:8.1} users/s ({:.1}s)", scim_elapsed.as_secs_f64());
+    println!("direct API server creates:       {direct_rate:8.1} users/s ({:.1}s)", direct_elapsed.as_secs_f64());
+    println!("ratio: {ratio:.2} (target >= 0.80) {}", if ratio >= 0.8 { "PASS" } else { "FAIL" });
+
+    // ---- lookups with many users ----------------------------------------------------------------
+    let scim_idp = Arc::new(providers.get(&scim_provider).await.unwrap());
+    let extra = a.stored.saturating_sub(a.users);
+    let fill = parallel(extra, a.concurrency, {
+        let (users, idp, p) = (users.clone(), scim_idp.clone(), scim_provider.clone());
+        move |i| {
+            let (users, idp, p) = (users.clone(), idp.clone(), p.clone());
+            async move {
+                users.create(&PostParams::default(), &user_object(&idp, &format!("stored{i}@{p}.example.com"))).await.unwrap();
+            }
+        }
+    })
+    .await;
+    println!("stored {extra} more users directly in {:.1}s", fill.as_secs_f64());
+    let page: serde_json::Value = http
+        .get(format!("{server}/api/scim/v2/Users?count=1000"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = page["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect();
+    let groups: Api<infra::api::Group> = Api::namespaced(client.clone(), &namespace);
+    parallel(a.groups, a.concurrency, {
+        let (groups, idp, ids) = (groups.clone(), scim_idp.clone(), Arc::new(ids.clone()));
+        move |i| {
+            let (groups, idp, ids) = (groups.clone(), idp.clone(), ids.clone());
+            async move {
+                let id = new_id().unwrap();
+                let mut owner = idp.controller_owner_ref(&()).unwrap();
+                owner.controller = Some(false);
+                let members = (0..20).map(|k| GroupMember { value: ids[(i * 7 + k) % ids.len()].clone(), type_: None }).collect();
+                let group = infra::api::Group {
+                    metadata: ObjectMeta {
+                        name: Some(group_object_name(&id)),
+                        labels: Some(BTreeMap::from([(labels::PROVIDER.to_string(), idp.name_any()), (labels::SCIM_ID.to_string(), id)])),
+                        owner_references: Some(vec![owner]),
+                        ..Default::default()
+                    },
+                    spec: GroupSpec { provider_ref: ProviderRef { name: idp.name_any() }, display_name: format!("group {i}"), external_id: None, members },
+                    status: None,
+                };
+                groups.create(&PostParams::default(), &group).await.unwrap();
+            }
+        }
+    })
+    .await;
+    // Wait until the server's directory holds them all.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list: serde_json::Value =
+            http.get(format!("{server}/api/scim/v2/Users?count=0")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        if list["totalResults"].as_u64() == Some(a.stored as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server never saw all {} users: {}", a.stored, list["totalResults"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let measure = |label: &'static str, urls: Vec<String>| {
+        let (http, key) = (http.clone(), key.clone());
+        async move {
+            let mut ms = vec![];
+            for url in urls {
+                let start = Instant::now();
+                let resp = http.get(&url).bearer_auth(&key).send().await.unwrap();
+                assert_eq!(resp.status(), 200, "{url}");
+                resp.bytes().await.unwrap();
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let (p50, p99) = (percentile(&ms, 0.5), percentile(&ms, 0.99));
+            println!("{label:<28} p50 {p50:6.2} ms   p99 {p99:6.2} ms   (target p99 < 5 ms) {}", if p99 < 5.0 { "PASS" } else { "FAIL" });
+        }
+    };
+    let n = a.samples;
+    measure(
+        "filter userName eq",
+        (0..n).map(|i| format!("{server}/api/scim/v2/Users?filter=userName%20eq%20%22user{}%40{scim_provider}.example.com%22", (i * 37) % a.users)).collect(),
+    )
+    .await;
+    measure("GET /Users/{id}", (0..n).map(|i| format!("{server}/api/scim/v2/Users/{}", ids[(i * 13) % ids.len()])).collect()).await;
+    measure(
+        "page of 100",
+        (0..n).map(|i| format!("{server}/api/scim/v2/Users?startIndex={}&count=100", 1 + (i * 101) % (a.stored - 100))).collect(),
+    )
+    .await;
+
+    let rss_after = rss_mib(&pid_file);
+    println!(
+        "server RSS: {rss_before:.1} MiB before, {rss_after:.1} MiB with {} users and {} groups cached (target < 64 MiB) {}",
+        a.stored + a.users,
+        a.groups,
+        if rss_after < 64.0 { "PASS" } else { "FAIL" }
+    );
+
+    // The garbage collector removes the users and groups with their providers.
+    for p in [&scim_provider, &direct_provider] {
+        let _ = providers.delete(p, &DeleteParams::background()).await;
+    }
+}
