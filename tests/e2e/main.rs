@@ -7,7 +7,4 @@ mod providers;
 mod resources;
 mod durability;
 mod leader;
-mod scim_entra;
 mod scim_keys;
-mod scim_okta;
-mod scim_protocol;
