@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the operator as local processes against the local control plane, authenticated as the
-# infra-operator ServiceAccount (so config/rbac is exercised, never cluster-admin): two controller
-# replicas (leader-elected) and two server replicas.
+# Runs the operator as local processes against the local control plane: two controller replicas
+# (leader-elected) and two server replicas. Replica 0 of each authenticates as the ServiceAccount
+# of config/rbac, replica 1 as the ServiceAccount the Helm chart creates, so both sets of RBAC are
+# proven sufficient on every run; neither is ever cluster-admin.
 #
 # Expects the control plane and the stand-in IdP to be up and the binaries built.
 # Env: INFRA_PROFILE (debug; release for benchmarks), INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"), CONTROLLER_PORTS ("18081 18083").
@@ -16,6 +17,8 @@ read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
 read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
 BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/${INFRA_PROFILE:-debug}/infra-operator"
 OPERATOR_KUBECONFIG="${STATE_DIR}/operator.kubeconfig"
+CHART_KUBECONFIG="${STATE_DIR}/operator-chart.kubeconfig"
+CHART_RELEASE="e2e"
 EXTERNAL_URL="http://127.0.0.1:${SERVER_PORTS[0]}"
 
 [[ -x "${BIN}" ]] || die "${BIN} not built; run cargo build --bins (--release for INFRA_PROFILE=release)"
@@ -29,27 +32,40 @@ kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin 
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
 "${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" infra-operator "${OPERATOR_KUBECONFIG}"
 
-# start NAME ARGS... : runs the operator binary in the background with its own pid and log.
+log "installing the Helm chart (release ${CHART_RELEASE}) into ${NS}"
+HELM_BIN="$("${SCRIPT_DIR}/build-helm.sh")"
+# The user ClusterRoles already come from config/rbac; the chart's Deployment never runs here
+# (no kubelet), its ServiceAccount and Role are what replica 1 uses.
+"${HELM_BIN}" upgrade --install "${CHART_RELEASE}" "${REPO_ROOT}/charts/infra" --kubeconfig "${ADMIN_KUBECONFIG}" -n "${NS}" \
+  --set externalURL="${EXTERNAL_URL}" --set rbac.createUserRoles=false >/dev/null
+"${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "${CHART_RELEASE}-infra-operator" "${CHART_KUBECONFIG}"
+
+# start NAME KUBECONFIG ARGS... : runs the operator binary in the background with its own pid and log.
 start() {
-  local name="$1"
-  shift
+  local name="$1" kubeconfig="$2"
+  shift 2
   if pid_alive "${STATE_DIR}/pids/${name}.pid"; then
     log "${name} already running"
     return
   fi
   [[ -f "${STATE_DIR}/logs/${name}.log" ]] && mv "${STATE_DIR}/logs/${name}.log" "${STATE_DIR}/logs/${name}.log.1"
-  KUBECONFIG="${OPERATOR_KUBECONFIG}" INFRA_NAMESPACE="${NS}" INFRA_EXTERNAL_URL="${EXTERNAL_URL}" \
+  KUBECONFIG="${kubeconfig}" INFRA_NAMESPACE="${NS}" INFRA_EXTERNAL_URL="${EXTERNAL_URL}" \
     INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" \
     setsid "${BIN}" "$@" >"${STATE_DIR}/logs/${name}.log" 2>&1 </dev/null &
   echo $! >"${STATE_DIR}/pids/${name}.pid"
 }
 
+# kubeconfig_for INDEX : replica 0 as config/rbac's ServiceAccount, the others as the chart's.
+kubeconfig_for() {
+  if (($1 == 0)); then echo "${OPERATOR_KUBECONFIG}"; else echo "${CHART_KUBECONFIG}"; fi
+}
+
 for i in "${!CONTROLLER_PORTS[@]}"; do
-  start "controller-${i}" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
+  start "controller-${i}" "$(kubeconfig_for "${i}")" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
     --recheck-interval "${RECHECK_INTERVAL:-10m}"
 done
 for i in "${!SERVER_PORTS[@]}"; do
-  start "server-${i}" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}"
+  start "server-${i}" "$(kubeconfig_for "${i}")" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}"
 done
 
 for i in "${!SERVER_PORTS[@]}"; do

@@ -14,7 +14,7 @@ use super::ProviderRef;
     plural = "groups",
     category = "infra",
     namespaced,
-    doc = "A group of users as their identity provider pushes it. The UID is the SCIM id.",
+    doc = "A group of users as their identity provider pushes it. Its SCIM id is the label infrahq.com/scim-id.",
     status = "GroupStatus",
     printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.providerRef.name"}"#,
@@ -39,7 +39,7 @@ pub struct GroupSpec {
 /// A member of a group.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct GroupMember {
-    /// The SCIM id (User UID) of the member.
+    /// The SCIM id of the member (the User's infrahq.com/scim-id label).
     pub value: String,
     /// `User` (the only member type this server accepts).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]

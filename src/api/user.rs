@@ -14,7 +14,7 @@ use super::ProviderRef;
     plural = "users",
     category = "infra",
     namespaced,
-    doc = "A person as their identity provider describes them. One User per person per provider; the UID is the SCIM id.",
+    doc = "A person as their identity provider describes them. One User per person per provider; its SCIM id is the label infrahq.com/scim-id, which stays when a rename changes the object name.",
     status = "UserStatus",
     printcolumn = r#"{"name":"User Name","type":"string","jsonPath":".spec.userName"}"#,
     printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use kube::api::ListParams;
-use kube::{Api, ResourceExt};
+use kube::Api;
 
 use super::kube_client::{explain, KubeArgs};
 use super::output::{self, Format};
@@ -47,10 +47,10 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
         let rows: Vec<Vec<String>> = users
             .iter()
             .map(|u| {
-                let uid = u.uid().unwrap_or_default();
+                let id = crate::directory::codec::scim_id(u).unwrap_or_default();
                 let member_of: Vec<String> = groups
                     .iter()
-                    .filter(|g| g.spec.provider_ref == u.spec.provider_ref && g.spec.members.iter().any(|m| m.value == uid))
+                    .filter(|g| g.spec.provider_ref == u.spec.provider_ref && g.spec.members.iter().any(|m| m.value == id))
                     .map(|g| g.spec.display_name.clone())
                     .collect();
                 vec![

@@ -96,8 +96,35 @@ pub fn router(auth: AuthState, scim: ScimState, metrics: Arc<Metrics>, ready: Ar
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(health_router(metrics.clone(), ready))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(scim_body_limit_errors))
+}
+
+const SCIM_PREFIX: &str = "/api/scim/v2";
+
+/// Paths no route serves, including `/api/scim/v2/` itself: SCIM clients get a SCIM error body.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with(SCIM_PREFIX) {
+        scim::error::ScimError::not_found(format!("no SCIM endpoint at {}", uri.path())).into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
+
+/// The body limit answers in plain text (from the limit layer, or from the body extractor for
+/// chunked bodies); SCIM clients get an RFC 7644 error body instead.
+async fn scim_body_limit_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let scim = req.uri().path().starts_with(SCIM_PREFIX);
+    let resp = next.run(req).await;
+    if scim && resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let detail = format!("the request body is larger than {} bytes", MAX_BODY_BYTES);
+        return scim::error::ScimError::new(413, None, detail).into_response();
+    }
+    resp
 }
 
 /// A reflector cache of `api`, kept current by a background watch.

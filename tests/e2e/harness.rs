@@ -191,3 +191,229 @@ pub async fn wait_condition(name: &str, type_: &str, what: &str, pred: impl Fn(&
     })
     .await;
 }
+
+// ---- SCIM ------------------------------------------------------------------------------------
+
+pub use serde_json::{json, Value};
+
+pub const SCIM_JSON: &str = "application/scim+json";
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// Percent-encodes a query parameter value (spaces as `%20`, as Okta and Entra send them).
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// A PatchOp request body with these operations.
+pub fn patch_op(operations: Value) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": operations})
+}
+
+/// One HTTP answer: status, headers and the body as JSON (`Null` when it is not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        &self.body
+    }
+
+    /// Asserts 200 or 204: RFC 7644 §3.5.2 lets a PATCH answer either.
+    #[track_caller]
+    pub fn expect_ok_or_no_content(&self) {
+        assert!(self.status == 200 || self.status == 204, "unexpected status {}; body: {}", self.status, self.text);
+    }
+
+    /// Asserts an RFC 7644 §3.12 error: the status, `application/scim+json`, the Error schema,
+    /// `status` as a string, a `detail`, and `scimType` when given.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some(SCIM_JSON), "error content type; body: {}", self.text);
+        assert_eq!(self.body["schemas"], json!([ERROR_SCHEMA]), "error schemas; body: {}", self.text);
+        assert_eq!(self.body["status"], json!(status.to_string()), "error status must be a string; body: {}", self.text);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "error detail; body: {}", self.text);
+        if let Some(t) = scim_type {
+            assert_eq!(self.body["scimType"], json!(t), "scimType; body: {}", self.text);
+        }
+    }
+
+    /// The ids of a ListResponse's resources, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.body["Resources"].as_array().map(|a| a.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+    }
+}
+
+/// A SCIM client: one server replica, one key, and the headers of one provider's dialect.
+#[derive(Clone)]
+pub struct Scim {
+    /// `<server>/api/scim/v2`
+    pub base: String,
+    pub auth: String,
+    pub content_type: String,
+    pub extra_headers: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Scim {
+    pub fn new(server_url: &str, token: &str) -> Self {
+        Self {
+            base: format!("{server_url}/api/scim/v2"),
+            auth: format!("Bearer {token}"),
+            content_type: SCIM_JSON.into(),
+            extra_headers: vec![("accept".into(), SCIM_JSON.into())],
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
+    }
+
+    /// Okta's SCIM client: `Content-Type: application/scim+json; charset=utf-8` (Okta's SCIM 2.0
+    /// reference and the SCIM 2.0 Test App's Runscope tests).
+    pub fn okta(mut self) -> Self {
+        self.content_type = "application/scim+json; charset=utf-8".into();
+        self.extra_headers = vec![
+            ("accept".into(), SCIM_JSON.into()),
+            ("accept-charset".into(), "utf-8".into()),
+            ("user-agent".into(), "Okta SCIM Client 1.0.0".into()),
+        ];
+        self
+    }
+
+    /// Entra ID's provisioning service, with the content type it is given (`application/scim+json`
+    /// or `application/json`).
+    pub fn entra(mut self, content_type: &str) -> Self {
+        self.content_type = content_type.into();
+        self.extra_headers = vec![("accept".into(), "application/scim+json".into())];
+        self
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Resp {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        let mut req = self.http.request(method.clone(), &url).header("authorization", &self.auth);
+        for (k, v) in &self.extra_headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", &self.content_type).body(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, text, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes()), &[]).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()), &[]).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::PATCH, path, Some(body.to_string().into_bytes()), &[]).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(reqwest::Method::DELETE, path, None, &[]).await
+    }
+
+    /// `GET /Users?filter=...` (and the same for any resource path), the filter percent-encoded.
+    pub async fn filter(&self, resource: &str, filter: &str) -> Resp {
+        self.get(&format!("/{resource}?filter={}", enc(filter))).await
+    }
+
+    /// POSTs a minimal user and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let r = self.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user_name, "active": true})).await;
+        r.expect(201)["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// A provider of its own and a key for it, ready on every server replica; the provider (and with
+/// it its users, groups and keys) is removed when this is dropped.
+pub struct ScimProvider {
+    pub name: String,
+    pub token: String,
+    removed: std::sync::atomic::AtomicBool,
+}
+
+impl ScimProvider {
+    pub async fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+        let key_name = unique("key");
+        let run = infra(&["scim-keys", "create", "--provider", &name, "--name", &key_name]).ok();
+        let token = run
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("API Token: Bearer "))
+            .unwrap_or_else(|| panic!("no `API Token: Bearer` line in:\n{}", run.stdout))
+            .to_string();
+        let p = Self { name, token, removed: false.into() };
+        for i in 0..env().server_urls.len() {
+            let c = p.client(i);
+            eventually(Duration::from_secs(20), &format!("the key to work on replica {i}"), || {
+                let c = c.clone();
+                async move { (c.get("/ServiceProviderConfig").await.status == 200).then_some(()) }
+            })
+            .await;
+        }
+        p
+    }
+
+    /// A plain SCIM client of replica `i`.
+    pub fn client(&self, i: usize) -> Scim {
+        Scim::new(&env().server_urls[i], &self.token)
+    }
+
+    /// `infra providers remove`, once.
+    pub fn remove(&self) {
+        if !self.removed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            infra(&["providers", "remove", &self.name]).ok();
+        }
+    }
+
+    /// The names of the objects of `kind` (users, groups) labelled with this provider.
+    pub fn objects(&self, kind: &str) -> Vec<String> {
+        let selector = format!("infrahq.com/provider={}", self.name);
+        let out = kubectl(&["get", kind, "-n", &env().namespace, "-l", &selector, "-o", "name"]).ok().stdout;
+        out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    }
+}
+
+impl Drop for ScimProvider {
+    fn drop(&mut self) {
+        if !self.removed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.removed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = infra(&["providers", "remove", &self.name]);
+        }
+    }
+}
+
+/// The `kubectl get <kind> -o yaml` of the object whose SCIM id is `id`.
+pub fn object_yaml_by_scim_id(kind: &str, id: &str) -> String {
+    let selector = format!("infrahq.com/scim-id={id}");
+    kubectl(&["get", kind, "-n", &env().namespace, "-l", &selector, "-o", "yaml"]).ok().stdout
+}

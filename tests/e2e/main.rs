@@ -2,9 +2,13 @@
 //! `e2e/up` started. Run them with `e2e/test`; they fail (never skip) without that environment.
 
 mod harness;
+mod helm;
 mod image;
 mod providers;
 mod resources;
 mod durability;
 mod leader;
+mod scim_entra;
 mod scim_keys;
+mod scim_okta;
+mod scim_protocol;

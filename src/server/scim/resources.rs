@@ -233,15 +233,21 @@ pub async fn replace_resource<K: ScimKind>(
     State(state): State<ScimState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let params = Params::new(raw);
     let run = async {
         let sent = json_body(&body)?;
         update_with::<K>(&state, &p.provider, &id, &headers, |_| validate_full::<K>(sent.clone(), Some(&id))).await
     };
     match run.await {
-        Ok((obj, body)) => resource_response(StatusCode::OK, &body, &K::version(&obj), None),
+        Ok((obj, body)) => {
+            // RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every returned resource.
+            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -250,15 +256,21 @@ pub async fn patch_resource<K: ScimKind>(
     State(state): State<ScimState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let params = Params::new(raw);
     let run = async {
         let request = json_body(&body)?;
         update_with::<K>(&state, &p.provider, &id, &headers, |current| patch::apply(current, K::RT, &request)).await
     };
     match run.await {
-        Ok((obj, body)) => resource_response(StatusCode::OK, &body, &K::version(&obj), None),
+        Ok((obj, body)) => {
+            // RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every returned resource.
+            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+        }
         Err(e) => e.into_response(),
     }
 }

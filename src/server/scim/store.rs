@@ -157,21 +157,27 @@ impl DirectoryStore {
         Ok(stored)
     }
 
-    /// Deletes a user after removing it from every group, so no group lists a deleted member.
+    /// Deletes a user, then removes it from every group, so no group lists a deleted member. The
+    /// groups are read from the API server rather than this replica's directory: another replica
+    /// may have added the user to a group a moment ago. (Deleting first means such an addition,
+    /// arriving later, finds no user and is refused.)
     pub async fn delete_user(&self, user: &User) -> Result<(), ScimError> {
         let provider = user.spec.provider_ref.name.clone();
         let id = scim_id(user).unwrap_or_default().to_string();
-        let group_ids = self.directory.read().expect("directory lock").group_ids_with_member(&id);
-        for gid in group_ids {
-            self.modify_group(&provider, &gid, |spec| spec.members.retain(|m| m.value != id)).await?;
-        }
         self.delete_object(&self.users, user).await.map_err(scim_of)?;
         self.directory.write().expect("directory lock").delete_user(&user.name_any());
+        let selector = format!("{}={provider}", labels::PROVIDER);
+        let groups = self.groups.list(&ListParams::default().labels(&selector)).await.map_err(|e| scim_of(api_error(e, "listing groups")))?;
+        for group in groups.items.into_iter().filter(|g| g.spec.members.iter().any(|m| m.value == id)) {
+            self.directory.write().expect("directory lock").apply_group(group.clone());
+            let gid = scim_id(&group).unwrap_or_default().to_string();
+            self.modify_group(&provider, &gid, |spec| spec.members.retain(|m| m.value != id)).await?;
+        }
         Ok(())
     }
 
     pub async fn create_group(&self, provider: &str, spec: GroupSpec) -> Result<Group, ScimError> {
-        self.check_members(provider, &spec).await?;
+        self.check_members(provider, &spec, None).await?;
         let id = new_id().map_err(|e| internal(e.to_string()))?;
         let group = Group { metadata: self.metadata(provider, group_object_name(&id), &id, now())?, spec, status: None };
         let created = self.groups.create(&params(), &group).await.map_err(|e| scim_of(api_error(e, "creating the group")))?;
@@ -180,7 +186,7 @@ impl DirectoryStore {
     }
 
     pub async fn update_group(&self, current: &Group, spec: GroupSpec) -> Result<Group, WriteError> {
-        self.check_members(&spec.provider_ref.name, &spec).await?;
+        self.check_members(&spec.provider_ref.name, &spec, Some(&current.spec)).await?;
         let mut next = current.clone();
         next.spec = spec;
         next.metadata.annotations.get_or_insert_default().insert(annotations::LAST_MODIFIED.into(), now());
@@ -222,22 +228,31 @@ impl DirectoryStore {
         Err(unavailable("the group kept changing while updating it; retry"))
     }
 
-    /// Every member must be a user of this provider. A user created moments ago through another
-    /// replica may not have reached this replica's watch yet, so unknown ids are looked up in the
-    /// API server before they are refused.
-    async fn check_members(&self, provider: &str, spec: &GroupSpec) -> Result<(), ScimError> {
-        let unknown: Vec<String> = {
-            let dir = self.directory.read().expect("directory lock");
-            spec.members.iter().filter(|m| dir.user(provider, &m.value).is_none()).map(|m| m.value.clone()).collect()
-        };
-        for id in unknown {
-            let selector = format!("{}={id},{}={provider}", labels::SCIM_ID, labels::PROVIDER);
-            let found = self.users.list(&ListParams::default().labels(&selector)).await.map_err(|e| scim_of(api_error(e, "looking up a member")))?;
-            match found.items.into_iter().next() {
-                Some(user) => {
-                    self.directory.write().expect("directory lock").apply_user(user);
-                }
-                None => return Err(ScimError::invalid_value(format!("member {id:?} is not a user of this provider"))),
+    /// Every member a write adds must be a user of this provider, as the API server knows it now:
+    /// this replica's watch may lag behind a user created, or deleted, through another replica a
+    /// moment ago. Members the group already had are not asked about again.
+    async fn check_members(&self, provider: &str, spec: &GroupSpec, previous: Option<&GroupSpec>) -> Result<(), ScimError> {
+        let added: Vec<&str> = spec
+            .members
+            .iter()
+            .map(|m| m.value.as_str())
+            .filter(|id| previous.is_none_or(|p| !p.members.iter().any(|m| m.value == *id)))
+            .collect();
+        // Set-based selectors keep this to one request per 50 new members.
+        for chunk in added.chunks(50) {
+            let selector = format!("{}={provider},{} in ({})", labels::PROVIDER, labels::SCIM_ID, chunk.join(","));
+            let found = self
+                .users
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| scim_of(api_error(e, "looking up members")))?;
+            let known: Vec<String> = found.items.iter().filter_map(|u| scim_id(u).map(str::to_string)).collect();
+            if let Some(missing) = chunk.iter().find(|id| !known.iter().any(|k| k == *id)) {
+                return Err(ScimError::invalid_value(format!("member {missing:?} is not a user of this provider")));
+            }
+            let mut dir = self.directory.write().expect("directory lock");
+            for user in found.items {
+                dir.apply_user(user);
             }
         }
         Ok(())

@@ -1,0 +1,115 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "infra.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The base of every resource name: fullnameOverride, else the release name when it already contains
+the chart name (release "infra" gives infra-operator, infra-server, like config/), else
+<release>-<chart>. Truncated so that suffixes still fit in 63 characters.
+*/}}
+{{- define "infra.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's name: Deployment, ServiceAccount, Role and RoleBinding.
+*/}}
+{{- define "infra.operatorName" -}}
+{{- printf "%s-operator" (include "infra.fullname" .) }}
+{{- end }}
+
+{{/*
+The server's Service.
+*/}}
+{{- define "infra.serverName" -}}
+{{- printf "%s-server" (include "infra.fullname" .) }}
+{{- end }}
+
+{{- define "infra.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "infra.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "infra.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "infra.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: infra
+{{- end }}
+
+{{/*
+externalURL, which has no working default: fail with what to set.
+*/}}
+{{- define "infra.externalURL" -}}
+{{- required "externalURL is required: set it to the URL people and your identity provider use to reach Infra, such as --set externalURL=https://infra.example.com (the redirect URIs and the SCIM URL are derived from it)" .Values.externalURL | trimSuffix "/" }}
+{{- end }}
+
+{{/*
+The mount path of the extra CA bundle, and the file INFRA_EXTRA_CA_FILE names.
+*/}}
+{{- define "infra.extraCADir" -}}/etc/infra/extra-ca{{- end }}
+
+{{- define "infra.extraCAEnabled" -}}
+{{- with .Values.extraCABundle }}
+{{- if and .configMapName .secretName }}
+{{- fail "extraCABundle: set configMapName or secretName, not both" }}
+{{- end }}
+{{- if or .configMapName .secretName }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment both containers share.
+*/}}
+{{- define "infra.commonEnv" -}}
+- name: INFRA_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: INFRA_EXTERNAL_URL
+  value: {{ include "infra.externalURL" . | quote }}
+- name: INFRA_LOG
+  value: {{ .Values.logLevel | quote }}
+- name: INFRA_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- if include "infra.extraCAEnabled" . }}
+- name: INFRA_EXTRA_CA_FILE
+  value: {{ printf "%s/%s" (include "infra.extraCADir" .) .Values.extraCABundle.key | quote }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The hardened container securityContext both containers share.
+*/}}
+{{- define "infra.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{- define "infra.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
