@@ -11,14 +11,17 @@ use std::sync::Arc;
 use kube::runtime::watcher;
 use kube::ResourceExt;
 
-use super::codec::{scim_id, user_display};
+use super::codec::scim_id;
+use super::compact::CompactUser;
 use crate::api::{Group, User};
 
 type Key = (String, String);
 
 #[derive(Default)]
 pub struct Directory {
-    users: HashMap<String, Arc<User>>,
+    users: HashMap<String, Arc<CompactUser>>,
+    /// Provider names, shared by every user of the provider.
+    provider_names: HashMap<String, Arc<str>>,
     user_by_id: HashMap<String, String>,
     user_by_name: HashMap<Key, String>,
     user_by_external: HashMap<Key, BTreeSet<String>>,
@@ -48,11 +51,8 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
-fn emails(user: &User) -> Vec<String> {
-    let Some(list) = user.spec.attributes.as_ref().and_then(|a| a.get("emails")).and_then(|e| e.as_array()) else {
-        return vec![];
-    };
-    list.iter().filter_map(|e| e.get("value").and_then(|v| v.as_str())).map(lower).collect()
+fn compact_id(u: &CompactUser) -> Option<&str> {
+    u.label(crate::api::labels::SCIM_ID)
 }
 
 impl Directory {
@@ -67,33 +67,33 @@ impl Directory {
     // ---- users -------------------------------------------------------------------------------
 
     /// Adds or replaces a user, unless the directory already holds a newer version of it.
-    pub fn apply_user(&mut self, mut user: User) -> bool {
+    pub fn apply_user(&mut self, user: User) -> bool {
         let name = user.name_any();
         if let Some(seen) = self.user_resync.as_mut() {
             seen.insert(name.clone());
         }
         if let Some(old) = self.users.get(&name) {
-            if !newer_or_same(user.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref()) {
+            if !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref()) {
                 return false;
             }
         }
-        // Managed fields are a large share of each object and the server never reads them.
-        user.metadata.managed_fields = None;
         self.remove_user_indexes(&name);
         let Some(id) = scim_id(&user).map(str::to_string) else { return false };
         let provider = user.spec.provider_ref.name.clone();
+        let shared = self.provider_names.entry(provider.clone()).or_insert_with(|| Arc::from(provider.as_str())).clone();
+        let user = CompactUser::new(user, shared);
         // A rename briefly leaves two objects with one id; the newer one is the user.
         let keep_existing = self.user_by_id.get(&id).and_then(|n| self.users.get(n)).is_some_and(|other| {
-            !newer_or_same(user.metadata.resource_version.as_deref(), other.metadata.resource_version.as_deref())
+            !newer_or_same(user.resource_version.as_deref(), other.resource_version.as_deref())
         });
         if !keep_existing {
             self.user_by_id.insert(id.clone(), name.clone());
         }
-        self.user_by_name.insert((provider.clone(), lower(&user.spec.user_name)), name.clone());
-        if let Some(e) = &user.spec.external_id {
-            self.user_by_external.entry((provider.clone(), e.clone())).or_default().insert(id.clone());
+        self.user_by_name.insert((provider.clone(), lower(&user.user_name)), name.clone());
+        if let Some(e) = &user.external_id {
+            self.user_by_external.entry((provider.clone(), e.to_string())).or_default().insert(id.clone());
         }
-        for e in emails(&user) {
+        for e in user.email_values() {
             self.user_by_email.entry((provider.clone(), e)).or_default().insert(id.clone());
         }
         self.user_order.insert((provider, id));
@@ -108,27 +108,25 @@ impl Directory {
 
     fn remove_user_indexes(&mut self, name: &str) {
         let Some(old) = self.users.get(name).cloned() else { return };
-        let provider = old.spec.provider_ref.name.clone();
-        let Some(id) = scim_id(old.as_ref()).map(str::to_string) else { return };
-        let key = (provider.clone(), lower(&old.spec.user_name));
+        let provider = old.provider.to_string();
+        let Some(id) = compact_id(&old).map(str::to_string) else { return };
+        let key = (provider.clone(), lower(&old.user_name));
         if self.user_by_name.get(&key).map(String::as_str) == Some(name) {
             self.user_by_name.remove(&key);
         }
         let other_with_same_id = self
             .users
             .iter()
-            .find(|(n, u)| n.as_str() != name && scim_id(u.as_ref()) == Some(id.as_str()))
+            .find(|(n, u)| n.as_str() != name && compact_id(u) == Some(id.as_str()))
             .map(|(n, _)| n.clone());
-        if let Some(e) = &old.spec.external_id {
-            if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.clone())) {
-                if other_with_same_id.is_none() {
+        if other_with_same_id.is_none() {
+            if let Some(e) = &old.external_id {
+                if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.to_string())) {
                     set.remove(&id);
                 }
             }
-        }
-        for e in emails(&old) {
-            if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
-                if other_with_same_id.is_none() {
+            for e in old.email_values() {
+                if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
                     set.remove(&id);
                 }
             }
@@ -146,35 +144,51 @@ impl Directory {
         }
     }
 
-    /// The user with SCIM id `id` in `provider`.
-    pub fn user(&self, provider: &str, id: &str) -> Option<Arc<User>> {
+    fn compact(&self, provider: &str, id: &str) -> Option<&Arc<CompactUser>> {
         let u = self.users.get(self.user_by_id.get(id)?)?;
-        (u.spec.provider_ref.name == provider).then(|| u.clone())
+        (&*u.provider == provider).then_some(u)
     }
 
-    pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<Arc<User>> {
-        self.users.get(self.user_by_name.get(&(provider.to_string(), lower(user_name)))?).cloned()
+    /// The user with SCIM id `id` in `provider`.
+    pub fn user(&self, provider: &str, id: &str) -> Option<User> {
+        self.compact(provider, id).map(|u| u.to_user())
     }
 
-    pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<Arc<User>> {
+    pub fn has_user(&self, provider: &str, id: &str) -> bool {
+        self.compact(provider, id).is_some()
+    }
+
+    pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<User> {
+        self.users.get(self.user_by_name.get(&(provider.to_string(), lower(user_name)))?).map(|u| u.to_user())
+    }
+
+    pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
         self.ids_to_users(provider, self.user_by_external.get(&(provider.to_string(), external_id.to_string())))
     }
 
-    pub fn users_by_email(&self, provider: &str, email: &str) -> Vec<Arc<User>> {
+    pub fn users_by_email(&self, provider: &str, email: &str) -> Vec<User> {
         self.ids_to_users(provider, self.user_by_email.get(&(provider.to_string(), lower(email))))
     }
 
-    fn ids_to_users(&self, provider: &str, ids: Option<&BTreeSet<String>>) -> Vec<Arc<User>> {
+    fn ids_to_users(&self, provider: &str, ids: Option<&BTreeSet<String>>) -> Vec<User> {
         ids.into_iter().flatten().filter_map(|id| self.user(provider, id)).collect()
     }
 
+    fn user_ids(&self, provider: &str) -> impl Iterator<Item = &String> {
+        self.user_order.range((provider.to_string(), String::new())..).take_while(move |(p, _)| p == provider).map(|(_, id)| id)
+    }
+
     /// Every user of `provider`, in a stable order (by id).
-    pub fn users(&self, provider: &str) -> Vec<Arc<User>> {
-        self.user_order
-            .range((provider.to_string(), String::new())..)
-            .take_while(|(p, _)| p == provider)
-            .filter_map(|(_, id)| self.user(provider, id))
-            .collect()
+    pub fn users(&self, provider: &str) -> Vec<User> {
+        self.user_ids(provider).filter_map(|id| self.user(provider, id)).collect()
+    }
+
+    /// One page of `users(provider)` (`start` is 0-based) and how many users there are in all,
+    /// without materializing the others.
+    pub fn users_page(&self, provider: &str, start: usize, count: usize) -> (usize, Vec<User>) {
+        let total = self.user_ids(provider).count();
+        let page = self.user_ids(provider).skip(start).take(count).filter_map(|id| self.user(provider, id)).collect();
+        (total, page)
     }
 
     /// The groups `user_id` belongs to, as (id, displayName).
@@ -277,7 +291,7 @@ impl Directory {
             .spec
             .members
             .iter()
-            .filter_map(|m| self.user(provider, &m.value).map(|u| (m.value.clone(), user_display(&u).to_string())))
+            .filter_map(|m| self.compact(provider, &m.value).map(|u| (m.value.clone(), u.display().to_string())))
             .collect()
     }
 
@@ -368,13 +382,28 @@ mod tests {
         let mut d = Directory::default();
         d.apply_user(user("u-a", "1", "okta", "Alice", 1));
         d.apply_user(user("u-b", "2", "azure", "alice", 2));
-        assert_eq!(scim_id(d.user_by_user_name("okta", "ALICE").unwrap().as_ref()), Some("1"));
-        assert_eq!(scim_id(d.user_by_user_name("azure", "alice").unwrap().as_ref()), Some("2"));
+        assert_eq!(scim_id(&d.user_by_user_name("okta", "ALICE").unwrap()), Some("1"));
+        assert_eq!(scim_id(&d.user_by_user_name("azure", "alice").unwrap()), Some("2"));
         assert!(d.user("azure", "1").is_none(), "a provider must not see another's users");
         assert_eq!(d.users_by_external_id("okta", "ext-1").len(), 1);
         assert!(d.users_by_external_id("okta", "ext-2").is_empty());
         assert_eq!(d.users_by_email("okta", "alice@example.COM").len(), 1);
         assert_eq!(d.users("okta").len(), 1);
+    }
+
+    #[test]
+    fn pages_are_stable_slices_with_a_total() {
+        let mut d = Directory::default();
+        for i in 0..10 {
+            d.apply_user(user(&format!("u-{i}"), &format!("id-{i}"), "okta", &format!("user{i}"), 1));
+        }
+        d.apply_user(user("u-other", "id-x", "azure", "x", 1));
+        let (total, page) = d.users_page("okta", 3, 4);
+        assert_eq!(total, 10);
+        let ids: Vec<String> = page.iter().map(|u| scim_id(u).unwrap().to_string()).collect();
+        assert_eq!(ids, vec!["id-3", "id-4", "id-5", "id-6"]);
+        assert_eq!(d.users_page("okta", 9, 4).1.len(), 1);
+        assert!(d.users_page("okta", 20, 4).1.is_empty());
     }
 
     #[test]

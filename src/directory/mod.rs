@@ -2,6 +2,7 @@
 //! wire, and the in-memory indexes the server answers reads from. Pure: no I/O.
 
 pub mod codec;
+mod compact;
 pub mod index;
 pub mod naming;
 

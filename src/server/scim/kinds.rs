@@ -16,10 +16,13 @@ pub trait ScimKind: Clone + Send + Sync + 'static {
     const RT: ResourceType;
     type Spec: Send;
 
-    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>>;
-    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>>;
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Self>;
+    /// Every resource of `provider`, in a stable order.
+    fn all(dir: &Directory, provider: &str) -> Vec<Self>;
+    /// One page (0-based `start`) of `all`, and the total.
+    fn page(dir: &Directory, provider: &str, start: usize, count: usize) -> (usize, Vec<Self>);
     /// Candidates for `attr eq value` from an index, or `None` when no index covers `attr`.
-    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>>;
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Self>>;
     fn render(dir: &Directory, obj: &Self, base_url: &str) -> Value;
     fn version(obj: &Self) -> String;
     fn spec_from(resource: &Value, provider: &str) -> Result<Self::Spec, ScimError>;
@@ -33,13 +36,16 @@ impl ScimKind for User {
     const RT: ResourceType = ResourceType::User;
     type Spec = UserSpec;
 
-    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>> {
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Self> {
         dir.user(provider, id)
     }
-    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>> {
+    fn all(dir: &Directory, provider: &str) -> Vec<Self> {
         dir.users(provider)
     }
-    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>> {
+    fn page(dir: &Directory, provider: &str, start: usize, count: usize) -> (usize, Vec<Self>) {
+        dir.users_page(provider, start, count)
+    }
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Self>> {
         Some(match attr {
             "userName" => dir.user_by_user_name(provider, value).into_iter().collect(),
             "id" => dir.user(provider, value).into_iter().collect(),
@@ -74,23 +80,32 @@ impl ScimKind for User {
     }
 }
 
+fn owned(g: Arc<Group>) -> Group {
+    Arc::unwrap_or_clone(g)
+}
+
 impl ScimKind for Group {
     const RT: ResourceType = ResourceType::Group;
     type Spec = GroupSpec;
 
-    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Arc<Self>> {
-        dir.group(provider, id)
+    fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Self> {
+        dir.group(provider, id).map(owned)
     }
-    fn all(dir: &Directory, provider: &str) -> Vec<Arc<Self>> {
-        dir.groups(provider)
+    fn all(dir: &Directory, provider: &str) -> Vec<Self> {
+        dir.groups(provider).into_iter().map(owned).collect()
     }
-    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Arc<Self>>> {
-        Some(match attr {
+    fn page(dir: &Directory, provider: &str, start: usize, count: usize) -> (usize, Vec<Self>) {
+        let all = dir.groups(provider);
+        (all.len(), all.into_iter().skip(start).take(count).map(owned).collect())
+    }
+    fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Self>> {
+        let found = match attr {
             "displayName" => dir.groups_by_display_name(provider, value),
             "id" => dir.group(provider, value).into_iter().collect(),
             "externalId" => dir.groups_by_external_id(provider, value),
             _ => return None,
-        })
+        };
+        Some(found.into_iter().map(owned).collect())
     }
     fn render(dir: &Directory, group: &Self, base_url: &str) -> Value {
         let members = dir.members_of(group);

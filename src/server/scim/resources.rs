@@ -102,9 +102,9 @@ fn list_page<K: ScimKind>(state: &ScimState, provider: &str, params: &Params) ->
     let dir = state.directory();
     // Without a filter or sort only the page itself needs rendering.
     if query.filter.is_none() && query.sort.is_none() {
-        let all = K::all(&dir, provider);
-        let items = page.slice(&all).iter().map(|o| projection.apply(&K::render(&dir, o, &state.base_url))).collect();
-        return Ok(list_response(all.len(), page.start_index, items));
+        let (total, objs) = K::page(&dir, provider, page.start_index.saturating_sub(1), page.count);
+        let items = objs.iter().map(|o| projection.apply(&K::render(&dir, o, &state.base_url))).collect();
+        return Ok(list_response(total, page.start_index, items));
     }
     let matched = matching::<K>(&dir, provider, &query, &state.base_url);
     let items = page.slice(&matched).iter().map(|v| projection.apply(v)).collect();
@@ -143,6 +143,7 @@ pub async fn get_resource<K: ScimKind>(
     let params = Params::new(raw);
     let dir = state.directory();
     let Some(obj) = K::lookup(&dir, &p.provider, &id) else { return not_found::<K>(&id).into_response() };
+
     let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
     let body = projection.apply(&K::render(&dir, &obj, &state.base_url));
     resource_response(StatusCode::OK, &body, &K::version(&obj), None)
@@ -209,7 +210,7 @@ async fn update_with<K: ScimKind>(
     headers: &HeaderMap,
     compute: impl Fn(&Value) -> Result<Value, ScimError>,
 ) -> Result<(K, Value), ScimError> {
-    let mut current = K::lookup(&state.directory(), provider, id).map(|o| (*o).clone()).ok_or_else(|| not_found::<K>(id))?;
+    let mut current = K::lookup(&state.directory(), provider, id).ok_or_else(|| not_found::<K>(id))?;
     for _ in 0..WRITE_ATTEMPTS {
         check_if_match(headers, &K::version(&current))?;
         let rendered = K::render(&state.directory(), &current, &state.base_url);
@@ -282,7 +283,7 @@ pub async fn delete_resource<K: ScimKind>(
     headers: HeaderMap,
 ) -> Response {
     let run = async {
-        let obj = K::lookup(&state.directory(), &p.provider, &id).map(|o| (*o).clone()).ok_or_else(|| not_found::<K>(&id))?;
+        let obj = K::lookup(&state.directory(), &p.provider, &id).ok_or_else(|| not_found::<K>(&id))?;
         check_if_match(&headers, &K::version(&obj))?;
         K::delete(&state.store, &obj).await
     };

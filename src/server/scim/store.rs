@@ -125,6 +125,8 @@ impl DirectoryStore {
         let mut next = current.clone();
         next.spec = spec;
         next.metadata.annotations.get_or_insert_default().insert(annotations::LAST_MODIFIED.into(), now());
+        // The directory keeps no owner references; a replace must carry them again.
+        next.metadata.owner_references = Some(vec![self.owner(&provider)?]);
         if new_name == current.name_any() {
             let stored = self.users.replace(&new_name, &params(), &next).await.map_err(|e| api_error(e, "updating the user"))?;
             self.directory.write().expect("directory lock").apply_user(stored.clone());
