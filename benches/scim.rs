@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infra::api::{labels, GroupMember, GroupSpec, IdentityProvider, ProviderRef, User, UserSpec};
+use infra::api::{annotations, labels, GroupMember, GroupSpec, IdentityProvider, ProviderRef, User, UserSpec};
 use infra::directory::naming::{group_object_name, new_id, user_object_name};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -85,6 +85,7 @@ fn scim_user(user_name: &str) -> serde_json::Value {
 /// The User object the server would store for `user_name`, for direct creation.
 fn user_object(provider: &IdentityProvider, user_name: &str) -> User {
     let p = provider.name_any();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut owner = provider.controller_owner_ref(&()).unwrap();
     owner.controller = Some(false);
     let attributes = json!({
@@ -97,6 +98,11 @@ fn user_object(provider: &IdentityProvider, user_name: &str) -> User {
             labels: Some(BTreeMap::from([
                 (labels::PROVIDER.to_string(), p.clone()),
                 (labels::SCIM_ID.to_string(), new_id().unwrap()),
+                (labels::MANAGED_BY.to_string(), "infra-server".to_string()),
+            ])),
+            annotations: Some(BTreeMap::from([
+                (annotations::CREATED.to_string(), now.clone()),
+                (annotations::LAST_MODIFIED.to_string(), now),
             ])),
             owner_references: Some(vec![owner]),
             ..Default::default()
@@ -158,6 +164,11 @@ async fn main() {
     let state = var("INFRA_STATE_DIR");
     let idp = var("INFRA_IDP_URL").trim_start_matches("https://").to_string();
     let client = Client::try_default().await.expect("kubeconfig");
+    // The direct baseline writes with the operator's own ServiceAccount, so authentication and RBAC
+    // cost the same on both paths (the admin's system:masters would skip RBAC altogether).
+    let operator_config = kube::config::Kubeconfig::read_from(format!("{}/operator.kubeconfig", var("INFRA_STATE_DIR"))).expect("operator kubeconfig");
+    let operator_client = Client::try_from(kube::Config::from_custom_kubeconfig(operator_config, &Default::default()).await.unwrap()).unwrap();
+    let operator_users: Api<User> = Api::namespaced(operator_client, &namespace);
     let users: Api<User> = Api::namespaced(client.clone(), &namespace);
     let providers: Api<IdentityProvider> = Api::namespaced(client.clone(), &namespace);
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build().unwrap();
@@ -173,43 +184,54 @@ async fn main() {
     run("infra", &["providers", "add", &direct_provider, "--url", &idp, "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]);
     let direct_idp = providers.get(&direct_provider).await.unwrap();
 
-    let scim_elapsed = {
-        let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), scim_provider.clone());
-        parallel(a.users, a.concurrency, move |i| {
-            let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), p.clone());
-            async move {
-                let user_name = format!("user{i}@{p}.example.com");
-                let filter = format!("userName eq \"{user_name}\"");
-                let found: serde_json::Value = http
-                    .get(format!("{server}/api/scim/v2/Users"))
-                    .query(&[("filter", filter.as_str()), ("startIndex", "1"), ("count", "100")])
-                    .bearer_auth(&key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert_eq!(found["totalResults"], 0);
-                let resp = http.post(format!("{server}/api/scim/v2/Users")).bearer_auth(&key).json(&scim_user(&user_name)).send().await.unwrap();
-                assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-            }
-        })
-        .await
-    };
-    let direct_elapsed = {
-        let (users, idp) = (users.clone(), Arc::new(direct_idp.clone()));
-        parallel(a.users, a.concurrency, move |i| {
-            let (users, idp) = (users.clone(), idp.clone());
-            async move {
-                let user = user_object(&idp, &format!("user{i}@direct.example.com"));
-                users.create(&PostParams::default(), &user).await.unwrap();
-            }
-        })
-        .await
-    };
-    let scim_rate = a.users as f64 / scim_elapsed.as_secs_f64();
-    let direct_rate = a.users as f64 / direct_elapsed.as_secs_f64();
+    // Interleaved rounds, so that a cluster slowing down (etcd growing, garbage collection of an
+    // earlier run) weighs on both paths alike.
+    const ROUNDS: usize = 4;
+    let per_round = a.users / ROUNDS;
+    let (mut scim_elapsed, mut direct_elapsed) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let offset = round * per_round;
+        scim_elapsed += {
+            let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), scim_provider.clone());
+            parallel(per_round, a.concurrency, move |i| {
+                let (http, server, key, p) = (http.clone(), server.clone(), key.clone(), p.clone());
+                async move {
+                    let user_name = format!("user{}@{p}.example.com", offset + i);
+                    let filter = format!("userName eq \"{user_name}\"");
+                    let found: serde_json::Value = http
+                        .get(format!("{server}/api/scim/v2/Users"))
+                        .query(&[("filter", filter.as_str()), ("startIndex", "1"), ("count", "100")])
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert_eq!(found["totalResults"], 0);
+                    let resp =
+                        http.post(format!("{server}/api/scim/v2/Users")).bearer_auth(&key).json(&scim_user(&user_name)).send().await.unwrap();
+                    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+                }
+            })
+            .await
+        };
+        direct_elapsed += {
+            let (users, idp) = (operator_users.clone(), Arc::new(direct_idp.clone()));
+            parallel(per_round, a.concurrency, move |i| {
+                let (users, idp) = (users.clone(), idp.clone());
+                async move {
+                    let user = user_object(&idp, &format!("user{}@direct.example.com", offset + i));
+                    let params = PostParams { field_manager: Some("infra-server".into()), ..Default::default() };
+                    users.create(&params, &user).await.unwrap();
+                }
+            })
+            .await
+        };
+    }
+    let imported = per_round * ROUNDS;
+    let scim_rate = imported as f64 / scim_elapsed.as_secs_f64();
+    let direct_rate = imported as f64 / direct_elapsed.as_secs_f64();
     let ratio = scim_rate / direct_rate;
     println!("import via SCIM (filter + POST): {scim_rate:8.1} users/s ({:.1}s)", scim_elapsed.as_secs_f64());
     println!("direct API server creates:       {direct_rate:8.1} users/s ({:.1}s)", direct_elapsed.as_secs_f64());
@@ -217,7 +239,7 @@ async fn main() {
 
     // ---- lookups with many users ----------------------------------------------------------------
     let scim_idp = Arc::new(providers.get(&scim_provider).await.unwrap());
-    let extra = a.stored.saturating_sub(a.users);
+    let extra = a.stored.saturating_sub(imported);
     let fill = parallel(extra, a.concurrency, {
         let (users, idp, p) = (users.clone(), scim_idp.clone(), scim_provider.clone());
         move |i| {
@@ -295,7 +317,7 @@ async fn main() {
     let n = a.samples;
     measure(
         "filter userName eq",
-        (0..n).map(|i| format!("{server}/api/scim/v2/Users?filter=userName%20eq%20%22user{}%40{scim_provider}.example.com%22", (i * 37) % a.users)).collect(),
+        (0..n).map(|i| format!("{server}/api/scim/v2/Users?filter=userName%20eq%20%22user{}%40{scim_provider}.example.com%22", (i * 37) % imported)).collect(),
     )
     .await;
     measure("GET /Users/{id}", (0..n).map(|i| format!("{server}/api/scim/v2/Users/{}", ids[(i * 13) % ids.len()])).collect()).await;
@@ -308,13 +330,20 @@ async fn main() {
     let rss_after = rss_mib(&pid_file);
     println!(
         "server RSS: {rss_before:.1} MiB before, {rss_after:.1} MiB with {} users and {} groups cached (target < 64 MiB) {}",
-        a.stored + a.users,
+        a.stored + imported,
         a.groups,
         if rss_after < 64.0 { "PASS" } else { "FAIL" }
     );
 
-    // The garbage collector removes the users and groups with their providers.
+    // The garbage collector removes the users and groups with their providers; waiting for it
+    // leaves the next run a clean cluster.
     for p in [&scim_provider, &direct_provider] {
-        let _ = providers.delete(p, &DeleteParams::background()).await;
+        let _ = providers.delete(p, &DeleteParams::foreground()).await;
     }
+    let start = Instant::now();
+    while providers.get_opt(&scim_provider).await.unwrap().is_some() || providers.get_opt(&direct_provider).await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(600), "cleanup did not finish");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("cleaned up in {:.1}s", start.elapsed().as_secs_f64());
 }

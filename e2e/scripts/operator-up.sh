@@ -50,7 +50,7 @@ start() {
   fi
   [[ -f "${STATE_DIR}/logs/${name}.log" ]] && mv "${STATE_DIR}/logs/${name}.log" "${STATE_DIR}/logs/${name}.log.1"
   KUBECONFIG="${kubeconfig}" INFRA_NAMESPACE="${NS}" INFRA_EXTERNAL_URL="${EXTERNAL_URL}" \
-    INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" \
+    INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" MALLOC_ARENA_MAX=2 \
     setsid "${BIN}" "$@" >"${STATE_DIR}/logs/${name}.log" 2>&1 </dev/null &
   echo $! >"${STATE_DIR}/pids/${name}.pid"
 }
