@@ -53,6 +53,6 @@ async fn killing_the_leader_hands_over_within_the_lease_duration() {
 
     // Bring the killed replica back for the rest of the suite.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/scripts/operator-up.sh");
-    let status = std::process::Command::new(script).env("INFRA_NAMESPACE", &env().namespace).status().unwrap();
+    let status = std::process::Command::new(script).env("INFRA_NAMESPACE", &env().namespace).env("RECHECK_INTERVAL", "20s").status().unwrap();
     assert!(status.success());
 }

@@ -59,3 +59,42 @@ async fn unknown_scim_paths_are_404_scim_errors_after_authentication() {
     let resp = http.get(format!("{base}/api/scim/v2/Nope")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "unauthenticated requests learn nothing about paths");
 }
+
+/// Sum of `infra_reconciles_total` for IdentityProviders over the controller replicas.
+fn provider_reconciles() -> u64 {
+    let urls = std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS");
+    urls.split_whitespace()
+        .filter_map(|u| std::process::Command::new("curl").args(["-fsS", &format!("{u}/metrics")]).output().ok())
+        .flat_map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("infra_reconciles_total{") && l.contains("kind=\"IdentityProvider\""))
+                .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+                .collect::<Vec<_>>()
+        })
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn reconciling_for_a_while_never_touches_the_spec() {
+    // GitOps tools compare the spec they applied with the live one: the operator must only ever
+    // write status, under its own field manager.
+    let before = providers().await.get("okta").await.unwrap();
+    let reconciles = provider_reconciles();
+    // e2e/up rechecks Ready providers every 20 s; wait for rechecks to have happened.
+    eventually(std::time::Duration::from_secs(60), "periodic rechecks", || async move {
+        (provider_reconciles() >= reconciles + 2).then_some(())
+    })
+    .await;
+    let after = providers().await.get("okta").await.unwrap();
+    assert_eq!(before.metadata.generation, after.metadata.generation);
+    assert_eq!(before.spec, after.spec);
+    for entry in after.metadata.managed_fields.unwrap_or_default() {
+        let manager = entry.manager.unwrap_or_default();
+        let fields = serde_json::to_string(&entry.fields_v1).unwrap_or_default();
+        if manager.starts_with("infra-controller") || manager.starts_with("infra-server") {
+            assert_eq!(entry.subresource.as_deref(), Some("status"), "{manager} wrote outside status: {fields}");
+            assert!(!fields.contains("f:spec"), "{manager} owns spec fields: {fields}");
+        }
+    }
+}

@@ -90,6 +90,9 @@ Environment both containers share.
   value: {{ .Values.logLevel | quote }}
 - name: INFRA_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
+# Fewer malloc arenas keep the server's resident memory close to what its caches hold.
+- name: MALLOC_ARENA_MAX
+  value: "2"
 {{- if include "infra.extraCAEnabled" . }}
 - name: INFRA_EXTRA_CA_FILE
   value: {{ printf "%s/%s" (include "infra.extraCADir" .) .Values.extraCABundle.key | quote }}
