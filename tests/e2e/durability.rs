@@ -86,7 +86,7 @@ async fn sigkill_mid_import_loses_and_duplicates_nothing() {
     let provider = unique("durable");
     infra(&["providers", "add", &provider, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
     let run = infra(&["scim-keys", "create", "--provider", &provider]).ok();
-    let key = run.stdout.lines().find_map(|l| l.trim().strip_prefix("API Token: Bearer ")).unwrap().to_string();
+    let key = printed_key(&run.stdout);
     let base = format!("http://127.0.0.1:{PORT}");
     let mut server = start_server();
     wait_ready(&base).await;

@@ -365,12 +365,7 @@ impl ScimProvider {
         infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
         let key_name = unique("key");
         let run = infra(&["scim-keys", "create", "--provider", &name, "--name", &key_name]).ok();
-        let token = run
-            .stdout
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("API Token: Bearer "))
-            .unwrap_or_else(|| panic!("no `API Token: Bearer` line in:\n{}", run.stdout))
-            .to_string();
+        let token = printed_key(&run.stdout);
         let p = Self { name, token, removed: false.into() };
         for i in 0..env().server_urls.len() {
             let c = p.client(i);
@@ -416,4 +411,13 @@ impl Drop for ScimProvider {
 pub fn object_yaml_by_scim_id(kind: &str, id: &str) -> String {
     let selector = format!("infrahq.com/scim-id={id}");
     kubectl(&["get", kind, "-n", &env().namespace, "-l", &selector, "-o", "yaml"]).ok().stdout
+}
+
+/// The key `infra scim-keys create` printed, from its `API Token: Bearer <key>` line.
+pub fn printed_key(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API Token: Bearer "))
+        .unwrap_or_else(|| panic!("no `API Token: Bearer` line in:\n{stdout}"))
+        .to_string()
 }

@@ -22,12 +22,7 @@ fn create_key(provider: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec!["scim-keys", "create", "--provider", provider, "--name", &name];
     args.extend_from_slice(extra);
     let run = infra(&args).ok();
-    let token = run
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("API Token: Bearer "))
-        .unwrap_or_else(|| panic!("no `API Token: Bearer` line in:\n{}", run.stdout))
-        .to_string();
+    let token = printed_key(&run.stdout);
     assert!(run.stdout.contains("/api/scim/v2"), "{}", run.stdout);
     (name, token)
 }

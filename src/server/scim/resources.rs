@@ -230,6 +230,18 @@ async fn update_with<K: ScimKind>(
     Err(super::error::unavailable("the resource kept changing while updating it; retry"))
 }
 
+/// The answer to a PUT or PATCH. RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every
+/// returned resource, not only reads.
+fn updated<K: ScimKind>(params: &Params, result: Result<(K, Value), ScimError>) -> Response {
+    match result {
+        Ok((obj, body)) => {
+            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 pub async fn replace_resource<K: ScimKind>(
     State(state): State<ScimState>,
     Extension(p): Extension<Principal>,
@@ -243,14 +255,7 @@ pub async fn replace_resource<K: ScimKind>(
         let sent = json_body(&body)?;
         update_with::<K>(&state, &p.provider, &id, &headers, |_| validate_full::<K>(sent.clone(), Some(&id))).await
     };
-    match run.await {
-        Ok((obj, body)) => {
-            // RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every returned resource.
-            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
-        }
-        Err(e) => e.into_response(),
-    }
+    updated::<K>(&params, run.await)
 }
 
 pub async fn patch_resource<K: ScimKind>(
@@ -266,14 +271,7 @@ pub async fn patch_resource<K: ScimKind>(
         let request = json_body(&body)?;
         update_with::<K>(&state, &p.provider, &id, &headers, |current| patch::apply(current, K::RT, &request)).await
     };
-    match run.await {
-        Ok((obj, body)) => {
-            // RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every returned resource.
-            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
-        }
-        Err(e) => e.into_response(),
-    }
+    updated::<K>(&params, run.await)
 }
 
 pub async fn delete_resource<K: ScimKind>(
