@@ -1,6 +1,6 @@
 //! The checks behind `DiscoverySucceeded` and `ClientCredentialsValid`.
 
-use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreErrorResponseType, CoreJsonWebKeySet, CoreProviderMetadata};
+use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{
     reqwest, AuthType, AuthorizationCode, ClientId, ClientSecret, RedirectUrl,
     RequestTokenError,
@@ -96,32 +96,7 @@ pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, 
     let token_url = metadata.token_endpoint().map(|u| u.to_string()).unwrap_or_default();
     match request.request_async(http).await {
         Err(RequestTokenError::ServerResponse(resp)) => {
-            let detail = resp.error_description().map(|d| format!(" ({d})")).unwrap_or_default();
-            match resp.error() {
-                CoreErrorResponseType::InvalidGrant => Check::passed(
-                    CREDENTIALS,
-                    "Accepted",
-                    format!("the token endpoint accepted client ID {client_id:?} and its secret"),
-                ),
-                CoreErrorResponseType::InvalidClient => fail(
-                    "InvalidClient",
-                    format!(
-                        "the provider rejected client ID {client_id:?} or its secret: invalid_client{detail}; \
-                         copy the Client ID and Client Secret from the application's General tab and update the Secret"
-                    ),
-                ),
-                CoreErrorResponseType::UnauthorizedClient => fail(
-                    "UnauthorizedClient",
-                    format!(
-                        "the provider does not allow client {client_id:?} the Authorization Code grant: unauthorized_client{detail}; \
-                         enable the Authorization Code and Refresh Token grant types for the application"
-                    ),
-                ),
-                other => fail(
-                    "UnexpectedResponse",
-                    format!("the token endpoint {token_url} answered {}{detail}, not invalid_grant; cannot tell whether the credentials are valid", other.as_ref()),
-                ),
-            }
+            classify_token_error(resp.error().as_ref(), resp.error_description().map(String::as_str), client_id, &token_url)
         }
         Err(RequestTokenError::Request(e)) => {
             fail("Unreachable", format!("could not reach the token endpoint {token_url}: {}", describe_error(&e)))
@@ -137,5 +112,76 @@ pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, 
             "UnexpectedResponse",
             format!("the token endpoint {token_url} issued a token for a code that does not exist; this provider cannot be trusted"),
         ),
+    }
+}
+
+/// What the token endpoint's error to a made-up code says about the client's credentials.
+/// Providers disagree on the codes (RFC 6749 §5.2 is not followed everywhere):
+/// - accepted credentials: `invalid_grant` (Okta, Entra ID, Google, Keycloak, Auth0, Dex);
+/// - rejected credentials: `invalid_client` (Okta, Entra ID, Google, recent Keycloak), but older
+///   Keycloak says `unauthorized_client` ("Invalid client secret") and Auth0 `access_denied`
+///   ("Unauthorized").
+pub fn classify_token_error(code: &str, description: Option<&str>, client_id: &str, token_url: &str) -> Check {
+    let detail = description.map(|d| format!(" ({d})")).unwrap_or_default();
+    let fail = |reason, message: String| Check::failed(CREDENTIALS, reason, message);
+    let rejected = || {
+        fail(
+            "InvalidClient",
+            format!(
+                "the provider rejected client ID {client_id:?} or its secret: {code}{detail}; copy the Client ID and \
+                 Client Secret from the application's General tab and update the Secret"
+            ),
+        )
+    };
+    let says = |words: &[&str]| description.is_some_and(|d| words.iter().any(|w| d.to_ascii_lowercase().contains(w)));
+    match code {
+        "invalid_grant" => Check::passed(CREDENTIALS, "Accepted", format!("the token endpoint accepted client ID {client_id:?} and its secret")),
+        "invalid_client" => rejected(),
+        "unauthorized_client" if says(&["secret", "credential", "invalid client"]) => rejected(),
+        "unauthorized_client" => fail(
+            "UnauthorizedClient",
+            format!(
+                "the provider does not allow client {client_id:?} the Authorization Code grant: {code}{detail}; enable the \
+                 Authorization Code and Refresh Token grant types for the application"
+            ),
+        ),
+        "access_denied" | "unauthorized" => rejected(),
+        _ => fail(
+            "UnexpectedResponse",
+            format!("the token endpoint {token_url} answered {code}{detail}, not invalid_grant; cannot tell whether the credentials are valid"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str, description: Option<&str>) -> &'static str {
+        classify_token_error(code, description, "client", "https://idp/token").reason
+    }
+
+    #[test]
+    fn providers_error_dialects() {
+        // Okta, Entra ID, Google, Keycloak and Auth0 with valid credentials and a made-up code.
+        assert_eq!(reason("invalid_grant", Some("The authorization code is invalid or has expired.")), "Accepted");
+        assert_eq!(reason("invalid_grant", Some("AADSTS9002313: Invalid request.")), "Accepted");
+        assert_eq!(reason("invalid_grant", Some("Code not valid")), "Accepted");
+        // Wrong secrets.
+        assert_eq!(reason("invalid_client", Some("The client secret supplied for a confidential client is invalid.")), "InvalidClient");
+        assert_eq!(reason("invalid_client", Some("AADSTS7000215: Invalid client secret provided.")), "InvalidClient");
+        assert_eq!(reason("unauthorized_client", Some("Invalid client secret")), "InvalidClient");
+        assert_eq!(reason("unauthorized_client", Some("Invalid client or Invalid client credentials")), "InvalidClient");
+        assert_eq!(reason("access_denied", Some("Unauthorized")), "InvalidClient");
+        // A client without the authorization code grant.
+        assert_eq!(reason("unauthorized_client", Some("The client is not authorized to use the provided grant type.")), "UnauthorizedClient");
+        assert_eq!(reason("server_error", None), "UnexpectedResponse");
+    }
+
+    #[test]
+    fn messages_name_the_client_and_the_code() {
+        let c = classify_token_error("invalid_client", Some("bad"), "0oa123", "https://idp/token");
+        assert!(c.message.contains("0oa123") && c.message.contains("invalid_client (bad)"), "{}", c.message);
+        assert!(!c.is_true());
     }
 }
