@@ -53,6 +53,18 @@ async fn server_health_and_metrics() {
 }
 
 #[tokio::test]
+async fn unsupported_optional_endpoints_answer_501() {
+    let run = infra(&["scim-keys", "create", "--provider", "okta"]).ok();
+    let key = printed_key(&run.stdout);
+    for path in ["/Me", "/Bulk"] {
+        let resp = http().post(format!("{}/api/scim/v2{path}", env().server_urls[0])).bearer_auth(&key).body("{}").send().await.unwrap();
+        assert_eq!(resp.status(), 501, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["status"], "501");
+    }
+}
+
+#[tokio::test]
 async fn unknown_scim_paths_are_404_scim_errors_after_authentication() {
     let http = http();
     let base = &env().server_urls[0];

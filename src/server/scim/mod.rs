@@ -11,7 +11,7 @@ pub mod store;
 
 use axum::extract::Request;
 use axum::middleware;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
 
 use crate::api::{Group, User};
@@ -48,6 +48,10 @@ pub fn router(auth: AuthState, state: ScimState) -> Router {
             "/Groups/{id}",
             not_allowed(get(get_resource::<Group>).put(replace_resource::<Group>).patch(patch_resource::<Group>).delete(delete_resource::<Group>), "GET, PUT, PATCH, DELETE"),
         )
+        // RFC 7644 §3.11 and §3.7: optional features this server does not offer (the
+        // ServiceProviderConfig says so too) answer 501 rather than a puzzling 404.
+        .route("/Me", any(|| async { ScimError::new(501, None, "/Me is not supported: SCIM keys authenticate a provider, not a user") }))
+        .route("/Bulk", any(|| async { ScimError::new(501, None, "bulk operations are not supported (see /ServiceProviderConfig)") }))
         .fallback(|req: Request| async move { ScimError::not_found(format!("no SCIM endpoint at {}", req.uri().path())) })
         .with_state(state)
         .layer(middleware::from_fn_with_state(auth, auth::require_key))
