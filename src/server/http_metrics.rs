@@ -23,7 +23,7 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Nex
 /// A bounded label for a path: the SCIM resource type rather than the raw path, so that ids and
 /// junk paths cannot explode the number of series.
 pub fn route_label(path: &str) -> String {
-    const KNOWN: &[&str] = &["/healthz", "/readyz", "/metrics"];
+    const KNOWN: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/providers"];
     const SCIM_RESOURCES: &[&str] =
         &["Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk", "Me"];
     if KNOWN.contains(&path) {

@@ -2,6 +2,7 @@
 
 mod health;
 mod http_metrics;
+mod providers;
 pub mod scim;
 
 pub use health::health_router;
@@ -78,8 +79,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     };
     spawn_gauges(metrics.clone(), keys.clone(), store.directory.clone());
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
-    let auth = AuthState { stores: KeyStores { keys, secrets, providers }, metrics: metrics.clone() };
-    let app = router(auth, scim_state, metrics.clone(), ready);
+    let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone() };
+    let app = router(auth, scim_state, providers, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
@@ -92,9 +93,16 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     Ok(())
 }
 
-pub fn router(auth: AuthState, scim: ScimState, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(
+    auth: AuthState,
+    scim: ScimState,
+    providers: Store<IdentityProvider>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> Router {
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
+        .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(health_router(metrics.clone(), ready))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))

@@ -110,3 +110,18 @@ async fn reconciling_for_a_while_never_touches_the_spec() {
         }
     }
 }
+
+#[tokio::test]
+async fn public_provider_info_lists_ready_providers_without_secrets() {
+    for base in &env().server_urls {
+        let resp = http().get(format!("{base}/api/providers")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("infra-e2e-secret") && !text.contains("client-secret"), "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let okta = body["items"].as_array().unwrap().iter().find(|p| p["name"] == "okta").expect("the sample provider");
+        assert_eq!(okta["clientID"], "infra-e2e");
+        assert_eq!(okta["authorizationEndpoint"], format!("{}/v1/authorize", env().idp_url));
+        assert!(okta["scopes"].as_array().unwrap().contains(&serde_json::json!("openid")));
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET /api/providers`: what a login page or `infra login` needs to know about each Ready
+//! provider. Public by design, so it carries nothing secret.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use kube::runtime::reflector::Store;
+use kube::ResourceExt;
+use serde_json::{json, Value};
+
+use crate::api::conditions;
+use crate::api::IdentityProvider;
+
+/// Scopes requested at login when a provider names none: `groups` for the groups claim (Okta's
+/// custom authorization servers need it) and `offline_access` for a refresh token.
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "email", "profile", "groups", "offline_access"];
+
+pub fn public_info(idp: &IdentityProvider) -> Option<Value> {
+    let status = idp.status.as_ref()?;
+    if !conditions::is_true(&status.conditions, "Ready") {
+        return None;
+    }
+    let scopes: Vec<String> = idp.spec.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+    Some(json!({
+        "name": idp.name_any(),
+        "kind": idp.spec.kind,
+        "issuer": status.issuer,
+        "authorizationEndpoint": status.endpoints.as_ref().and_then(|e| e.authorization.clone()),
+        "clientID": idp.spec.client_id,
+        "scopes": scopes,
+    }))
+}
+
+pub async fn list(State(providers): State<Store<IdentityProvider>>) -> impl IntoResponse {
+    let mut items: Vec<Value> = providers.state().iter().filter_map(|p| public_info(p)).collect();
+    items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    ([(header::CONTENT_TYPE, "application/json")], json!({"items": items}).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::Check;
+    use crate::api::{IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind, SecretKeyRef};
+
+    fn provider(ready: bool) -> IdentityProvider {
+        let mut p = IdentityProvider::new(
+            "okta",
+            IdentityProviderSpec {
+                kind: ProviderKind::Okta,
+                url: "example.okta.com".into(),
+                client_id: "0oa1".into(),
+                client_secret_ref: SecretKeyRef { name: "okta-client-secret".into(), key: "clientSecret".into() },
+                scopes: None,
+                claims: None,
+                groups_filter: None,
+                ca_bundle: None,
+            },
+        );
+        let mut status = IdentityProviderStatus {
+            issuer: Some("https://example.okta.com".into()),
+            endpoints: Some(ProviderEndpoints { authorization: Some("https://example.okta.com/oauth2/v1/authorize".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let check = if ready { Check::passed("Ready", "Ready", "") } else { Check::failed("Ready", "InvalidClient", "") };
+        conditions::set(&mut status.conditions, &check, Some(1), k8s_openapi::jiff::Timestamp::now());
+        p.status = Some(status);
+        p
+    }
+
+    #[test]
+    fn only_ready_providers_and_nothing_secret() {
+        assert!(public_info(&provider(false)).is_none());
+        let info = public_info(&provider(true)).unwrap();
+        assert_eq!(info["clientID"], "0oa1");
+        assert_eq!(info["kind"], "okta");
+        assert_eq!(info["authorizationEndpoint"], "https://example.okta.com/oauth2/v1/authorize");
+        assert_eq!(info["scopes"], json!(DEFAULT_SCOPES));
+        let text = info.to_string();
+        assert!(!text.contains("okta-client-secret") && !text.contains("clientSecret"));
+    }
+}
