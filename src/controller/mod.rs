@@ -1,6 +1,7 @@
 //! The controller role: leader-elected reconcilers for IdentityProviders and ScimKeys.
 
 mod context;
+pub mod group_members;
 pub mod identity_provider;
 pub mod scim_key;
 
@@ -15,12 +16,13 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{predicates, reflector::reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
-use crate::api::{labels, IdentityProvider, ScimKey};
+use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
 use crate::{oidc, server};
@@ -139,7 +141,8 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     };
     let idps = identity_provider_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
     let keys = scim_key_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
-    let reconcilers = futures::future::join(idps, keys);
+    let members = group_members_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
+    let reconcilers = futures::future::join3(idps, keys, members);
     tokio::pin!(reconcilers);
     tokio::select! {
         _ = &mut reconcilers => {}
@@ -215,6 +218,39 @@ async fn scim_key_controller(
         .owns(secrets, watcher::Config::default().labels(labels::SCIM_KEY))
         .graceful_shutdown_on(stop)
         .run(scim_key::reconcile, scim_key::error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Group membership follows the users that exist: Group changes and User deletions trigger a
+/// check of the group's members. Users are watched as metadata only (the SCIM id is a label).
+async fn group_members_controller(
+    client: Client,
+    ns: &str,
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let groups: Api<Group> = Api::namespaced(client.clone(), ns);
+    let users: Api<PartialObjectMeta<User>> = Api::namespaced(client, ns);
+    let (user_reader, user_writer) = reflector::store();
+    let user_events = reflector(user_writer, watcher(users, watcher::Config::default().labels(labels::SCIM_ID)))
+        .default_backoff()
+        .touched_objects();
+    let controller = Controller::new(groups, watcher::Config::default());
+    let group_store = controller.store();
+    let members = Arc::new(group_members::Members { ctx, users: user_reader });
+    controller
+        .watches_stream(user_events, move |user| {
+            let Some(id) = user.labels().get(labels::SCIM_ID).cloned() else { return vec![] };
+            group_store
+                .state()
+                .into_iter()
+                .filter(|g| g.spec.members.iter().any(|m| m.value == id))
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop)
+        .run(group_members::reconcile, group_members::error_policy, members)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

@@ -8,6 +8,7 @@ mod providers;
 mod resources;
 mod durability;
 mod leader;
+mod membership;
 mod scim_entra;
 mod scim_keys;
 mod scim_okta;
