@@ -11,5 +11,6 @@ mod leader;
 mod membership;
 mod scim_entra;
 mod scim_keys;
+mod shutdown;
 mod scim_okta;
 mod scim_protocol;
