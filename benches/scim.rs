@@ -60,7 +60,7 @@ fn run(cmd: &str, args: &[&str]) -> String {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", infra::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5).unwrap())
+    format!("{prefix}-{}", infra::keys::name_suffix(5).unwrap())
 }
 
 /// A provider and its SCIM key, through the CLI as an admin would.

@@ -47,6 +47,11 @@ pub fn random_string(alphabet: &[u8], len: usize) -> Result<String, RandomError>
     Ok(out)
 }
 
+/// A short random suffix for object names and replica identities (not a secret).
+pub fn name_suffix(len: usize) -> Result<String, RandomError> {
+    random_string(LOWER_ALNUM, len)
+}
+
 pub fn generate() -> Result<GeneratedKey, RandomError> {
     let id = random_string(LOWER_ALNUM, ID_LEN)?;
     let secret = random_string(ALNUM, SECRET_LEN)?;

@@ -78,7 +78,7 @@ async fn create(
         .ok_or_else(|| anyhow::anyhow!("provider {provider:?} not found in namespace {:?}; see `infra providers list`", kube.namespace))?;
     let name = match name {
         Some(n) => n,
-        None => format!("{provider}-{}", crate::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5)?),
+        None => format!("{provider}-{}", crate::keys::name_suffix(5)?),
     };
     let keys: Api<ScimKey> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if keys.get_opt(&name).await.map_err(|e| explain(e, "read SCIM keys"))?.is_some() {

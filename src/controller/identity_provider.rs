@@ -28,14 +28,12 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     let ns = idp.namespace().unwrap_or_default();
 
     let secret = read_client_secret(&ctx, &ns, &idp).await?;
-    let (discovery, discovered) = run_discovery(&ctx, &idp).await;
-    let credentials = match (&secret, &discovered) {
-        (Ok(secret), Some(found)) => {
-            let http = provider_http(&ctx, &idp).unwrap_or_else(|_| ctx.http.clone());
-            oidc::check_credentials(&http, found, &idp.spec.client_id, secret).await
-        }
-        (Err(_), _) => Check::unknown(CREDENTIALS, "SecretInvalid", "waiting for a valid client secret (see SecretValid)"),
-        (_, None) => Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting for discovery to succeed (see DiscoverySucceeded)"),
+    let http = provider_http(&ctx, &idp);
+    let (discovery, discovered) = run_discovery(&idp, &http).await;
+    let credentials = match (&secret, &discovered, &http) {
+        (Ok(secret), Some(found), Ok(http)) => oidc::check_credentials(http, found, &idp.spec.client_id, secret).await,
+        (Err(_), _, _) => Check::unknown(CREDENTIALS, "SecretInvalid", "waiting for a valid client secret (see SecretValid)"),
+        _ => Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting for discovery to succeed (see DiscoverySucceeded)"),
     };
     let secret_check = match &secret {
         Ok(_) => Check::passed(
@@ -132,16 +130,19 @@ async fn read_client_secret(ctx: &Context, ns: &str, idp: &IdentityProvider) -> 
     }
 }
 
-async fn run_discovery(ctx: &Context, idp: &IdentityProvider) -> (Check, Option<Discovered>) {
+async fn run_discovery(
+    idp: &IdentityProvider,
+    http: &Result<oidc::reqwest::Client, oidc::HttpClientError>,
+) -> (Check, Option<Discovered>) {
     let issuer = match issuer::issuer_url(idp.spec.kind, &idp.spec.url) {
         Ok(i) => i,
         Err(e) => return (Check::failed(DISCOVERY, "InvalidURL", format!("spec.url: {e}")), None),
     };
-    let http = match provider_http(ctx, idp) {
+    let http = match http {
         Ok(h) => h,
         Err(e) => return (Check::failed(DISCOVERY, "InvalidCABundle", format!("spec.caBundle: {e}")), None),
     };
-    match oidc::discover(&http, &issuer).await {
+    match oidc::discover(http, &issuer).await {
         Ok(found) => {
             let msg = format!("discovered issuer {issuer} and its signing keys");
             (Check::passed(DISCOVERY, "Discovered", msg), Some(found))
@@ -150,6 +151,8 @@ async fn run_discovery(ctx: &Context, idp: &IdentityProvider) -> (Check, Option<
     }
 }
 
+/// The operator's HTTP client, or, for a provider with its own CA bundle, one that also trusts it.
+/// Built once per reconcile and used for discovery and the credentials check.
 fn provider_http(ctx: &Context, idp: &IdentityProvider) -> Result<oidc::reqwest::Client, oidc::HttpClientError> {
     match &idp.spec.ca_bundle {
         None => Ok(ctx.http.clone()),

@@ -79,7 +79,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
         None => format!(
             "{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "infra-controller".into()),
-            crate::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 6)?
+            crate::keys::name_suffix(6)?
         ),
     };
     let grace = (args.lease_duration / 3).max(1);

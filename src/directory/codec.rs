@@ -1,11 +1,12 @@
 //! Users and Groups as custom resources ⇄ their SCIM wire form (RFC 7643 §4).
 
+use std::collections::HashSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::api::{annotations, labels, Group, GroupMember, GroupSpec, ProviderRef, User, UserSpec};
 use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use crate::scim::ScimError;
-use kube::ResourceExt;
 
 /// Keys the server computes or never stores; everything else a client writes is kept.
 const USER_SERVER_KEYS: &[&str] = &["id", "meta", "schemas", "groups", "password"];
@@ -160,6 +161,8 @@ pub fn group_spec_from_scim(resource: &Value, provider: &str) -> Result<GroupSpe
         Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
     };
     let mut members: Vec<GroupMember> = vec![];
+    // A set, because large groups are re-read from their full member list on every change.
+    let mut seen: HashSet<&str> = HashSet::new();
     if let Some(list) = obj.get("members").and_then(Value::as_array) {
         for m in list {
             let value = m
@@ -171,7 +174,7 @@ pub fn group_spec_from_scim(resource: &Value, provider: &str) -> Result<GroupSpe
                     return Err(ScimError::invalid_value(format!("member {value}: only User members are supported, not {t}")));
                 }
             }
-            if !members.iter().any(|x| x.value == value) {
+            if seen.insert(value) {
                 members.push(GroupMember { value: value.to_string(), type_: None });
             }
         }
@@ -183,15 +186,6 @@ pub fn group_spec_from_scim(resource: &Value, provider: &str) -> Result<GroupSpe
         }
     }
     Ok(GroupSpec { provider_ref: ProviderRef { name: provider.to_string() }, display_name, external_id, members })
-}
-
-/// A short form of the user for logs and the `display` of group members.
-pub fn user_display(user: &User) -> &str {
-    user.spec.display_name.as_deref().unwrap_or(&user.spec.user_name)
-}
-
-pub fn provider_of<K: kube::Resource>(obj: &K) -> Option<String> {
-    obj.labels().get(labels::PROVIDER).cloned()
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ pub struct Directory {
     users: HashMap<String, Arc<CompactUser>>,
     /// Provider names, shared by every user of the provider.
     provider_names: HashMap<String, Arc<str>>,
-    user_by_id: HashMap<String, String>,
+    /// The object names carrying each SCIM id: one, or two while a rename moves the user.
+    user_names_by_id: HashMap<String, Vec<String>>,
     user_by_name: HashMap<Key, String>,
     user_by_external: HashMap<Key, BTreeSet<String>>,
     user_by_email: HashMap<Key, BTreeSet<String>>,
@@ -82,13 +83,7 @@ impl Directory {
         let provider = user.spec.provider_ref.name.clone();
         let shared = self.provider_names.entry(provider.clone()).or_insert_with(|| Arc::from(provider.as_str())).clone();
         let user = CompactUser::new(user, shared);
-        // A rename briefly leaves two objects with one id; the newer one is the user.
-        let keep_existing = self.user_by_id.get(&id).and_then(|n| self.users.get(n)).is_some_and(|other| {
-            !newer_or_same(user.resource_version.as_deref(), other.resource_version.as_deref())
-        });
-        if !keep_existing {
-            self.user_by_id.insert(id.clone(), name.clone());
-        }
+        self.user_names_by_id.entry(id.clone()).or_default().push(name.clone());
         self.user_by_name.insert((provider.clone(), lower(&user.user_name)), name.clone());
         if let Some(e) = &user.external_id {
             self.user_by_external.entry((provider.clone(), e.to_string())).or_default().insert(id.clone());
@@ -114,48 +109,42 @@ impl Directory {
         if self.user_by_name.get(&key).map(String::as_str) == Some(name) {
             self.user_by_name.remove(&key);
         }
-        let other_with_same_id = self
-            .users
-            .iter()
-            .find(|(n, u)| n.as_str() != name && compact_id(u) == Some(id.as_str()))
-            .map(|(n, _)| n.clone());
-        if other_with_same_id.is_none() {
-            if let Some(e) = &old.external_id {
-                if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.to_string())) {
-                    set.remove(&id);
-                }
+        // The id's other indexes stay while another object (mid-rename) still carries it.
+        let others_remain = match self.user_names_by_id.get_mut(&id) {
+            Some(names) => {
+                names.retain(|n| n != name);
+                !names.is_empty()
             }
-            for e in old.email_values() {
-                if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
-                    set.remove(&id);
-                }
+            None => false,
+        };
+        if others_remain {
+            return;
+        }
+        self.user_names_by_id.remove(&id);
+        if let Some(e) = &old.external_id {
+            if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.to_string())) {
+                set.remove(&id);
             }
         }
-        match other_with_same_id {
-            Some(other) => {
-                self.user_by_id.insert(id, other);
-            }
-            None => {
-                if self.user_by_id.get(&id).map(String::as_str) == Some(name) {
-                    self.user_by_id.remove(&id);
-                }
-                self.user_order.remove(&(provider, id));
+        for e in old.email_values() {
+            if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
+                set.remove(&id);
             }
         }
+        self.user_order.remove(&(provider, id));
     }
 
+    /// The user with SCIM id `id`: while a rename leaves two objects with one id, the newer one.
     fn compact(&self, provider: &str, id: &str) -> Option<&Arc<CompactUser>> {
-        let u = self.users.get(self.user_by_id.get(id)?)?;
+        let u = self.user_names_by_id.get(id)?.iter().filter_map(|n| self.users.get(n)).reduce(|a, b| {
+            if newer_or_same(b.resource_version.as_deref(), a.resource_version.as_deref()) { b } else { a }
+        })?;
         (&*u.provider == provider).then_some(u)
     }
 
     /// The user with SCIM id `id` in `provider`.
     pub fn user(&self, provider: &str, id: &str) -> Option<User> {
         self.compact(provider, id).map(|u| u.to_user())
-    }
-
-    pub fn has_user(&self, provider: &str, id: &str) -> bool {
-        self.compact(provider, id).is_some()
     }
 
     pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<User> {
@@ -293,11 +282,6 @@ impl Directory {
             .iter()
             .filter_map(|m| self.compact(provider, &m.value).map(|u| (m.value.clone(), u.display().to_string())))
             .collect()
-    }
-
-    /// Groups that list `user_id` as a member.
-    pub fn group_ids_with_member(&self, user_id: &str) -> Vec<String> {
-        self.member_of.get(user_id).into_iter().flatten().cloned().collect()
     }
 
     // ---- watch events ------------------------------------------------------------------------

@@ -58,7 +58,7 @@ pub async fn scim_keys() -> Api<ScimKey> {
 
 /// A name unique to this test run, so tests can run in parallel and re-run on the same cluster.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", infra::keys::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5).unwrap())
+    format!("{prefix}-{}", infra::keys::name_suffix(5).unwrap())
 }
 
 pub struct Run {

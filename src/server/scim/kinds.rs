@@ -12,7 +12,7 @@ use crate::directory::codec::{self, Member, Membership};
 use crate::directory::Directory;
 use crate::scim::ResourceType;
 
-pub trait ScimKind: Clone + Send + Sync + 'static {
+pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
     const RT: ResourceType;
     type Spec: Send;
 
@@ -24,7 +24,6 @@ pub trait ScimKind: Clone + Send + Sync + 'static {
     /// Candidates for `attr eq value` from an index, or `None` when no index covers `attr`.
     fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Self>>;
     fn render(dir: &Directory, obj: &Self, base_url: &str) -> Value;
-    fn version(obj: &Self) -> String;
     fn spec_from(resource: &Value, provider: &str) -> Result<Self::Spec, ScimError>;
     fn create(store: &DirectoryStore, provider: &str, spec: Self::Spec) -> impl Future<Output = Result<Self, ScimError>> + Send;
     fn update(store: &DirectoryStore, current: &Self, spec: Self::Spec) -> impl Future<Output = Result<Self, WriteError>> + Send;
@@ -59,9 +58,6 @@ impl ScimKind for User {
         let groups = dir.groups_of(&user.spec.provider_ref.name, id);
         let memberships: Vec<Membership> = groups.iter().map(|(id, name)| Membership { id, display_name: name }).collect();
         codec::user_to_scim(user, &memberships, base_url)
-    }
-    fn version(obj: &Self) -> String {
-        codec::version(obj)
     }
     fn spec_from(resource: &Value, provider: &str) -> Result<UserSpec, ScimError> {
         codec::user_spec_from_scim(resource, provider)
@@ -111,9 +107,6 @@ impl ScimKind for Group {
         let members = dir.members_of(group);
         let members: Vec<Member> = members.iter().map(|(id, d)| Member { id, display: Some(d) }).collect();
         codec::group_to_scim(group, &members, base_url)
-    }
-    fn version(obj: &Self) -> String {
-        codec::version(obj)
     }
     fn spec_from(resource: &Value, provider: &str) -> Result<GroupSpec, ScimError> {
         codec::group_spec_from_scim(resource, provider)

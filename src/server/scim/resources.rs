@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,7 +14,8 @@ use super::auth::Principal;
 use super::error::{ScimError, CONTENT_TYPE};
 use super::kinds::ScimKind;
 use super::request::{check_if_match, json_body, Params};
-use super::store::{DirectoryStore, WriteError};
+use super::store::{scim_of, DirectoryStore, WriteError, WRITE_ATTEMPTS};
+use crate::directory::codec::version;
 use crate::directory::Directory;
 use crate::scim::filter::{self, equality_hint, Filter};
 use crate::scim::list::{list_response, Page};
@@ -25,8 +25,6 @@ use crate::scim::sort::SortSpec;
 
 /// The most resources one page returns (advertised as `filter.maxResults`).
 pub const MAX_RESULTS: usize = 1000;
-/// Attempts at a write that keeps conflicting with concurrent writers.
-const WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Clone)]
 pub struct ScimState {
@@ -143,10 +141,9 @@ pub async fn get_resource<K: ScimKind>(
     let params = Params::new(raw);
     let dir = state.directory();
     let Some(obj) = K::lookup(&dir, &p.provider, &id) else { return not_found::<K>(&id).into_response() };
-
     let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
     let body = projection.apply(&K::render(&dir, &obj, &state.base_url));
-    resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+    resource_response(StatusCode::OK, &body, &version(&obj), None)
 }
 
 /// Attributes the server owns. Clients send them back in PUTs (Okta's profile updates do), and
@@ -194,7 +191,7 @@ pub async fn create_resource<K: ScimKind>(
             let body = K::render(&dir, &obj, &state.base_url);
             let location = body["meta"]["location"].as_str().map(str::to_string);
             let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::CREATED, &body, &K::version(&obj), location.as_deref())
+            resource_response(StatusCode::CREATED, &body, &version(&obj), location.as_deref())
         }
         Err(e) => e.into_response(),
     }
@@ -212,7 +209,7 @@ async fn update_with<K: ScimKind>(
 ) -> Result<(K, Value), ScimError> {
     let mut current = K::lookup(&state.directory(), provider, id).ok_or_else(|| not_found::<K>(id))?;
     for _ in 0..WRITE_ATTEMPTS {
-        check_if_match(headers, &K::version(&current))?;
+        check_if_match(headers, &version(&current))?;
         let rendered = K::render(&state.directory(), &current, &state.base_url);
         let next = compute(&rendered)?;
         let spec = K::spec_from(&next, provider)?;
@@ -227,7 +224,7 @@ async fn update_with<K: ScimKind>(
             Err(WriteError::Scim(e)) => return Err(e),
         }
     }
-    Err(super::error::unavailable("the resource kept changing while updating it; retry"))
+    Err(scim_of(WriteError::Conflict))
 }
 
 /// The answer to a PUT or PATCH. RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every
@@ -236,7 +233,7 @@ fn updated<K: ScimKind>(params: &Params, result: Result<(K, Value), ScimError>) 
     match result {
         Ok((obj, body)) => {
             let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::OK, &body, &K::version(&obj), None)
+            resource_response(StatusCode::OK, &body, &version(&obj), None)
         }
         Err(e) => e.into_response(),
     }
@@ -282,7 +279,7 @@ pub async fn delete_resource<K: ScimKind>(
 ) -> Response {
     let run = async {
         let obj = K::lookup(&state.directory(), &p.provider, &id).ok_or_else(|| not_found::<K>(&id))?;
-        check_if_match(&headers, &K::version(&obj))?;
+        check_if_match(&headers, &version(&obj))?;
         K::delete(&state.store, &obj).await
     };
     match run.await {

@@ -2,7 +2,7 @@
 //! server has stored it, and it is applied to this replica's directory at once, so the client
 //! reads its own write here and every replica sees it after its watch catches up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -18,6 +18,8 @@ use crate::directory::naming::{group_object_name, new_id, user_object_name};
 use crate::directory::Directory;
 
 pub const FIELD_MANAGER: &str = "infra-server";
+/// Attempts at a write that keeps conflicting with concurrent writers.
+pub const WRITE_ATTEMPTS: usize = 5;
 
 /// Why a write did not happen.
 #[derive(Debug)]
@@ -40,7 +42,6 @@ pub struct DirectoryStore {
     pub providers: Store<IdentityProvider>,
     pub directory: Arc<RwLock<Directory>>,
 }
-
 
 fn params() -> PostParams {
     PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
@@ -90,7 +91,7 @@ impl DirectoryStore {
             labels: Some(BTreeMap::from([
                 (labels::PROVIDER.to_string(), provider.to_string()),
                 (labels::SCIM_ID.to_string(), id.to_string()),
-                (labels::MANAGED_BY.to_string(), "infra-server".to_string()),
+                (labels::MANAGED_BY.to_string(), FIELD_MANAGER.to_string()),
             ])),
             annotations: Some(BTreeMap::from([
                 (annotations::CREATED.to_string(), created),
@@ -206,7 +207,7 @@ impl DirectoryStore {
     /// Applies `change` to the group with id `gid`, re-reading it from the API server on conflicts.
     async fn modify_group(&self, provider: &str, gid: &str, change: impl Fn(&mut GroupSpec)) -> Result<(), ScimError> {
         let mut current = self.directory.read().expect("directory lock").group(provider, gid).map(|g| (*g).clone());
-        for _ in 0..5 {
+        for _ in 0..WRITE_ATTEMPTS {
             let Some(group) = current.take() else { return Ok(()) };
             let mut spec = group.spec.clone();
             change(&mut spec);
@@ -227,19 +228,17 @@ impl DirectoryStore {
                 Err(e) => return Err(scim_of(api_error(e, "updating the group"))),
             }
         }
-        Err(unavailable("the group kept changing while updating it; retry"))
+        Err(scim_of(WriteError::Conflict))
     }
 
     /// Every member a write adds must be a user of this provider, as the API server knows it now:
     /// this replica's watch may lag behind a user created, or deleted, through another replica a
     /// moment ago. Members the group already had are not asked about again.
     async fn check_members(&self, provider: &str, spec: &GroupSpec, previous: Option<&GroupSpec>) -> Result<(), ScimError> {
-        let added: Vec<&str> = spec
-            .members
-            .iter()
-            .map(|m| m.value.as_str())
-            .filter(|id| previous.is_none_or(|p| !p.members.iter().any(|m| m.value == *id)))
-            .collect();
+        // A set: groups such as Okta's Everyone have thousands of members, and every PATCH of one
+        // compares the whole list.
+        let before: HashSet<&str> = previous.into_iter().flat_map(|p| p.members.iter().map(|m| m.value.as_str())).collect();
+        let added: Vec<&str> = spec.members.iter().map(|m| m.value.as_str()).filter(|id| !before.contains(id)).collect();
         // Set-based selectors keep this to one request per 50 new members.
         for chunk in added.chunks(50) {
             let selector = format!("{}={provider},{} in ({})", labels::PROVIDER, labels::SCIM_ID, chunk.join(","));
@@ -248,8 +247,8 @@ impl DirectoryStore {
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(|e| scim_of(api_error(e, "looking up members")))?;
-            let known: Vec<String> = found.items.iter().filter_map(|u| scim_id(u).map(str::to_string)).collect();
-            if let Some(missing) = chunk.iter().find(|id| !known.iter().any(|k| k == *id)) {
+            let known: HashSet<&str> = found.items.iter().filter_map(|u| scim_id(u)).collect();
+            if let Some(missing) = chunk.iter().find(|id| !known.contains(*id)) {
                 return Err(ScimError::invalid_value(format!("member {missing:?} is not a user of this provider")));
             }
             let mut dir = self.directory.write().expect("directory lock");
