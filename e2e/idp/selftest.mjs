@@ -8,7 +8,9 @@
 // Env: IDP_PORT (18443), IDP_CA (<STATE_DIR>/idp/ca.crt), STATE_DIR
 //      (<repo>/e2e/.state), IDP_ADMIN_TOKEN (e2e-admin).
 // The users/clients of e2e/idp/config.json are assumed. Changes made through
-// /__admin/ are undone at the end, except the signing-key rotation.
+// /__admin/ are undone at the end, except the signing-key rotation and the
+// users created at runtime (their addresses are random, so the self-test can
+// run again against the same IdP).
 
 import { createHash, createPublicKey, randomBytes, verify as verifySig } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -302,5 +304,114 @@ const newKid = r.json.current;
 r = await tokenRequest('infra-e2e', 'infra-e2e-secret', { grant_type: 'refresh_token', refresh_token: aliceRefresh });
 idt = decodeJwt(r.json.id_token);
 ok(idt.valid && idt.header.kid === newKid, 'ID tokens are signed with the new key after rotation', idt.header);
+
+// runtime users: POST /__admin/users
+const dave = `dave-${b64url(randomBytes(6)).replace(/[-_]/g, 'x').toLowerCase()}@example.com`;
+r = await admin('/users', { email: dave, password: 'dave-password', groups: ['qa', 'engineering'] });
+ok(r.status === 201 && r.json.email === dave && /^00u/.test(r.json.sub)
+  && JSON.stringify(r.json.groups) === '["qa","engineering"]' && r.json.tamper === null, 'admin: create a user => 201', r.text);
+const daveSub = r.json.sub;
+r = await admin('/users', { email: dave.toUpperCase(), password: 'x', groups: [] });
+ok(r.status === 409, 'admin: creating an existing user => 409', r.text);
+for (const bad of ['not json', '[]', { password: 'x' }, { email: 'no-at-sign', password: 'x' }, { email: 'x@example.com' },
+  { email: 'x@example.com', password: '' }, { email: 'x@example.com', password: 'x', groups: 'qa' },
+  { email: 'x@example.com', password: 'x', groups: [1] }]) {
+  r = await admin('/users', bad);
+  ok(r.status === 400, `admin: create with a bad body ${JSON.stringify(bad)} => 400`, r.text);
+}
+r = await request('POST', '/__admin/users', { headers: { 'x-admin-token': 'wrong' }, body: { email: 'y@example.com', password: 'y' } });
+ok(r.status === 401, 'admin: create a user needs the admin token');
+r = await request('GET', '/__admin/users', { headers: { 'x-admin-token': ADMIN_TOKEN } });
+ok(r.json.some((u) => u.email === dave), 'admin: the new user is listed');
+
+const daveJar = new Jar();
+let d = await login('infra-e2e', daveJar, dave, 'dave-password');
+r = await tokenRequest('infra-e2e', 'infra-e2e-secret', {
+  grant_type: 'authorization_code', code: d.code, redirect_uri: REDIRECT_URI, code_verifier: d.verifier,
+});
+ok(r.status === 200 && r.json.refresh_token, 'new user: can log in', r.text);
+idt = decodeJwt(r.json.id_token);
+ok(idt.valid && idt.payload.sub === daveSub && idt.payload.email === dave
+  && JSON.stringify(idt.payload.groups) === '["qa","engineering"]', 'new user: ID token has the new user\'s claims', idt.payload);
+const daveRefresh = r.json.refresh_token;
+const daveNonce = d.nonce;
+
+// ID-token tampering: POST /__admin/users/{email}/tamper
+const atHash = (at) => b64url(createHash('sha256').update(at).digest().subarray(0, 16));
+// What is wrong with a token response's ID token, as a sorted list.
+function problems(tokens, nonce) {
+  const t = decodeJwt(tokens.id_token);
+  const p = t.payload;
+  const now = Math.floor(Date.now() / 1000);
+  const out = [];
+  if (t.header.alg !== 'RS256') out.push('alg');
+  if (!jwks.keys.some((k) => k.kid === t.header.kid)) out.push('unknown_kid');
+  else if (t.header.kid !== newKid) out.push('not_current_kid');
+  else if (!t.valid) out.push('signature');
+  if (p.iss !== ISSUER) out.push('iss');
+  if (p.aud !== 'infra-e2e') out.push('aud');
+  if (!(p.exp > now && p.iat <= now + 5 && p.iat > now - 60)) out.push('times');
+  if (!('nonce' in p)) out.push('nonce_missing');
+  else if (p.nonce !== nonce) out.push('nonce');
+  if (p.at_hash !== atHash(tokens.access_token)) out.push('at_hash');
+  if (p.sub !== daveSub || p.email !== dave) out.push('identity');
+  return out.sort();
+}
+// Besides "what is wrong": the specific values each mode promises.
+const modeChecks = {
+  expired: (p) => p.exp < Date.now() / 1000 - 9 * 60 && p.iat < Date.now() / 1000 - 19 * 60 && p.exp - p.iat === 600,
+  wrong_audience: (p) => p.aud === 'someone-else',
+  unknown_key: () => true,
+  tampered: (p, jwt) => {
+    // restoring the email gives back the signed payload: only the email changed
+    const [h, , s] = jwt.split('.');
+    return p.email === 'mallory@example.com' && decodeJwt(`${h}.${b64url(JSON.stringify({ ...p, email: dave }))}.${s}`).valid;
+  },
+  no_nonce: (p) => !('nonce' in p),
+  wrong_nonce: (p) => typeof p.nonce === 'string' && p.nonce.length >= 16,
+  bad_at_hash: (p) => typeof p.at_hash === 'string' && p.at_hash.length === 22,
+};
+const expectedProblems = {
+  expired: ['times'],
+  wrong_audience: ['aud'],
+  unknown_key: ['unknown_kid'],
+  tampered: ['identity', 'signature'],
+  no_nonce: ['nonce_missing'],
+  wrong_nonce: ['nonce'],
+  bad_at_hash: ['at_hash'],
+};
+for (const [mode, expected] of Object.entries(expectedProblems)) {
+  r = await admin(`/users/${encodeURIComponent(dave)}/tamper`, { mode });
+  ok(r.status === 200 && r.json.tamper === mode, `admin: tamper ${mode}`, r.text);
+  d = await login('infra-e2e', daveJar, 'unused', 'unused');
+  r = await tokenRequest('infra-e2e', 'infra-e2e-secret', {
+    grant_type: 'authorization_code', code: d.code, redirect_uri: REDIRECT_URI, code_verifier: d.verifier,
+  });
+  ok(r.status === 200 && r.json.access_token && r.json.refresh_token, `tamper ${mode}: code exchange still succeeds`, r.text);
+  let got = problems(r.json, d.nonce);
+  ok(JSON.stringify(got) === JSON.stringify(expected), `tamper ${mode}: code exchange ID token wrong in exactly ${expected}`, got);
+  ok(modeChecks[mode](decodeJwt(r.json.id_token).payload, r.json.id_token), `tamper ${mode}: code exchange ID token has the promised value`, decodeJwt(r.json.id_token));
+  r = await tokenRequest('infra-e2e', 'infra-e2e-secret', { grant_type: 'refresh_token', refresh_token: daveRefresh });
+  ok(r.status === 200, `tamper ${mode}: refresh still succeeds`, r.text);
+  // the refreshed ID token carries the nonce of the login that issued daveRefresh
+  got = problems(r.json, daveNonce);
+  ok(JSON.stringify(got) === JSON.stringify(expected), `tamper ${mode}: refreshed ID token wrong in exactly ${expected}`, got);
+  ok(modeChecks[mode](decodeJwt(r.json.id_token).payload, r.json.id_token), `tamper ${mode}: refreshed ID token has the promised value`, decodeJwt(r.json.id_token));
+}
+// other users are not affected while a mode is set
+r = await tokenRequest('infra-e2e', 'infra-e2e-secret', { grant_type: 'refresh_token', refresh_token: aliceRefresh });
+idt = decodeJwt(r.json.id_token);
+ok(r.status === 200 && idt.valid && idt.payload.email === 'alice@example.com' && idt.payload.at_hash === atHash(r.json.access_token),
+  'tampering one user leaves the others alone');
+for (const bad of [{ mode: 'bogus' }, {}, 'nope', { mode: 1 }]) {
+  r = await admin(`/users/${encodeURIComponent(dave)}/tamper`, bad);
+  ok(r.status === 400, `admin: tamper with ${JSON.stringify(bad)} => 400`, r.text);
+}
+r = await admin('/users/nobody@example.com/tamper', { mode: 'expired' });
+ok(r.status === 404, 'admin: tamper an unknown user => 404', r.text);
+r = await admin(`/users/${encodeURIComponent(dave)}/tamper`, { mode: null });
+ok(r.status === 200 && r.json.tamper === null, 'admin: tamper null stops tampering', r.text);
+r = await tokenRequest('infra-e2e', 'infra-e2e-secret', { grant_type: 'refresh_token', refresh_token: daveRefresh });
+ok(r.status === 200 && problems(r.json, daveNonce).length === 0, 'after tamper null the ID token is good again', problems(r.json, daveNonce));
 
 console.log(`${passed} passed, 0 failed`);

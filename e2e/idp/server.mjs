@@ -25,6 +25,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { CompactSign, decodeJwt, decodeProtectedHeader, importJWK } from 'jose';
 import Provider, { interactionPolicy } from 'oidc-provider';
 // Not part of the public API, but oidc-provider has no "exports" map and this is
 // the function the constructor uses to install the signing keys; calling it again
@@ -86,7 +87,7 @@ const clients = (config.clients || []).map((c) => {
 
 const usersBySub = new Map();
 const usersByLogin = new Map();
-for (const u of config.users || []) {
+function addUser(u) {
   const user = {
     sub: u.sub,
     email: u.email,
@@ -95,13 +96,17 @@ for (const u of config.users || []) {
     email_verified: u.email_verified ?? true,
     groups: [...(u.groups || [])],
     disabled: Boolean(u.disabled),
+    // ID-token tampering mode (POST /__admin/users/{email}/tamper), or null
+    tamper: null,
   };
   usersBySub.set(user.sub, user);
   usersByLogin.set(user.email.toLowerCase(), user);
+  return user;
 }
+for (const u of config.users || []) addUser(u);
 
 const publicUser = (u) => ({
-  sub: u.sub, email: u.email, name: u.name, groups: u.groups, disabled: u.disabled,
+  sub: u.sub, email: u.email, name: u.name, groups: u.groups, disabled: u.disabled, tamper: u.tamper,
 });
 
 // Scope -> claims, as an Okta custom authorization server with a "groups"
@@ -266,6 +271,73 @@ const provider = new Provider(ISSUER, {
   },
 });
 
+// ---------------------------------------------------------------------------
+// ID-token tampering (POST /__admin/users/{email}/tamper): while a user has a
+// mode set, every ID token the token endpoint returns for that user
+// (authorization_code and refresh_token grants) is altered in exactly one way.
+// Re-signed tokens use the key (kid, RS256) the provider signed the original
+// with, so only the intended property is wrong.
+
+const TAMPER_MODES = ['expired', 'wrong_audience', 'unknown_key', 'tampered', 'no_nonce', 'wrong_nonce', 'bad_at_hash'];
+
+async function resign(header, payload, jwk) {
+  const key = await importJWK(jwk, header.alg);
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader(header)
+    .sign(key);
+}
+
+async function tamperIdToken(idToken, mode) {
+  const header = decodeProtectedHeader(idToken);
+  const payload = decodeJwt(idToken);
+  const realKey = signingKeys.find((k) => k.kid === header.kid);
+  if (!realKey) throw new Error(`ID token signed with unknown kid ${header.kid}`);
+  const now = Math.floor(Date.now() / 1000);
+  switch (mode) {
+    case 'expired':
+      payload.iat = now - 20 * 60;
+      payload.exp = now - 10 * 60;
+      return resign(header, payload, realKey);
+    case 'wrong_audience':
+      payload.aud = 'someone-else';
+      return resign(header, payload, realKey);
+    case 'unknown_key': {
+      // a fresh key whose kid is not (and never will be) in /v1/keys
+      const stranger = newSigningKey();
+      return resign({ ...header, kid: stranger.kid }, payload, stranger);
+    }
+    case 'tampered': {
+      // payload changed after signing: the original signature no longer matches
+      const [h, , sig] = idToken.split('.');
+      payload.email = 'mallory@example.com';
+      return `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${sig}`;
+    }
+    case 'no_nonce':
+      delete payload.nonce;
+      return resign(header, payload, realKey);
+    case 'wrong_nonce':
+      payload.nonce = randomBytes(16).toString('base64url');
+      return resign(header, payload, realKey);
+    case 'bad_at_hash':
+      // the left half of SHA-256 of something that is not the access token
+      payload.at_hash = createHash('sha256').update(randomBytes(32)).digest().subarray(0, 16).toString('base64url');
+      return resign(header, payload, realKey);
+    default:
+      throw new Error(`unknown tamper mode ${mode}`);
+  }
+}
+
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.method !== 'POST' || ctx.path !== ROUTES.token || ctx.status !== 200) return;
+  const body = ctx.body;
+  if (!body || typeof body !== 'object' || typeof body.id_token !== 'string') return;
+  const user = usersBySub.get(decodeJwt(body.id_token).sub);
+  if (!user?.tamper) return;
+  body.id_token = await tamperIdToken(body.id_token, user.tamper);
+  ctx.req.idpTamper = user.tamper;
+});
+
 // Attach OAuth errors to the request log line (error code + description only).
 for (const event of ['grant.error', 'authorization.error', 'userinfo.error', 'introspection.error',
   'revocation.error', 'end_session.error', 'discovery.error', 'jwks.error', 'server_error']) {
@@ -413,7 +485,33 @@ async function handleAdmin(req, res, pathname) {
     return;
   }
 
-  const m = pathname.match(/^\/__admin\/users\/([^/]+)\/(disable|enable|groups)$/);
+  if (req.method === 'POST' && pathname === '/__admin/users') {
+    let body;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch {
+      body = undefined;
+    }
+    const isStr = (v) => typeof v === 'string' && v.length > 0;
+    if (!body || typeof body !== 'object' || Array.isArray(body)
+      || !isStr(body.email) || !/^[^\s@/]+@[^\s@/]+$/.test(body.email) || !isStr(body.password)
+      || !(body.groups === undefined || (Array.isArray(body.groups) && body.groups.every((g) => typeof g === 'string')))
+      || !(body.name === undefined || isStr(body.name))) {
+      send(res, 400, { error: 'body must be {"email": "<address>", "password": "<non-empty>", "groups": ["<string>", ...], "name"?: "<string>"}' });
+      return;
+    }
+    if (usersByLogin.has(body.email.toLowerCase())) {
+      send(res, 409, { error: 'user already exists' });
+      return;
+    }
+    let sub;
+    do sub = `00u${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`; while (usersBySub.has(sub));
+    const user = addUser({ sub, email: body.email, password: body.password, name: body.name, groups: body.groups });
+    send(res, 201, publicUser(user));
+    return;
+  }
+
+  const m = pathname.match(/^\/__admin\/users\/([^/]+)\/(disable|enable|groups|tamper)$/);
   if (m && req.method === 'POST') {
     const user = usersByLogin.get(decodeURIComponent(m[1]).toLowerCase())
       || usersBySub.get(decodeURIComponent(m[1]));
@@ -435,6 +533,19 @@ async function handleAdmin(req, res, pathname) {
         return;
       }
       user.groups = [...groups];
+    }
+    if (m[2] === 'tamper') {
+      let body;
+      try {
+        body = JSON.parse(await readBody(req));
+      } catch {
+        body = undefined;
+      }
+      if (!body || typeof body !== 'object' || !(body.mode === null || TAMPER_MODES.includes(body.mode))) {
+        send(res, 400, { error: `body must be {"mode": M} with M one of ${TAMPER_MODES.join(', ')} or null` });
+        return;
+      }
+      user.tamper = body.mode;
     }
     send(res, 200, publicUser(user));
     return;
@@ -479,7 +590,8 @@ async function handle(req, res) {
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     const err = req.idpError ? ` error=${req.idpError}` : '';
-    console.log(`${new Date().toISOString()} ${req.method} ${pathname} ${res.statusCode} ${ms.toFixed(1)}ms${err}`);
+    const tamper = req.idpTamper ? ` id_token_tampered=${req.idpTamper}` : '';
+    console.log(`${new Date().toISOString()} ${req.method} ${pathname} ${res.statusCode} ${ms.toFixed(1)}ms${err}${tamper}`);
   });
 
   try {
