@@ -19,21 +19,8 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _idp_state_dir="${STATE_DIR:-}"
-if [[ -f "${SCRIPT_DIR}/lib.sh" ]]; then
-  # shellcheck source=e2e/scripts/lib.sh
-  source "${SCRIPT_DIR}/lib.sh"
-else
-  REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
-  STATE_DIR="${REPO_ROOT}/e2e/.state"
-  log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-  die() { log "ERROR: $*"; exit 1; }
-  pid_alive() {
-    local pid
-    [[ -s "$1" ]] || return 1
-    pid="$(<"$1")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null
-  }
-fi
+# shellcheck source=e2e/scripts/lib.sh
+source "${SCRIPT_DIR}/lib.sh"
 STATE_DIR="${_idp_state_dir:-${STATE_DIR}}"
 export STATE_DIR
 
@@ -62,16 +49,7 @@ print_issuer() {
 }
 
 # --- dependencies ---------------------------------------------------------------
-# node_modules/.infra-lock.sha256 records the package-lock.json it was installed
-# from; `npm ci` reuses ~/.npm, so a reinstall is quick and needs no network when
-# cached.
-lock_sum="$(sha256sum "${IDP_DIR}/package-lock.json" | cut -d' ' -f1)"
-stamp="${IDP_DIR}/node_modules/.infra-lock.sha256"
-if [[ ! -f "${stamp}" || "$(<"${stamp}")" != "${lock_sum}" ]]; then
-  log "idp: npm ci in ${IDP_DIR}"
-  (cd "${IDP_DIR}" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2)
-  echo "${lock_sum}" >"${stamp}"
-fi
+npm_ci_cached "${IDP_DIR}" idp
 
 # --- certificates -------------------------------------------------------------------
 "${SCRIPT_DIR}/idp-certs.sh"

@@ -84,6 +84,22 @@ port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# npm_ci_cached DIR LABEL : `npm ci` in DIR (progress on stderr, prefixed with
+# LABEL) unless DIR/node_modules was installed from the same package-lock.json:
+# node_modules/.infra-lock.sha256 records the lock file's hash. `npm ci` reuses
+# ~/.npm, so a reinstall is quick and needs no network when cached.
+npm_ci_cached() {
+  local dir="$1" label="$2" lock_sum stamp
+  command -v npm >/dev/null || die "${label}: npm not found (Node.js >= 20 needed)"
+  lock_sum="$(sha256sum "${dir}/package-lock.json" | cut -d' ' -f1)"
+  stamp="${dir}/node_modules/.infra-lock.sha256"
+  if [[ ! -f "${stamp}" || "$(<"${stamp}")" != "${lock_sum}" ]]; then
+    log "${label}: npm ci in ${dir}"
+    (cd "${dir}" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+    echo "${lock_sum}" >"${stamp}"
+  fi
+}
+
 # kubectl_admin ARGS... : the cached kubectl with the admin kubeconfig.
 kubectl_admin() {
   "${K8S_BIN_DIR}/kubectl" --kubeconfig "${ADMIN_KUBECONFIG}" "$@"
