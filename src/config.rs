@@ -1,6 +1,7 @@
 //! Operator configuration shared by the controller and server roles.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use url::Url;
@@ -22,6 +23,48 @@ pub struct OperatorArgs {
     /// providers behind a private CA).
     #[arg(long, env = "INFRA_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
+
+    /// Loopback redirect URIs `infra login` may use, comma-separated. Each must also be a
+    /// sign-in redirect URI of the application at the provider; the server refuses any other.
+    #[arg(long, env = "INFRA_CLI_REDIRECT_URIS", value_delimiter = ',', default_value = crate::oidc::CLI_REDIRECT_URI, value_parser = parse_loopback_uri)]
+    pub cli_redirect_uris: Vec<String>,
+
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// How long login sessions last. The server enforces the lifetimes; the controller re-checks
+/// sessions with the provider.
+#[derive(Args, Clone, Debug)]
+pub struct SessionArgs {
+    /// Absolute lifetime of a login session, such as 12h or 7d.
+    #[arg(long = "session-lifetime", env = "INFRA_SESSION_LIFETIME", default_value = "12h", value_parser = parse_span)]
+    pub lifetime: Duration,
+
+    /// A session not used for this long ends.
+    #[arg(long = "session-idle-timeout", env = "INFRA_SESSION_IDLE_TIMEOUT", default_value = "2h", value_parser = parse_span)]
+    pub idle_timeout: Duration,
+
+    /// How often a session is re-checked with the provider by redeeming its refresh token.
+    #[arg(long = "session-recheck-interval", env = "INFRA_SESSION_RECHECK_INTERVAL", default_value = "1h", value_parser = parse_span)]
+    pub recheck_interval: Duration,
+}
+
+fn parse_span(raw: &str) -> Result<Duration, String> {
+    crate::controller::scim_key::parse_duration(raw)
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| format!("{raw:?} is not a duration such as 30s, 15m, 12h or 7d"))
+}
+
+/// `http://localhost:<port>` or `http://127.0.0.1:<port>` with no path: what RFC 8252 calls a
+/// loopback redirect URI, and all that `infra login` ever listens on.
+fn parse_loopback_uri(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if url.scheme() != "http" || !loopback || url.port().is_none() || !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(format!("{raw:?} must be a loopback URI such as http://localhost:8301"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }
 
 fn parse_external_url(raw: &str) -> Result<Url, String> {
@@ -40,6 +83,17 @@ impl OperatorArgs {
     /// Infra below a path).
     pub fn external(&self, path: &str) -> String {
         format!("{}/{}", self.external_url.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// Whether browsers get session cookies without the `Secure` attribute: only when Infra is
+    /// served over plain HTTP on loopback (local development), where they could not be sent back.
+    pub fn insecure_cookies(&self) -> bool {
+        self.external_url.scheme() == "http"
+            && self.external_url.host().is_some_and(|h| match h {
+                url::Host::Domain(d) => d == "localhost",
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            })
     }
 
     pub fn login_callback_url(&self) -> String {
@@ -65,7 +119,13 @@ mod tests {
     use super::*;
 
     fn args(url: &str) -> OperatorArgs {
-        OperatorArgs { namespace: "ns".into(), external_url: parse_external_url(url).unwrap(), extra_ca_file: None }
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: OperatorArgs,
+        }
+        Cli::parse_from(["test", "--namespace", "ns", "--external-url", url]).args
     }
 
     #[test]
@@ -75,6 +135,17 @@ mod tests {
         assert_eq!(a.scim_url(), "https://infra.example.com/api/scim/v2");
         let b = args("https://example.com/infra/");
         assert_eq!(b.scim_url(), "https://example.com/infra/api/scim/v2");
+    }
+
+    #[test]
+    fn defaults_and_loopback_uris() {
+        let a = args("https://infra.example.com");
+        assert_eq!(a.cli_redirect_uris, vec!["http://localhost:8301".to_string()]);
+        assert_eq!(a.sessions.recheck_interval, Duration::from_secs(3600));
+        assert_eq!(parse_loopback_uri("http://localhost:18301/").unwrap(), "http://localhost:18301");
+        for bad in ["https://localhost:8301", "http://evil.example:8301", "http://localhost", "http://localhost:8301/cb"] {
+            assert!(parse_loopback_uri(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

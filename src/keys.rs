@@ -7,7 +7,11 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-const PREFIX: &str = "isk_";
+/// SCIM bearer keys.
+pub const SCIM_KEY_PREFIX: &str = "isk_";
+/// Login session tokens (`infra login`, the dashboard cookie). Same shape, another prefix, so a
+/// session token is never mistaken for a SCIM key or the other way round.
+pub const SESSION_PREFIX: &str = "ist_";
 const ID_LEN: usize = 12;
 const SECRET_LEN: usize = 43;
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -53,16 +57,24 @@ pub fn name_suffix(len: usize) -> Result<String, RandomError> {
 }
 
 pub fn generate() -> Result<GeneratedKey, RandomError> {
+    generate_with(SCIM_KEY_PREFIX)
+}
+
+pub fn generate_with(prefix: &str) -> Result<GeneratedKey, RandomError> {
     let id = random_string(LOWER_ALNUM, ID_LEN)?;
     let secret = random_string(ALNUM, SECRET_LEN)?;
-    let token = format!("{PREFIX}{id}_{secret}");
+    let token = format!("{prefix}{id}_{secret}");
     Ok(GeneratedKey { id, token })
 }
 
 /// The id of a presented token, if it has the shape of one of our keys. Says nothing about
 /// whether the token is valid.
 pub fn parse_id(token: &str) -> Option<&str> {
-    let rest = token.strip_prefix(PREFIX)?;
+    parse_id_with(SCIM_KEY_PREFIX, token)
+}
+
+pub fn parse_id_with<'a>(prefix: &str, token: &'a str) -> Option<&'a str> {
+    let rest = token.strip_prefix(prefix)?;
     let (id, secret) = rest.split_once('_')?;
     let well_formed = id.len() == ID_LEN
         && secret.len() == SECRET_LEN
@@ -99,6 +111,14 @@ mod tests {
         assert_eq!(parse_id(&key.token), Some(key.id.as_str()));
         assert!(verify(&key.token, &key.token));
         assert!(!format!("{key:?}").contains(&key.token));
+    }
+
+    #[test]
+    fn session_tokens_are_not_scim_keys() {
+        let session = generate_with(SESSION_PREFIX).unwrap();
+        assert_eq!(parse_id_with(SESSION_PREFIX, &session.token), Some(session.id.as_str()));
+        assert_eq!(parse_id(&session.token), None);
+        assert_eq!(parse_id_with(SESSION_PREFIX, &generate().unwrap().token), None);
     }
 
     #[test]

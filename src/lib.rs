@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod scim;
 pub mod server;
+pub mod session;
 pub mod telemetry;
 
 /// A channel that flips to `true` on SIGTERM or Ctrl-C, so every long-running part can finish

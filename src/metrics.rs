@@ -40,6 +40,13 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<HttpLabels, Histogram>,
     pub scim_auth: Family<OutcomeLabels, Counter>,
+    /// Logins (CLI and dashboard) by outcome: `success` or the error code.
+    pub logins: Family<OutcomeLabels, Counter>,
+    /// Sessions ended, by why: `logout`, `expired`, `idle`, `refused` (by the provider at a
+    /// re-check), `user_inactive`, `user_gone`, `provider_gone`.
+    pub sessions_ended: Family<OutcomeLabels, Counter>,
+    /// Session re-checks with the provider by outcome: `confirmed`, `refused`, `unreachable`.
+    pub session_rechecks: Family<OutcomeLabels, Counter>,
     pub leader: Gauge,
     pub scim_keys_active: Gauge,
     pub users: Gauge,
@@ -59,6 +66,7 @@ impl Default for Metrics {
         let http_requests = Family::<HttpLabels, Counter>::default();
         let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let scim_auth = Family::<OutcomeLabels, Counter>::default();
+        let (logins, sessions_ended, session_rechecks) = (Family::default(), Family::default(), Family::default());
         let leader = Gauge::default();
         let (scim_keys_active, users, groups) = (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
@@ -66,6 +74,9 @@ impl Default for Metrics {
         registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request duration", http_duration.clone());
         registry.register("scim_authentications", "SCIM bearer authentications by outcome", scim_auth.clone());
+        registry.register("logins", "Logins by outcome", logins.clone());
+        registry.register("sessions_ended", "Login sessions ended, by reason", sessions_ended.clone());
+        registry.register("session_rechecks", "Re-checks of login sessions with the provider, by outcome", session_rechecks.clone());
         registry.register("controller_leader", "1 when this controller holds the leader lease", leader.clone());
         registry.register("scim_keys_active", "SCIM keys that are issued and not expired", scim_keys_active.clone());
         registry.register("users", "Users in the server's directory", users.clone());
@@ -77,6 +88,9 @@ impl Default for Metrics {
             http_requests,
             http_duration,
             scim_auth,
+            logins,
+            sessions_ended,
+            session_rechecks,
             leader,
             scim_keys_active,
             users,
@@ -96,6 +110,10 @@ impl Metrics {
     /// Records the reconcile's duration when dropped, so every return path is measured.
     pub fn reconcile_timer(&self, kind: &str) -> ReconcileTimer<'_> {
         ReconcileTimer { metrics: self, kind: kind.to_string(), start: Instant::now() }
+    }
+
+    pub fn count(family: &Family<OutcomeLabels, Counter>, outcome: &str) {
+        family.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
     }
 
     pub fn reconciled(&self, kind: &str, result: &str) {

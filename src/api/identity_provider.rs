@@ -159,6 +159,10 @@ pub struct ProviderEndpoints {
     /// Where the provider publishes its signing keys.
     #[serde(default, rename = "jwksURI", skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// How Infra authenticates to the token endpoint: `client_secret_basic` (HTTP Basic, the
+    /// default) or `client_secret_post`, when the provider accepts only that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_auth_method: Option<String>,
 }
 
 

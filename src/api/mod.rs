@@ -30,6 +30,14 @@ pub mod labels {
     pub const KEY_ID: &str = "infrahq.com/key-id";
     /// The SCIM id of a User or Group; it moves with the user when a rename changes its object name.
     pub const SCIM_ID: &str = "infrahq.com/scim-id";
+    /// On login session Secrets: the session id (the non-secret part of the token).
+    pub const SESSION: &str = "infrahq.com/session";
+    /// On login session Secrets: the object name of the session's User.
+    pub const USER: &str = "infrahq.com/user";
+    /// On login session Secrets: a hash of the login's nonce, so that a nonce is used only once.
+    pub const NONCE_HASH: &str = "infrahq.com/nonce-hash";
+    /// On the Secret that holds the key the servers sign login state with.
+    pub const LOGIN_STATE_KEY: &str = "infrahq.com/login-state-key";
 }
 
 /// Annotations on generated Secrets. The expiry is written once, when the key is generated, so
@@ -40,6 +48,8 @@ pub mod annotations {
     /// the object is not enough: a rename creates a new object).
     pub const CREATED: &str = "infrahq.com/created";
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
+    /// On login session Secrets: when the session was last used (for the idle timeout).
+    pub const LAST_SEEN: &str = "infrahq.com/last-seen";
 }
 
 /// A reference to an IdentityProvider in the same namespace.

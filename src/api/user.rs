@@ -20,6 +20,7 @@ use super::ProviderRef;
     printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
     printcolumn = r#"{"name":"Active","type":"boolean","jsonPath":".spec.active"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.providerRef.name"}"#,
+    printcolumn = r#"{"name":"Last Login","type":"date","jsonPath":".status.lastLoginTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -60,4 +61,12 @@ pub struct UserStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The groups the provider asserted at this user's last login (in the ID token or userinfo,
+    /// after the provider's groupsFilter). Replaced at every login; SCIM group memberships are
+    /// kept in the Group objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_groups: Option<Vec<String>>,
+    /// When the user last logged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }

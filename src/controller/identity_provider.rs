@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use super::context::{now, Context, Error};
 use crate::api::conditions::{self, Check};
@@ -14,7 +13,7 @@ use crate::api::{IdentityProvider, ProviderEndpoints};
 use crate::oidc::{self, issuer, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
 
 pub const KIND: &str = "IdentityProvider";
-pub const SECRET_VALID: &str = "SecretValid";
+pub use crate::oidc::SECRET_VALID;
 pub const READY: &str = "Ready";
 
 /// How long to wait before checking again after a failure that needs a person to fix something.
@@ -27,8 +26,8 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     let key = format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any());
     let ns = idp.namespace().unwrap_or_default();
 
-    let secret = read_client_secret(&ctx, &ns, &idp).await?;
-    let http = provider_http(&ctx, &idp);
+    let secret = oidc::read_client_secret(&ctx.client, &ns, &idp).await?;
+    let http = oidc::provider_http(&ctx.http, ctx.extra_ca.as_deref(), &idp);
     let (discovery, discovered) = run_discovery(&idp, &http).await;
     let credentials = match (&secret, &discovered, &http) {
         (Ok(secret), Some(found), Ok(http)) => oidc::check_credentials(http, found, &idp.spec.client_id, secret).await,
@@ -56,7 +55,7 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     }
     status.observed_generation = idp.metadata.generation;
     status.phase = Some(phase(&checks).to_string());
-    status.redirect_uris = vec![oidc::CLI_REDIRECT_URI.to_string(), ctx.args.login_callback_url()];
+    status.redirect_uris = ctx.args.cli_redirect_uris.iter().cloned().chain([ctx.args.login_callback_url()]).collect();
     status.scim_url = Some(ctx.args.scim_url());
     match &discovered {
         Some(found) => {
@@ -96,40 +95,6 @@ pub fn error_policy(idp: Arc<IdentityProvider>, err: &Error, ctx: Arc<Context>) 
     Action::requeue(ctx.backoff(&format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any())))
 }
 
-/// Reads the client secret. `Err` carries the failed `SecretValid` check; the secret itself is
-/// only ever held in memory and handed to the token endpoint.
-async fn read_client_secret(ctx: &Context, ns: &str, idp: &IdentityProvider) -> Result<Result<String, Check>, Error> {
-    let r = &idp.spec.client_secret_ref;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(secret) = secrets.get_opt(&r.name).await? else {
-        return Ok(Err(Check::failed(
-            SECRET_VALID,
-            "SecretNotFound",
-            format!("Secret {:?} does not exist in namespace {ns:?}; create it with the client secret under key {:?}", r.name, r.key),
-        )));
-    };
-    let data = secret.data.unwrap_or_default();
-    let Some(value) = data.get(&r.key) else {
-        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-        return Ok(Err(Check::failed(
-            SECRET_VALID,
-            "SecretKeyMissing",
-            format!("Secret {:?} has no key {:?} (it has: {}); set spec.clientSecretRef.key or add the key", r.name, r.key, keys.join(", ")),
-        )));
-    };
-    // `kubectl create secret --from-file` keeps a file's trailing newline; client secrets never
-    // contain whitespace, so it is safe to trim.
-    match std::str::from_utf8(&value.0).map(str::trim) {
-        Ok("") => Ok(Err(Check::failed(SECRET_VALID, "SecretEmpty", format!("key {:?} of Secret {:?} is empty", r.key, r.name)))),
-        Ok(s) => Ok(Ok(s.to_string())),
-        Err(_) => Ok(Err(Check::failed(
-            SECRET_VALID,
-            "SecretNotText",
-            format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name),
-        ))),
-    }
-}
-
 async fn run_discovery(
     idp: &IdentityProvider,
     http: &Result<oidc::reqwest::Client, oidc::HttpClientError>,
@@ -151,21 +116,6 @@ async fn run_discovery(
     }
 }
 
-/// The operator's HTTP client, or, for a provider with its own CA bundle, one that also trusts it.
-/// Built once per reconcile and used for discovery and the credentials check.
-fn provider_http(ctx: &Context, idp: &IdentityProvider) -> Result<oidc::reqwest::Client, oidc::HttpClientError> {
-    match &idp.spec.ca_bundle {
-        None => Ok(ctx.http.clone()),
-        Some(bundle) => {
-            let mut bundles = vec![bundle.as_bytes()];
-            if let Some(extra) = &ctx.extra_ca {
-                bundles.push(extra);
-            }
-            oidc::http_client(&bundles)
-        }
-    }
-}
-
 fn endpoints(found: &Discovered) -> ProviderEndpoints {
     let m = &found.metadata;
     ProviderEndpoints {
@@ -173,6 +123,7 @@ fn endpoints(found: &Discovered) -> ProviderEndpoints {
         token: m.token_endpoint().map(|u| u.to_string()),
         userinfo: m.userinfo_endpoint().map(|u| u.to_string()),
         jwks_uri: Some(m.jwks_uri().to_string()),
+        token_auth_method: Some(if oidc::secret_in_body(found) { oidc::SECRET_POST } else { oidc::SECRET_BASIC }.to_string()),
     }
 }
 

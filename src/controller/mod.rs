@@ -1,9 +1,11 @@
-//! The controller role: leader-elected reconcilers for IdentityProviders and ScimKeys.
+//! The controller role: leader-elected reconcilers for IdentityProviders, ScimKeys, group
+//! membership and login sessions.
 
 mod context;
 pub mod group_members;
 pub mod identity_provider;
 pub mod scim_key;
+pub mod sessions;
 
 pub use context::{Context, Error, FIELD_MANAGER};
 
@@ -115,6 +117,16 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let extra_ca = args.operator.read_extra_ca()?;
     let http = oidc::http_client(&extra_ca.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
+    let rechecks = Arc::new(sessions::Rechecks {
+        kube: client.clone(),
+        namespace: ns.clone(),
+        providers: Api::namespaced(client.clone(), &ns),
+        store: crate::session::SessionStore { secrets: Api::namespaced(client.clone(), &ns), policy: (&args.operator.sessions).into() },
+        http: http.clone(),
+        extra_ca: extra_ca.clone(),
+        key_sets: Default::default(),
+        metrics: metrics.clone(),
+    });
     let ctx = Arc::new(Context::new(
         client.clone(),
         args.operator.clone(),
@@ -142,7 +154,8 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let idps = identity_provider_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
     let keys = scim_key_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
     let members = group_members_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
-    let reconcilers = futures::future::join3(idps, keys, members);
+    let session_checks = session_controller(client.clone(), &ns, rechecks, wait_stop(stop_rx.clone()));
+    let reconcilers = futures::future::join4(idps, keys, members, session_checks);
     tokio::pin!(reconcilers);
     tokio::select! {
         _ = &mut reconcilers => {}
@@ -251,6 +264,21 @@ async fn group_members_controller(
         })
         .graceful_shutdown_on(stop)
         .run(group_members::reconcile, group_members::error_policy, members)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Login sessions (Secrets labelled `infrahq.com/session`), each re-checked on its own schedule.
+async fn session_controller(
+    client: Client,
+    ns: &str,
+    ctx: Arc<sessions::Rechecks>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let secrets: Api<Secret> = Api::namespaced(client, ns);
+    Controller::new(secrets, watcher::Config::default().labels(labels::SESSION))
+        .graceful_shutdown_on(stop)
+        .run(sessions::reconcile, sessions::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

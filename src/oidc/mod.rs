@@ -1,13 +1,20 @@
 //! Talking to OpenID Connect providers: the HTTP client, discovery and the client-credentials check.
 
+mod client_config;
+pub mod identity;
 pub mod issuer;
+pub mod login;
 mod provider_check;
 
-pub use provider_check::{check_credentials, discover, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
+pub use client_config::{provider_http, read_client_secret, SECRET_VALID};
+pub use provider_check::{check_credentials, discover, secret_in_body, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
 
 use std::time::Duration;
 
 pub use openidconnect::reqwest;
+
+pub const SECRET_BASIC: &str = "client_secret_basic";
+pub const SECRET_POST: &str = "client_secret_post";
 
 /// The redirect URI the CLI listens on during `infra login`.
 pub const CLI_REDIRECT_URI: &str = "http://localhost:8301";

@@ -70,6 +70,14 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, (&'static s
     resp.bytes().await.map(|b| b.to_vec()).map_err(|e| ("Unreachable", format!("reading {url} failed: {}", describe_error(&e))))
 }
 
+/// Whether the client secret goes in the token request body (`client_secret_post`): only when the
+/// provider lists methods and Basic is not among them, since Basic is the default when it lists
+/// none (OpenID Connect Discovery §3).
+pub fn secret_in_body(discovered: &Discovered) -> bool {
+    let methods = discovered.metadata.token_endpoint_auth_methods_supported();
+    !methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic))
+}
+
 /// Checks the client ID and secret at the token endpoint without a real user: it redeems a code
 /// that cannot exist. A provider answers `invalid_client` when it does not accept the client's
 /// credentials and `invalid_grant` when it does (and only the code is wrong).
@@ -79,9 +87,7 @@ pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, 
     if metadata.token_endpoint().is_none() {
         return fail("NoTokenEndpoint", "the discovery document has no token_endpoint".into());
     }
-    let methods = metadata.token_endpoint_auth_methods_supported();
-    // client_secret_basic is the default when the provider lists nothing (OpenID Connect Discovery §3).
-    let basic = methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic));
+    let basic = !secret_in_body(discovered);
     let client = CoreClient::from_provider_metadata(
         metadata.clone(),
         ClientId::new(client_id.to_string()),

@@ -1,7 +1,8 @@
-//! The server role: SCIM (and, later, login) over HTTP, reading from reflector caches.
+//! The server role: SCIM and login over HTTP, reading from reflector caches.
 
 mod health;
 mod http_metrics;
+pub mod login;
 mod providers;
 pub mod scim;
 
@@ -78,9 +79,27 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         directory,
     };
     spawn_gauges(metrics.clone(), keys.clone(), store.directory.clone());
+    let extra_ca = args.operator.read_extra_ca()?;
+    let login = Arc::new(login::LoginState {
+        kube: client.clone(),
+        namespace: ns.clone(),
+        providers: providers.clone(),
+        http: crate::oidc::http_client(extra_ca.as_deref().into_iter().collect::<Vec<_>>().as_slice())?,
+        extra_ca,
+        key_sets: Default::default(),
+        users: Api::namespaced(client.clone(), ns),
+        directory_store: store.clone(),
+        sessions: crate::session::SessionStore {
+            secrets: Api::namespaced(client.clone(), ns),
+            policy: (&args.operator.sessions).into(),
+        },
+        metrics: metrics.clone(),
+        state_key: login::load_state_key(&Api::namespaced(client.clone(), ns)).await?,
+        args: args.operator.clone(),
+    });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone() };
-    let app = router(auth, scim_state, providers, metrics.clone(), ready);
+    let app = router(auth, scim_state, providers, login, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
@@ -97,11 +116,13 @@ pub fn router(
     auth: AuthState,
     scim: ScimState,
     providers: Store<IdentityProvider>,
+    login: Arc<login::LoginState>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 ) -> Router {
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
+        .merge(login::router(login))
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(health_router(metrics.clone(), ready))
         .fallback(not_found)

@@ -15,12 +15,17 @@ use crate::api::IdentityProvider;
 /// custom authorization servers need it) and `offline_access` for a refresh token.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "email", "profile", "groups", "offline_access"];
 
+/// The scopes a login asks for: the provider's own list, or the defaults.
+pub fn scopes(idp: &IdentityProvider) -> Vec<String> {
+    idp.spec.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect())
+}
+
 pub fn public_info(idp: &IdentityProvider) -> Option<Value> {
     let status = idp.status.as_ref()?;
     if !conditions::is_true(&status.conditions, "Ready") {
         return None;
     }
-    let scopes: Vec<String> = idp.spec.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+    let scopes = scopes(idp);
     Some(json!({
         "name": idp.name_any(),
         "kind": idp.spec.kind,

@@ -1,0 +1,98 @@
+//! Ends login sessions the provider no longer vouches for. Each session with a refresh token is
+//! re-checked every `--session-recheck-interval` by redeeming that token: a refusal (the user was
+//! disabled or removed, or the grant revoked) ends the session; an unreachable provider does not,
+//! and is retried. Sessions past their lifetime or idle timeout are deleted too, although the
+//! server already refuses them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::Error;
+use crate::api::IdentityProvider;
+use crate::metrics::Metrics;
+use crate::oidc::login::{KeySets, LoginError, ProviderClient};
+use crate::oidc::reqwest;
+use crate::session::store::parse;
+use crate::session::{SessionStore, Verdict};
+
+/// How soon an unreachable provider is tried again.
+const RETRY_UNREACHABLE: Duration = Duration::from_secs(60);
+
+pub struct Rechecks {
+    pub kube: kube::Client,
+    pub namespace: String,
+    pub providers: Api<IdentityProvider>,
+    pub store: SessionStore,
+    pub http: reqwest::Client,
+    pub extra_ca: Option<Vec<u8>>,
+    pub key_sets: KeySets,
+    pub metrics: Arc<Metrics>,
+}
+
+fn until(t: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
+}
+
+pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action, Error> {
+    let Some(session) = parse(&secret) else { return Ok(Action::await_change()) };
+    let (r, policy, now) = (&session.record, ctx.store.policy, Timestamp::now());
+    let (id, c) = (&session.id, &ctx);
+    let end = |reason: &'static str| async move {
+        c.store.delete(id).await?;
+        Metrics::count(&c.metrics.sessions_ended, reason);
+        tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
+        Ok::<Action, Error>(Action::await_change())
+    };
+    match policy.evaluate(r, session.last_seen, now) {
+        Verdict::Expired => return end("expired").await,
+        Verdict::Idle => return end("idle").await,
+        Verdict::Valid => {}
+    }
+    let deadline = r.expires_at.min(policy.idle_deadline(session.last_seen));
+    let Some(refresh_token) = session.refresh_token.as_deref() else {
+        // Nothing to re-check with (the provider granted no refresh token); the lifetimes still apply.
+        return Ok(Action::requeue(until(deadline, now)));
+    };
+    let next = policy.next_check(r);
+    if now < next {
+        return Ok(Action::requeue(until(next.min(deadline), now)));
+    }
+    let Some(idp) = ctx.providers.get_opt(&r.provider).await? else { return end("provider_gone").await };
+    let client = match ProviderClient::for_provider(&ctx.kube, &ctx.namespace, &ctx.http, ctx.extra_ca.as_deref(), &idp).await {
+        Ok(c) => c,
+        Err(message) => {
+            tracing::warn!(user = %r.user, provider = %r.provider, %message, "cannot re-check the session now");
+            return Ok(Action::requeue(RETRY_UNREACHABLE));
+        }
+    };
+    match client.refresh(&ctx.key_sets, refresh_token).await {
+        Ok(rotated) => {
+            let mut record = r.clone();
+            record.checked_at = Some(now);
+            ctx.store.record_check(&secret, &record, rotated.as_deref()).await?;
+            Metrics::count(&ctx.metrics.session_rechecks, "confirmed");
+            tracing::debug!(user = %r.user, provider = %r.provider, "provider confirmed the session");
+            Ok(Action::requeue(until(policy.next_check(&record).min(deadline), now)))
+        }
+        Err(e @ (LoginError::Unreachable(_) | LoginError::BadResponse(_))) => {
+            Metrics::count(&ctx.metrics.session_rechecks, "unreachable");
+            tracing::warn!(user = %r.user, provider = %r.provider, error = %e, "could not re-check the session with the provider; it stays valid, retrying");
+            Ok(Action::requeue(RETRY_UNREACHABLE))
+        }
+        Err(e) => {
+            Metrics::count(&ctx.metrics.session_rechecks, "refused");
+            tracing::info!(user = %r.user, provider = %r.provider, error = %e, "the provider refused the session's refresh token");
+            end("refused").await
+        }
+    }
+}
+
+pub fn error_policy(secret: Arc<Secret>, err: &Error, _ctx: Arc<Rechecks>) -> Action {
+    tracing::warn!(session = %secret.name_any(), error = %err, "session re-check failed");
+    Action::requeue(RETRY_UNREACHABLE)
+}

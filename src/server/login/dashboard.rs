@@ -1,0 +1,178 @@
+//! The browser's side of login: `/login` starts it, `/login/callback` finishes it, `/` shows who
+//! is signed in, `POST /logout` ends it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::flow::Redemption;
+use super::state::LOGIN_TTL_SECS;
+use super::{cookie, pages, LoginState, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::api::conditions;
+use crate::keys;
+use crate::metrics::Metrics;
+use crate::server::providers::scopes;
+
+impl LoginState {
+    fn set_cookie(&self, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.args.insecure_cookies() { "" } else { "; Secure" };
+        HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
+            .expect("cookie values are base64url and alphanumerics")
+    }
+
+    fn ready_provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .providers
+            .state()
+            .iter()
+            .filter(|p| p.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready")))
+            .map(|p| p.name_any())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn login_path(&self) -> String {
+        format!("{}login", self.base_path())
+    }
+
+    fn retry_href(&self, provider: Option<&str>) -> String {
+        match provider {
+            Some(p) => format!("{}?provider={}", self.login_path(), pages::urlencode(p)),
+            None => self.base_path(),
+        }
+    }
+}
+
+fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
+    let base = state.base_path();
+    let Some(token) = cookie(&headers, SESSION_COOKIE) else {
+        return pages::signed_out(&state.ready_provider_names(), &base, None);
+    };
+    match state.whoami(&token).await {
+        Ok((_, who)) => pages::signed_in(&who, &base),
+        Err(e) => with_cookies(
+            pages::signed_out(&state.ready_provider_names(), &base, Some(&e.message)),
+            vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)],
+        ),
+    }
+}
+
+/// `GET /login?provider=NAME`: sends the browser to the provider with state, nonce and PKCE.
+pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let base = state.base_path();
+    let name = match q.get("provider") {
+        Some(p) => p.clone(),
+        None => match state.ready_provider_names().as_slice() {
+            [only] => only.clone(),
+            names => return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with.")),
+        },
+    };
+    let idp = match state.ready_provider(&name) {
+        Ok(idp) => idp,
+        Err(e) => return pages::failed(e.status, &e.message, &base),
+    };
+    let Some(authorize) = idp.status.as_ref().and_then(|s| s.endpoints.as_ref()).and_then(|e| e.authorization.clone()) else {
+        return pages::failed(StatusCode::SERVICE_UNAVAILABLE, "the provider has no authorization endpoint", &base);
+    };
+    let login_id = match keys::random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 22) {
+        Ok(id) => id,
+        Err(e) => return pages::failed(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &base),
+    };
+    let (login_cookie, params) = state.state_key.issue(&login_id, &name, Timestamp::now().as_second());
+    let mut url = match url::Url::parse(&authorize) {
+        Ok(u) => u,
+        Err(e) => return pages::failed(StatusCode::SERVICE_UNAVAILABLE, &format!("the authorization endpoint is not a URL: {e}"), &base),
+    };
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &idp.spec.client_id)
+        .append_pair("redirect_uri", &state.args.login_callback_url())
+        .append_pair("scope", &scopes(&idp).join(" "))
+        .append_pair("state", &params.state)
+        .append_pair("nonce", &params.nonce)
+        .append_pair("code_challenge", &params.pkce_challenge())
+        .append_pair("code_challenge_method", "S256");
+    redirect(url.as_str(), vec![state.set_cookie(LOGIN_COOKIE, &login_cookie, &state.login_path(), LOGIN_TTL_SECS)])
+}
+
+/// `GET /login/callback`: the provider sends the browser back here with a code, or an error.
+pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let base = state.base_path();
+    let clear_login = state.set_cookie(LOGIN_COOKIE, "", &state.login_path(), 0);
+    let now = Timestamp::now().as_second();
+    let login_cookie = cookie(&headers, LOGIN_COOKIE);
+    let state_param = q.get("state").map(String::as_str).unwrap_or("");
+    let opened = state.state_key.open(login_cookie.as_deref(), state_param, now);
+    let provider = opened.as_ref().ok().map(|(p, _)| p.clone());
+    let fail = |status: StatusCode, code: &str, reason: String| {
+        Metrics::count(&state.metrics.logins, code);
+        tracing::warn!(code, reason = %reason, provider = provider.as_deref().unwrap_or(""), "dashboard login refused");
+        with_cookies(pages::failed(status, &reason, &state.retry_href(provider.as_deref())), vec![clear_login.clone()])
+    };
+
+    if let Some(error) = q.get("error") {
+        let description = q.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
+        let reason = if error == "access_denied" {
+            format!("The identity provider denied the login or it was cancelled (access_denied{description}).")
+        } else {
+            format!("The identity provider returned an error: {error}{description}.")
+        };
+        return fail(StatusCode::FORBIDDEN, "access_denied", reason);
+    }
+    let (provider_name, params) = match opened {
+        Ok(o) => o,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, "invalid_state", format!("This login cannot be completed: {e}.")),
+    };
+    let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
+        return fail(StatusCode::BAD_REQUEST, "invalid_request", "The identity provider sent no authorization code.".into());
+    };
+    let callback_url = state.args.login_callback_url();
+    let done = state
+        .complete(Redemption {
+            provider: &provider_name,
+            code,
+            redirect_uri: &callback_url,
+            pkce_verifier: &params.pkce_verifier,
+            nonce: &params.nonce,
+        })
+        .await;
+    match done {
+        Ok(done) => {
+            let max_age = state.sessions.policy.lifetime.as_secs() as i64;
+            redirect(&base, vec![clear_login, state.set_cookie(SESSION_COOKIE, &done.token, &base, max_age)])
+        }
+        // `complete` has counted and logged it.
+        Err(e) => with_cookies(pages::failed(e.status, &e.message, &state.retry_href(Some(&provider_name))), vec![clear_login]),
+    }
+}
+
+pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
+    let base = state.base_path();
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = state.logout(&token).await {
+            tracing::info!(reason = %e.message, "logout of a session that had already ended");
+        }
+    }
+    redirect(&base, vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)])
+}

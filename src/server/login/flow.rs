@@ -1,0 +1,262 @@
+//! A login from redeemed code to session, shared by the dashboard callback and `POST /api/login`,
+//! and what a session says about its person (`whoami`).
+
+use axum::http::StatusCode;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
+use serde::Serialize;
+use serde_json::json;
+
+use super::LoginState;
+use crate::api::{conditions, IdentityProvider, User, UserSpec};
+use crate::directory::codec::scim_id;
+use crate::directory::naming::user_object_name;
+use crate::metrics::Metrics;
+use crate::oidc::identity::{self, Identity, IdentityError};
+use crate::oidc::login::{LoginError, ProviderClient};
+use crate::session::store::Session;
+use crate::session::SessionError;
+
+/// A refusal with what to tell the person: an HTTP status, a stable code and a sentence.
+#[derive(Debug)]
+pub struct FlowError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FlowError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl From<LoginError> for FlowError {
+    fn from(e: LoginError) -> Self {
+        let message = e.to_string();
+        match e {
+            LoginError::Refused { ref code, .. } if code == "invalid_grant" => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                format!("{message}; the code was already used or has expired: start the login again"),
+            ),
+            LoginError::Refused { .. } => Self::new(StatusCode::BAD_REQUEST, "provider_refused", message),
+            LoginError::Unreachable(_) => Self::new(StatusCode::BAD_GATEWAY, "idp_unreachable", message),
+            LoginError::BadResponse(_) => Self::new(StatusCode::BAD_GATEWAY, "idp_error", message),
+            LoginError::InvalidIdToken(_) => Self::new(StatusCode::UNAUTHORIZED, "login_failed", message),
+            LoginError::Identity(e) => e.into(),
+        }
+    }
+}
+
+impl From<IdentityError> for FlowError {
+    fn from(e: IdentityError) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "login_failed", e.to_string())
+    }
+}
+
+impl From<SessionError> for FlowError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::NonceReused => Self::new(StatusCode::BAD_REQUEST, "nonce_reused", e.to_string()),
+            SessionError::Unknown | SessionError::Ended(_) => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+            SessionError::Kube(_) | SessionError::Random(_) => internal(e),
+        }
+    }
+}
+
+impl From<kube::Error> for FlowError {
+    fn from(e: kube::Error) -> Self {
+        internal(e)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> FlowError {
+    tracing::error!(error = %e, "login storage failed");
+    FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Infra could not store the login; try again shortly")
+}
+
+/// The answer to a login and to `whoami`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmI {
+    pub user: String,
+    pub provider: String,
+    pub groups: Vec<String>,
+    pub expires_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_expires_at: Option<Timestamp>,
+}
+
+/// A started session: the token to hand out once, and who it is for.
+pub struct Completed {
+    pub token: String,
+    pub who: WhoAmI,
+}
+
+/// The parameters of a code redemption.
+pub struct Redemption<'a> {
+    pub provider: &'a str,
+    pub code: &'a str,
+    pub redirect_uri: &'a str,
+    pub pkce_verifier: &'a str,
+    pub nonce: &'a str,
+}
+
+impl LoginState {
+    pub fn ready_provider(&self, name: &str) -> Result<std::sync::Arc<IdentityProvider>, FlowError> {
+        let idp = self
+            .providers
+            .state()
+            .into_iter()
+            .find(|p| p.name_any() == name)
+            .ok_or_else(|| FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}")))?;
+        let ready = idp.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"));
+        if !ready {
+            return Err(FlowError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_not_ready",
+                format!("identity provider {name:?} is not Ready; an administrator can see why with `kubectl describe idp {name}`"),
+            ));
+        }
+        Ok(idp)
+    }
+
+    async fn provider_client(&self, idp: &IdentityProvider) -> Result<ProviderClient, FlowError> {
+        ProviderClient::for_provider(&self.kube, &self.namespace, &self.http, self.extra_ca.as_deref(), idp).await.map_err(|message| {
+            tracing::error!(provider = %idp.name_any(), %message, "provider unusable at login");
+            FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_not_ready", message)
+        })
+    }
+
+    /// Redeems the code, verifies who it is, links or creates the User, and starts a session.
+    pub async fn complete(&self, r: Redemption<'_>) -> Result<Completed, FlowError> {
+        let result = self.complete_inner(&r).await;
+        match &result {
+            Ok(c) => {
+                Metrics::count(&self.metrics.logins, "success");
+                tracing::info!(provider = r.provider, user = %c.who.user, groups = ?c.who.groups, "login succeeded");
+            }
+            Err(e) => {
+                Metrics::count(&self.metrics.logins, e.code);
+                tracing::warn!(provider = r.provider, code = e.code, reason = %e.message, "login refused");
+            }
+        }
+        result
+    }
+
+    async fn complete_inner(&self, r: &Redemption<'_>) -> Result<Completed, FlowError> {
+        let idp = self.ready_provider(r.provider)?;
+        let filter = identity::groups_filter(idp.spec.groups_filter.as_deref())?;
+        let client = self.provider_client(&idp).await?;
+        let login = client.redeem_code(&self.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
+        let mapping = idp.spec.claims.as_ref();
+        let userinfo = if identity::needs_userinfo(&login.id_claims, mapping) {
+            Some(client.userinfo(&login.access_token, &login.subject).await?)
+        } else {
+            None
+        };
+        let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
+        let user = self.upsert_user(r.provider, &person).await?;
+        let now = Timestamp::now();
+        let (token, record) = self.sessions.create(&user, r.nonce, login.refresh_token.as_deref(), now).await?;
+        let who = self.who(&user, &record.provider, record.expires_at, Some(self.sessions.policy.idle_deadline(now)));
+        Ok(Completed { token, who })
+    }
+
+    /// The User for this login: the one SCIM (or an earlier login) created under the same
+    /// userName, or a new one. Records the groups the provider asserted.
+    async fn upsert_user(&self, provider: &str, person: &Identity) -> Result<User, FlowError> {
+        let name = user_object_name(provider, &person.user_name);
+        let user = match self.users.get_opt(&name).await? {
+            Some(u) => u,
+            None => {
+                let mut attributes = serde_json::Map::new();
+                if let Some(email) = &person.email {
+                    attributes.insert("emails".into(), json!([{"value": email, "primary": true}]));
+                }
+                let spec = UserSpec {
+                    provider_ref: crate::api::ProviderRef { name: provider.to_string() },
+                    user_name: person.user_name.clone(),
+                    external_id: None,
+                    display_name: person.display_name.clone(),
+                    active: true,
+                    attributes: (!attributes.is_empty()).then_some(attributes),
+                };
+                match self.directory_store.create_user(provider, spec).await {
+                    Ok(u) => u,
+                    // SCIM created the same user a moment ago: link to it.
+                    Err(_) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in"))?,
+                }
+            }
+        };
+        if !user.spec.active {
+            return Err(FlowError::new(
+                StatusCode::FORBIDDEN,
+                "user_inactive",
+                format!("{} is deactivated in identity provider {provider:?}; ask an administrator to reactivate the account", person.user_name),
+            ));
+        }
+        let status = json!({"status": {
+            "loginGroups": person.groups,
+            "lastLoginTime": Time(Timestamp::now()),
+        }});
+        let stored = self.users.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+        Ok(stored)
+    }
+
+    fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
+        let mut groups: Vec<String> = user.status.as_ref().and_then(|s| s.login_groups.clone()).unwrap_or_default();
+        if let Some(id) = scim_id(user) {
+            let directory = self.directory_store.directory.read().expect("directory lock");
+            groups.extend(directory.groups_of(provider, id).into_iter().map(|(_, name)| name));
+        }
+        groups.sort();
+        groups.dedup();
+        WhoAmI { user: user.spec.user_name.clone(), provider: provider.to_string(), groups, expires_at, idle_expires_at }
+    }
+
+    /// The person behind a token, after checking that the session, its user and its provider are
+    /// all still valid. A session whose user was deactivated or deleted, or whose provider was
+    /// removed, is ended here on every replica, whatever the controller has got round to.
+    pub async fn whoami(&self, token: &str) -> Result<(Session, WhoAmI), FlowError> {
+        let now = Timestamp::now();
+        let session = match self.sessions.authenticate(token, now).await {
+            Ok(s) => s,
+            Err(SessionError::Ended(v)) => {
+                Metrics::count(&self.metrics.sessions_ended, if v == crate::session::Verdict::Idle { "idle" } else { "expired" });
+                return Err(SessionError::Ended(v).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let r = &session.record;
+        let id = &session.id;
+        let end = |reason: &'static str, message: String| async move {
+            self.sessions.delete(id).await?;
+            Metrics::count(&self.metrics.sessions_ended, reason);
+            tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
+            Err::<(Session, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
+        };
+        if !self.providers.state().iter().any(|p| p.name_any() == r.provider) {
+            return end("provider_gone", format!("identity provider {:?} was removed; the session has ended", r.provider)).await;
+        }
+        let Some(user) = self.users.get_opt(&r.user_object).await? else {
+            return end("user_gone", format!("user {} no longer exists in {:?}; the session has ended", r.user, r.provider)).await;
+        };
+        if !user.spec.active {
+            return end("user_inactive", format!("{} was deactivated in {:?}; the session has ended", r.user, r.provider)).await;
+        }
+        let who = self.who(&user, &r.provider, r.expires_at, Some(self.sessions.policy.idle_deadline(session.last_seen)));
+        Ok((session, who))
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<WhoAmI, FlowError> {
+        let (session, who) = self.whoami(token).await?;
+        self.sessions.delete(&session.id).await?;
+        Metrics::count(&self.metrics.sessions_ended, "logout");
+        tracing::info!(user = %who.user, provider = %who.provider, "logged out");
+        Ok(who)
+    }
+}

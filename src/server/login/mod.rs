@@ -1,0 +1,146 @@
+//! Logging people in through their identity provider: the dashboard's `/login` and
+//! `/login/callback`, the CLI's `POST /api/login`, and `whoami`/`logout` for both.
+
+mod api;
+mod dashboard;
+mod flow;
+mod pages;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::PostParams;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+
+use crate::api::{labels, IdentityProvider, User};
+use crate::config::OperatorArgs;
+use crate::metrics::Metrics;
+use crate::oidc::login::KeySets;
+use crate::oidc::reqwest;
+use crate::session::SessionStore;
+use super::scim::store::DirectoryStore;
+use state::{StateKey, KEY_LEN};
+
+pub use flow::{FlowError, WhoAmI};
+
+/// Names of the cookies the dashboard sets.
+pub const SESSION_COOKIE: &str = "infra_session";
+pub const LOGIN_COOKIE: &str = "infra_login";
+/// The Secret with the key every replica signs login state with.
+pub const STATE_KEY_SECRET: &str = "infra-login-state-key";
+
+pub struct LoginState {
+    pub kube: Client,
+    pub namespace: String,
+    pub providers: Store<IdentityProvider>,
+    /// Trusts public roots plus the operator's extra CA file.
+    pub http: reqwest::Client,
+    pub extra_ca: Option<Vec<u8>>,
+    pub key_sets: KeySets,
+    pub users: Api<User>,
+    pub directory_store: DirectoryStore,
+    pub sessions: SessionStore,
+    pub metrics: Arc<Metrics>,
+    pub state_key: StateKey,
+    pub args: OperatorArgs,
+}
+
+impl LoginState {
+    /// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for
+    /// cookie paths and links.
+    fn base_path(&self) -> String {
+        let p = self.args.external_url.path();
+        if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
+    }
+}
+
+pub fn router(state: Arc<LoginState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard::home))
+        .route("/login", get(dashboard::start))
+        .route("/login/callback", get(dashboard::callback))
+        .route("/logout", post(dashboard::logout))
+        .route("/api/login", post(api::login))
+        .route("/api/whoami", get(api::whoami))
+        .route("/api/logout", post(api::logout))
+        .with_state(state)
+}
+
+/// The shared state-signing key: read from its Secret, or created by the first replica to start
+/// (a second replica racing it gets 409 and reads the winner's key).
+pub async fn load_state_key(secrets: &Api<Secret>) -> anyhow::Result<StateKey> {
+    for _ in 0..3 {
+        if let Some(secret) = secrets.get_opt(STATE_KEY_SECRET).await? {
+            let bytes = secret.data.as_ref().and_then(|d| d.get("key")).map(|b| b.0.clone()).unwrap_or_default();
+            return StateKey::from_bytes(&bytes)
+                .ok_or_else(|| anyhow::anyhow!("Secret {STATE_KEY_SECRET} has no {KEY_LEN}-byte key; delete it and a new one is generated"));
+        }
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(STATE_KEY_SECRET.into()),
+                labels: Some(BTreeMap::from([
+                    (labels::MANAGED_BY.to_string(), "infra-server".to_string()),
+                    (labels::LOGIN_STATE_KEY.to_string(), "true".to_string()),
+                ])),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([("key".to_string(), ByteString(key.to_vec()))])),
+            ..Default::default()
+        };
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                tracing::info!(secret = STATE_KEY_SECRET, "generated the login state key");
+                return Ok(StateKey::from_bytes(&key).expect("key length"));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("could not read or create Secret {STATE_KEY_SECRET}")
+}
+
+/// The session token of a request: `Authorization: Bearer` (the CLI) or the session cookie (a
+/// browser).
+pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(h) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return crate::keys::bearer_token(h).map(str::to_string);
+    }
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of cookie `name`, from any `Cookie` header.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn tokens_from_bearer_or_cookie() {
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("a=1; infra_session=ist_x_y"));
+        assert_eq!(presented_token(&h).as_deref(), Some("ist_x_y"));
+        h.insert("authorization", HeaderValue::from_static("Bearer ist_z"));
+        assert_eq!(presented_token(&h).as_deref(), Some("ist_z"));
+        assert_eq!(cookie(&h, "a").as_deref(), Some("1"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+}

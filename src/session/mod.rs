@@ -1,0 +1,174 @@
+//! Login sessions: what a session Secret holds and when a session ends. The rules here are pure;
+//! `store` reads and writes the Secrets.
+//!
+//! A session is a Secret `infra-session-<id>` in the operator's namespace, owned by its User (so
+//! deleting the user, or its IdentityProvider, deletes it). It holds the SHA-256 of the token, never
+//! the token, and the provider's refresh token when one was granted.
+
+pub mod store;
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+pub use store::{SessionError, SessionStore};
+
+pub const SECRET_TYPE: &str = "infrahq.com/session";
+pub const NAME_PREFIX: &str = "infra-session-";
+/// Data keys of a session Secret.
+pub const RECORD_KEY: &str = "session";
+pub const TOKEN_HASH_KEY: &str = "tokenHash";
+pub const REFRESH_TOKEN_KEY: &str = "refreshToken";
+
+pub fn secret_name(id: &str) -> String {
+    format!("{NAME_PREFIX}{id}")
+}
+
+/// The non-secret facts of a session, stored as JSON under `RECORD_KEY`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    /// The userName the person logged in as.
+    pub user: String,
+    /// The object name of the User.
+    pub user_object: String,
+    pub provider: String,
+    pub created_at: Timestamp,
+    /// The absolute end of the session.
+    pub expires_at: Timestamp,
+    /// When the provider last confirmed the session (by redeeming its refresh token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+}
+
+/// Lifetimes, from the operator's flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
+    pub recheck_interval: Duration,
+}
+
+impl From<&crate::config::SessionArgs> for Policy {
+    fn from(a: &crate::config::SessionArgs) -> Self {
+        Self { lifetime: a.lifetime, idle_timeout: a.idle_timeout, recheck_interval: a.recheck_interval }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    /// Past its absolute lifetime.
+    Expired,
+    /// Not used for longer than the idle timeout.
+    Idle,
+}
+
+impl Verdict {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Valid => "the session is valid",
+            Verdict::Expired => "the session has expired",
+            Verdict::Idle => "the session ended after a period of inactivity",
+        }
+    }
+}
+
+fn span(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(span(d)).unwrap_or(Timestamp::MAX)
+}
+
+impl Policy {
+    pub fn new_record(&self, user: &str, user_object: &str, provider: &str, now: Timestamp) -> SessionRecord {
+        SessionRecord {
+            user: user.to_string(),
+            user_object: user_object.to_string(),
+            provider: provider.to_string(),
+            created_at: now,
+            expires_at: add(now, self.lifetime),
+            checked_at: Some(now),
+        }
+    }
+
+    /// `last_seen` is when the session was last used (its creation if never).
+    pub fn evaluate(&self, record: &SessionRecord, last_seen: Timestamp, now: Timestamp) -> Verdict {
+        if now >= record.expires_at {
+            Verdict::Expired
+        } else if now >= self.idle_deadline(last_seen) {
+            Verdict::Idle
+        } else {
+            Verdict::Valid
+        }
+    }
+
+    pub fn idle_deadline(&self, last_seen: Timestamp) -> Timestamp {
+        add(last_seen, self.idle_timeout)
+    }
+
+    /// Whether a use at `now` should move `last_seen` forward. Writing on every request would turn
+    /// reads into writes; a fraction of the idle timeout (at most a minute) is precise enough.
+    pub fn should_touch(&self, last_seen: Timestamp, now: Timestamp) -> bool {
+        let step = (self.idle_timeout / 20).min(Duration::from_secs(60));
+        now >= add(last_seen, step)
+    }
+
+    /// When the provider should next confirm the session.
+    pub fn next_check(&self, record: &SessionRecord) -> Timestamp {
+        add(record.checked_at.unwrap_or(record.created_at), self.recheck_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy { lifetime: Duration::from_secs(12 * 3600), idle_timeout: Duration::from_secs(2 * 3600), recheck_interval: Duration::from_secs(3600) }
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn lifetime_and_idle_timeout() {
+        let p = policy();
+        let r = p.new_record("alice@example.com", "u-1", "okta", at(0));
+        assert_eq!(r.expires_at, at(12 * 3600));
+        assert_eq!(p.evaluate(&r, at(0), at(60)), Verdict::Valid);
+        assert_eq!(p.evaluate(&r, at(0), at(2 * 3600)), Verdict::Idle);
+        assert_eq!(p.evaluate(&r, at(11 * 3600), at(12 * 3600 - 1)), Verdict::Valid);
+        assert_eq!(p.evaluate(&r, at(11 * 3600), at(12 * 3600)), Verdict::Expired);
+    }
+
+    #[test]
+    fn touches_at_most_once_a_minute() {
+        let p = policy();
+        assert!(!p.should_touch(at(0), at(59)));
+        assert!(p.should_touch(at(0), at(60)));
+        let short = Policy { idle_timeout: Duration::from_secs(20), ..p };
+        assert!(short.should_touch(at(0), at(1)));
+    }
+
+    #[test]
+    fn rechecks_follow_the_last_check() {
+        let p = policy();
+        let mut r = p.new_record("a", "u", "okta", at(0));
+        assert_eq!(p.next_check(&r), at(3600));
+        r.checked_at = Some(at(5000));
+        assert_eq!(p.next_check(&r), at(8600));
+    }
+
+    #[test]
+    fn records_round_trip_as_json() {
+        let r = policy().new_record("alice@example.com", "u-1", "okta", at(0));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"userObject\":\"u-1\""), "{text}");
+        assert_eq!(serde_json::from_str::<SessionRecord>(&text).unwrap(), r);
+    }
+}
