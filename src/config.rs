@@ -38,15 +38,15 @@ pub struct OperatorArgs {
 #[derive(Args, Clone, Debug)]
 pub struct SessionArgs {
     /// Absolute lifetime of a login session, such as 12h or 7d.
-    #[arg(long = "session-lifetime", env = "INFRA_SESSION_LIFETIME", default_value = "12h", value_parser = parse_span)]
+    #[arg(long = "session-lifetime", id = "session_lifetime", value_name = "DURATION", env = "INFRA_SESSION_LIFETIME", default_value = "12h", value_parser = parse_span)]
     pub lifetime: Duration,
 
     /// A session not used for this long ends.
-    #[arg(long = "session-idle-timeout", env = "INFRA_SESSION_IDLE_TIMEOUT", default_value = "2h", value_parser = parse_span)]
+    #[arg(long = "session-idle-timeout", id = "session_idle_timeout", value_name = "DURATION", env = "INFRA_SESSION_IDLE_TIMEOUT", default_value = "2h", value_parser = parse_span)]
     pub idle_timeout: Duration,
 
     /// How often a session is re-checked with the provider by redeeming its refresh token.
-    #[arg(long = "session-recheck-interval", env = "INFRA_SESSION_RECHECK_INTERVAL", default_value = "1h", value_parser = parse_span)]
+    #[arg(long = "session-recheck-interval", id = "session_recheck_interval", value_name = "DURATION", env = "INFRA_SESSION_RECHECK_INTERVAL", default_value = "1h", value_parser = parse_span)]
     pub recheck_interval: Duration,
 }
 

@@ -144,6 +144,14 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
         Ok(o) => o,
         Err(e) => return fail(StatusCode::BAD_REQUEST, "invalid_state", format!("This login cannot be completed: {e}.")),
     };
+    // RFC 9207: a provider that names itself in the response must be the one this login went to
+    // (defends against mix-up between providers).
+    if let Some(iss) = q.get("iss") {
+        let expected = state.ready_provider(&provider_name).ok().and_then(|p| p.status.as_ref().and_then(|s| s.issuer.clone()));
+        if expected.as_deref() != Some(iss.as_str()) {
+            return fail(StatusCode::BAD_REQUEST, "issuer_mismatch", format!("The response names issuer {iss:?}, not the issuer of provider {provider_name:?}."));
+        }
+    }
     let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
         return fail(StatusCode::BAD_REQUEST, "invalid_request", "The identity provider sent no authorization code.".into());
     };
