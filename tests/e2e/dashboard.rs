@@ -1,0 +1,68 @@
+//! The dashboard login in a real headless Chromium (Debian's chromium driven by playwright-core,
+//! e2e/browser/dashboard.mjs), against the stand-in Okta over HTTPS.
+
+use std::process::Command;
+
+use crate::harness::{env, Value};
+use crate::idp::new_user;
+
+/// Runs one scenario of the browser driver and returns what it observed.
+fn browser(args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/browser/dashboard.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("INFRA_SERVER_URL", &env().server_urls[0])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser driver failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("driver output is not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn chromium_logs_in_lands_on_the_dashboard_and_signs_out() {
+    let user = new_user("dash", &["engineering", "admins"]).await;
+    let seen = browser(&["login", "--provider", "okta", "--user", &user.email, "--password", &user.password]);
+    let server = &env().server_urls[0];
+    assert_eq!(seen["finalURL"], format!("{server}/"), "{seen}");
+    assert_eq!(seen["status"], 200, "{seen}");
+    assert_eq!(seen["user"], user.email.as_str(), "{seen}");
+    assert_eq!(seen["provider"], "okta");
+    assert_eq!(seen["groups"], serde_json::json!(["admins", "engineering"]));
+    // The session cookie: HttpOnly, SameSite=Lax, whole site; not Secure because this server's
+    // external URL is plain http on loopback.
+    let cookies = seen["cookies"].as_array().unwrap();
+    let session = cookies.iter().find(|c| c["name"] == "infra_session").unwrap_or_else(|| panic!("no session cookie: {seen}"));
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    assert_eq!(session["path"], "/");
+    assert_eq!(session["secure"], false);
+    assert!(!cookies.iter().any(|c| c["name"] == "infra_login"), "the login cookie is cleared: {seen}");
+    // The callback went through the server, never to a success page before the code exchange.
+    let paths: Vec<String> = seen["navigations"].as_array().unwrap().iter().map(|n| n["url"].as_str().unwrap().to_string()).collect();
+    assert!(paths.iter().any(|p| p.ends_with("/login/callback")), "{paths:?}");
+    // Signing out ends the session and shows the sign-in links again.
+    assert_eq!(seen["signedOut"], true, "{seen}");
+    assert_eq!(seen["cookiesAfterLogout"], serde_json::json!([]), "{seen}");
+}
+
+#[tokio::test]
+async fn chromium_cancel_at_the_provider_shows_a_failure_page_with_retry() {
+    let seen = browser(&["cancel", "--provider", "okta"]);
+    assert_eq!(seen["status"], 403, "{seen}");
+    assert_eq!(seen["heading"], "Login failed", "{seen}");
+    let reason = seen["reason"].as_str().unwrap();
+    assert!(reason.contains("access_denied"), "{reason}");
+    assert_eq!(seen["retryHref"], "/login?provider=okta", "{seen}");
+}
+
+#[tokio::test]
+async fn chromium_wrong_state_is_refused() {
+    let user = new_user("dash-state", &[]).await;
+    let seen = browser(&["bad-state", "--provider", "okta", "--user", &user.email, "--password", &user.password]);
+    assert_eq!(seen["stateChanged"], true, "{seen}");
+    assert_eq!(seen["status"], 400, "{seen}");
+    assert_eq!(seen["heading"], "Login failed", "{seen}");
+    assert!(seen["reason"].as_str().unwrap().contains("state"), "{seen}");
+}
