@@ -90,6 +90,14 @@ Environment both containers share.
   value: {{ .Values.logLevel | quote }}
 - name: INFRA_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
+- name: INFRA_CLI_REDIRECT_URIS
+  value: {{ join "," .Values.login.cliRedirectURIs | quote }}
+- name: INFRA_SESSION_LIFETIME
+  value: {{ .Values.login.sessionLifetime | quote }}
+- name: INFRA_SESSION_IDLE_TIMEOUT
+  value: {{ .Values.login.sessionIdleTimeout | quote }}
+- name: INFRA_SESSION_RECHECK_INTERVAL
+  value: {{ .Values.login.sessionRecheckInterval | quote }}
 # Fewer malloc arenas keep the server's resident memory close to what its caches hold.
 - name: MALLOC_ARENA_MAX
   value: "2"
