@@ -123,7 +123,7 @@ pub struct IdentityProviderStatus {
     /// `Ready`, `Failed` or `Pending`: a summary of the conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// Checks: `SecretValid`, `DiscoverySucceeded`, `ClientCredentialsValid` and `Ready`.
+    /// Checks: `SecretValid`, `SettingsValid`, `DiscoverySucceeded`, `ClientCredentialsValid` and `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -14,6 +14,8 @@ use crate::oidc::{self, issuer, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_RE
 
 pub const KIND: &str = "IdentityProvider";
 pub use crate::oidc::SECRET_VALID;
+/// Settings that need no network to check: today, that `spec.groupsFilter` compiles.
+pub const SETTINGS_VALID: &str = "SettingsValid";
 pub const READY: &str = "Ready";
 
 /// How long to wait before checking again after a failure that needs a person to fix something.
@@ -43,7 +45,11 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         Err(check) => check.clone(),
     };
 
-    let checks = [secret_check, discovery, credentials];
+    let settings = match crate::oidc::identity::groups_filter(idp.spec.groups_filter.as_deref()) {
+        Ok(_) => Check::passed(SETTINGS_VALID, "Valid", "spec.groupsFilter is a valid regular expression"),
+        Err(e) => Check::failed(SETTINGS_VALID, "InvalidGroupsFilter", format!("{e}; logins are refused until it is fixed")),
+    };
+    let checks = [secret_check, settings, discovery, credentials];
     let ready = ready_check(&checks);
     let old = idp.status.clone().unwrap_or_default();
     let mut status = old.clone();
