@@ -135,6 +135,6 @@ mod tests {
         assert!(validate(&req("http://localhost:8301", &"a".repeat(42)), &allowed).is_err());
         assert!(validate(&req("http://localhost:8301", &"a".repeat(129)), &allowed).is_err());
         assert!(validate(&req("http://localhost:8301", &format!("{}+", "a".repeat(43))), &allowed).is_err());
-        assert!(validate(&req("http://localhost:8301", "dBjftJeZ4CVP-mbLQLTGq4IYIOnJwvnNIuGZMNUXGY8"), &allowed).is_ok());
+        assert!(validate(&req("http://localhost:8301", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), &allowed).is_ok());
     }
 }

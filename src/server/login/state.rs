@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn pkce_challenge_matches_rfc_7636_appendix_b() {
-        let p = LoginParams { state: String::new(), nonce: String::new(), pkce_verifier: "dBjftJeZ4CVP-mbLQLTGq4IYIOnJwvnNIuGZMNUXGY8".into() };
-        assert_eq!(p.pkce_challenge(), "E9Melhoe2OwvG1FCYyXp1pWjE5rPrS6dn7eVZ3pIhBc");
+        let p = LoginParams { state: String::new(), nonce: String::new(), pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into() };
+        assert_eq!(p.pkce_challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 }
