@@ -1,7 +1,12 @@
 //! The `infra` command line. Administrative commands talk to the Kubernetes API with the caller's
-//! kubeconfig, like kubectl.
+//! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
+mod authorize;
 mod kube_client;
+mod login;
+mod loopback;
+mod server_api;
+mod session_file;
 mod output;
 mod providers;
 mod scim_keys;
@@ -39,6 +44,12 @@ pub enum Command {
     /// List groups provisioned by identity providers.
     #[command(subcommand)]
     Groups(directory::GroupsCommand),
+    /// Log in to an Infra server through your identity provider, in the browser.
+    Login(login::LoginArgs),
+    /// Show who you are logged in as.
+    Whoami(login::WhoamiArgs),
+    /// End your session on the server and forget it on this computer.
+    Logout(login::LogoutArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,5 +58,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ScimKeys(cmd) => scim_keys::run(&cli.kube, cmd).await,
         Command::Users(cmd) => directory::run_users(&cli.kube, cmd).await,
         Command::Groups(cmd) => directory::run_groups(&cli.kube, cmd).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Whoami(args) => login::whoami(args).await,
+        Command::Logout(args) => login::logout(args).await,
     }
 }

@@ -131,7 +131,7 @@ impl From<KindArg> for ProviderKind {
     }
 }
 
-fn parse_timeout(raw: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(raw: &str) -> Result<Duration, String> {
     crate::controller::scim_key::parse_duration(raw)
         .and_then(|d| Duration::try_from(d).ok())
         .ok_or_else(|| format!("{raw:?} is not a duration such as 30s or 2m"))
