@@ -2,6 +2,8 @@
 //! `e2e/up` started. Run them with `e2e/test`; they fail (never skip) without that environment.
 
 mod harness;
+mod browser;
+mod cli_login;
 mod helm;
 mod image;
 mod providers;
