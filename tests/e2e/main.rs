@@ -12,6 +12,7 @@ mod dashboard;
 mod durability;
 mod idp;
 mod leader;
+mod login;
 mod membership;
 mod scim_entra;
 mod scim_keys;
