@@ -14,7 +14,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::authorize::{authorize_url, AuthorizeRequest, LoginSecrets};
+use super::authorize::LoginSecrets;
+use crate::oidc::authorize::{authorize_url, AuthorizeRequest};
 use super::loopback::{Callback, Loopback, PageOutcome};
 use super::output::{self, Format};
 use super::server_api::{self, ApiError, LoginRequest, LoginResponse, ProviderInfo, ServerApi};
@@ -106,8 +107,11 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         client_id: &provider.client_id,
         redirect_uri: &redirect_uri,
         scopes: &provider.scopes,
-        secrets: &secrets,
-    })?;
+        state: &secrets.state,
+        nonce: &secrets.nonce,
+        code_challenge: &secrets.challenge(),
+    })
+    .map_err(anyhow::Error::msg)?;
 
     // Listening before the browser opens, so the callback can never arrive at a closed port.
     let loopback = Loopback::bind(args.listen_port).await?;

@@ -1,5 +1,6 @@
 //! Talking to OpenID Connect providers: the HTTP client, discovery and the client-credentials check.
 
+pub mod authorize;
 mod client_config;
 pub mod identity;
 pub mod issuer;

@@ -27,12 +27,15 @@ async fn okta_provider_added_with_the_cli_becomes_ready_and_prints_what_to_paste
     let endpoints = status.endpoints.unwrap();
     assert_eq!(endpoints.token.unwrap(), format!("{}/v1/token", env().idp_url));
     assert_eq!(endpoints.authorization.unwrap(), format!("{}/v1/authorize", env().idp_url));
-    for t in ["SecretValid", "DiscoverySucceeded", "ClientCredentialsValid", "Ready"] {
+    for t in ["SecretValid", "SettingsValid", "DiscoverySucceeded", "ClientCredentialsValid", "Ready"] {
         let c = status.conditions.iter().find(|c| c.type_ == t).unwrap_or_else(|| panic!("no {t}"));
         assert_eq!(c.status, "True", "{t}: {}", c.message);
     }
     assert_eq!(status.redirect_uris[0], "http://localhost:8301");
-    assert!(status.redirect_uris[1].ends_with("/login/callback"));
+    // The CLI's loopback URIs (here also the ones the suite's parallel logins use), then the
+    // dashboard's callback.
+    assert!(status.redirect_uris.last().unwrap().ends_with("/login/callback"), "{:?}", status.redirect_uris);
+    assert!(status.redirect_uris.contains(&"http://localhost:18301".to_string()), "{:?}", status.redirect_uris);
     // The secret never lands in the status.
     let yaml = kubectl(&["get", "identityprovider", &name, "-n", &env().namespace, "-o", "yaml"]).ok().stdout;
     assert!(!yaml.contains(CLIENT_SECRET));

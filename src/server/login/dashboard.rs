@@ -15,6 +15,7 @@ use super::state::LOGIN_TTL_SECS;
 use super::{cookie, pages, LoginState, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::api::conditions;
 use crate::keys;
+use crate::oidc::authorize::{authorize_url, pkce_challenge, AuthorizeRequest};
 use crate::metrics::Metrics;
 use crate::server::providers::scopes;
 
@@ -100,19 +101,19 @@ pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap
         Err(e) => return pages::failed(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &base),
     };
     let (login_cookie, params) = state.state_key.issue(&login_id, &name, Timestamp::now().as_second());
-    let mut url = match url::Url::parse(&authorize) {
+    let url = authorize_url(&AuthorizeRequest {
+        authorization_endpoint: &authorize,
+        client_id: &idp.spec.client_id,
+        redirect_uri: &state.args.login_callback_url(),
+        scopes: &scopes(&idp),
+        state: &params.state,
+        nonce: &params.nonce,
+        code_challenge: &pkce_challenge(&params.pkce_verifier),
+    });
+    let url = match url {
         Ok(u) => u,
-        Err(e) => return pages::failed(StatusCode::SERVICE_UNAVAILABLE, &format!("the authorization endpoint is not a URL: {e}"), &base),
+        Err(e) => return pages::failed(StatusCode::SERVICE_UNAVAILABLE, &e, &base),
     };
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &idp.spec.client_id)
-        .append_pair("redirect_uri", &state.args.login_callback_url())
-        .append_pair("scope", &scopes(&idp).join(" "))
-        .append_pair("state", &params.state)
-        .append_pair("nonce", &params.nonce)
-        .append_pair("code_challenge", &params.pkce_challenge())
-        .append_pair("code_challenge_method", "S256");
     redirect(url.as_str(), vec![state.set_cookie(LOGIN_COOKIE, &login_cookie, &state.login_path(), LOGIN_TTL_SECS)])
 }
 

@@ -9,7 +9,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// How long a person has to complete the login at the provider.
 pub const LOGIN_TTL_SECS: i64 = 600;
@@ -31,13 +31,6 @@ pub struct LoginParams {
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
-}
-
-impl LoginParams {
-    /// RFC 7636 S256: BASE64URL(SHA256(verifier)).
-    pub fn pkce_challenge(&self) -> String {
-        B64.encode(Sha256::digest(self.pkce_verifier.as_bytes()))
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -146,11 +139,5 @@ mod tests {
         let forged = cookie.replacen(&B64.encode("okta"), &B64.encode("evil"), 1);
         assert_eq!(key(1).open(Some(&forged), &params.state, 1001), Err(StateError::Invalid));
         assert_eq!(key(1).open(Some("garbage"), &params.state, 1001), Err(StateError::Invalid));
-    }
-
-    #[test]
-    fn pkce_challenge_matches_rfc_7636_appendix_b() {
-        let p = LoginParams { state: String::new(), nonce: String::new(), pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into() };
-        assert_eq!(p.pkce_challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 }
