@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod directory;
+pub mod html;
 pub mod keys;
 pub mod metrics;
 pub mod oidc;

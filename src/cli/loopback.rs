@@ -100,21 +100,6 @@ pub fn decide(params: &[(String, String)], expected_state: &str, expected_issuer
 
 // ---- the pages --------------------------------------------------------------------------------
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// What the browser tab is told at the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageOutcome {
@@ -129,7 +114,7 @@ pub fn page(outcome: &PageOutcome) -> (StatusCode, String) {
             "Logged in to Infra",
             format!(
                 "<h1>Logged in</h1>\n<p id=\"result\">You are logged in to Infra as {}. You can close this tab.</p>",
-                escape(user)
+                crate::html::escape(user)
             ),
         ),
         PageOutcome::Failed { reason } => (
@@ -137,7 +122,7 @@ pub fn page(outcome: &PageOutcome) -> (StatusCode, String) {
             "Login failed",
             format!(
                 "<h1>Login failed</h1>\n<p id=\"reason\">{}</p>\n<p>Go back to the terminal for details. You can close this tab.</p>",
-                escape(reason)
+                crate::html::escape(reason)
             ),
         ),
     };
