@@ -153,7 +153,9 @@ impl LoginState {
         let client = self.provider_client(&idp).await?;
         let login = client.redeem_code(&self.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
         let mapping = idp.spec.claims.as_ref();
-        let userinfo = if identity::needs_userinfo(&login.id_claims, mapping) {
+        // Thin ID tokens leave groups to userinfo; a provider without a userinfo endpoint simply
+        // asserts no groups.
+        let userinfo = if identity::needs_userinfo(&login.id_claims, mapping) && client.userinfo_url.is_some() {
             Some(client.userinfo(&login.access_token, &login.subject).await?)
         } else {
             None
