@@ -450,3 +450,77 @@ async fn an_invalid_groups_filter_is_reported_and_refuses_logins() {
     assert_eq!(ready, "False");
     assert!(ready_message.contains("groupsFilter"), "{ready_message}");
 }
+
+/// A server replica of this test's own with short session lifetimes.
+struct ShortSessionServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ShortSessionServer {
+    async fn start(port: u16, lifetime: &str, idle: &str) -> Self {
+        let state = std::env::var("INFRA_STATE_DIR").unwrap();
+        let loopbacks: Vec<String> = std::env::var("INFRA_LOGIN_PORTS").unwrap().split_whitespace().map(|p| format!("http://localhost:{p}")).collect();
+        let url = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(format!("{state}/logs/server-short-{port}.log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_infra-operator"))
+            .args(["server", "--listen-addr", &format!("127.0.0.1:{port}"), "--session-lifetime", lifetime, "--session-idle-timeout", idle])
+            .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
+            .env("INFRA_NAMESPACE", &env().namespace)
+            .env("INFRA_EXTERNAL_URL", &url)
+            .env("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt"))
+            .env("INFRA_CLI_REDIRECT_URIS", loopbacks.join(","))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ready = format!("{url}/readyz");
+        eventually(Duration::from_secs(30), "the short-session server to be ready", || {
+            let ready = ready.clone();
+            async move { http().get(&ready).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        Self { child, url }
+    }
+}
+
+impl Drop for ShortSessionServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_timeout_and_after_their_lifetime() {
+    let server = ShortSessionServer::start(18092, "8s", "3s").await;
+    let user = new_user("lifetime", &[]).await;
+    let log_in = || async {
+        let a = authorize("okta", &user).await;
+        let (status, body) = redeem(&server.url, "okta", &a).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    };
+    // Idle: unused for longer than the idle timeout.
+    let idle = log_in().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, body) = whoami(&server.url, &idle).await;
+    refusal(status, &body, 401, "unauthenticated");
+    assert!(body["message"].as_str().unwrap().contains("inactivity"), "{body}");
+    // Lifetime: used every second, so never idle, and still over at 8 s.
+    let busy = log_in().await;
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = whoami(&server.url, &busy).await;
+        if status == 401 {
+            // Either this server saw it expire, or the controller deleted it at its expiry first.
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("expired") || message.contains("not valid"), "{body}");
+            assert!(start.elapsed() >= Duration::from_secs(6), "ended too early: {:?}", start.elapsed());
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(start.elapsed() < Duration::from_secs(15), "the session outlived its lifetime");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
