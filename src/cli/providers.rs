@@ -196,7 +196,12 @@ fn read_secret(args: &SecretArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// Checks the settings that need no cluster (today, that --groups-filter compiles) and reads the
+/// CA file, before anything is written.
 fn read_ca(settings: &ProviderSettings) -> anyhow::Result<Option<String>> {
+    if let Some(filter) = &settings.groups_filter {
+        crate::oidc::identity::groups_filter(Some(filter)).map_err(|e| anyhow::anyhow!("--groups-filter: {e}"))?;
+    }
     let Some(path) = &settings.ca_file else { return Ok(None) };
     let pem = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", path.display()))?;
     if !pem.contains("-----BEGIN CERTIFICATE-----") {

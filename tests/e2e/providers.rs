@@ -163,6 +163,7 @@ async fn bad_cli_input_gets_a_precise_error_and_creates_nothing() {
         (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", " ", "--client-secret", "y"], "--client-id is empty"),
         (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret-env", "INFRA_NO_SUCH_VAR"], "INFRA_NO_SUCH_VAR"),
         (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y", "--kind", "ldap"], "ldap"),
+        (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y", "--groups-filter", "eng("], "--groups-filter"),
         (vec!["providers", "remove", &name], "not found"),
         (vec!["providers", "edit", &name, "--client-id", "z"], "not found"),
     ];
