@@ -66,3 +66,28 @@ async fn chromium_wrong_state_is_refused() {
     assert_eq!(seen["heading"], "Login failed", "{seen}");
     assert!(seen["reason"].as_str().unwrap().contains("state"), "{seen}");
 }
+
+/// The login state lives in the browser's signed cookie, so a login started on one replica
+/// finishes on another (behind a load balancer, the callback may land anywhere). Replayed, the
+/// callback is refused: the code is spent, and the login cookie is gone.
+#[tokio::test]
+async fn a_login_started_on_one_replica_finishes_on_another() {
+    let user = new_user("dash-replica", &["engineering"]).await;
+    let (first, second) = (&env().server_urls[0], &env().server_urls[1]);
+    let browser = crate::browser::Browser::new();
+    let callback = browser
+        .login_at_idp(&format!("{first}/login?provider=okta"), &user.email, &user.password, &format!("{first}/login/callback"))
+        .await
+        .expect("login at the IdP");
+    let mut on_second = callback.clone();
+    on_second.set_port(url::Url::parse(second).unwrap().port()).unwrap();
+    let landed = browser.get(on_second.as_str()).await.unwrap();
+    assert_eq!(landed.status, 303, "{}", landed.text);
+    assert_eq!(landed.location().map(|u| u.path().to_string()).as_deref(), Some("/"));
+    let home = browser.get(&format!("{first}/")).await.unwrap();
+    assert!(home.text.contains(&format!("<span id=\"user\">{}</span>", user.email)), "{}", home.text);
+    // The same callback again: no login cookie any more, so it is refused with a page, not a session.
+    let replay = browser.get(callback.as_str()).await.unwrap();
+    assert_eq!(replay.status, 400, "{}", replay.text);
+    assert!(replay.text.contains("Login failed") && replay.text.contains("id=\"retry\""), "{}", replay.text);
+}
