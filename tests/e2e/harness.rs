@@ -169,6 +169,40 @@ pub async fn settled_condition(name: &str, type_: &str) -> (String, String, Stri
     .await
 }
 
+/// Polls `url` with `client` until it answers 2xx.
+pub async fn wait_until_up(client: &reqwest::Client, url: &str, what: &str) {
+    eventually(Duration::from_secs(30), what, || async move {
+        client.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+}
+
+/// Starts one more server replica on `port`, as the operator's ServiceAccount, with `args` and
+/// `envs` added, and waits until it is ready. Its output goes to `log` (or nowhere).
+pub async fn extra_server(port: u16, args: &[&str], envs: &[(&str, String)], log: Option<&str>) -> std::process::Child {
+    let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
+    let (out, err) = match log {
+        Some(name) => {
+            let f = std::fs::File::create(format!("{state}/logs/{name}.log")).unwrap();
+            (Stdio::from(f.try_clone().unwrap()), Stdio::from(f))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_infra-operator"))
+        .args(["server", "--listen-addr", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
+        .env("INFRA_NAMESPACE", &env().namespace)
+        .env("INFRA_EXTERNAL_URL", format!("http://127.0.0.1:{port}"))
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_until_up(&http(), &format!("http://127.0.0.1:{port}/readyz"), "the extra server to be ready").await;
+    child
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }

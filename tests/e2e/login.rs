@@ -364,6 +364,12 @@ async fn a_refresh_refused_by_the_provider_ends_the_session() {
     .await;
 }
 
+/// The loopback redirect URIs the suite's logins use (comma-separated), as e2e/up registered them.
+fn loopback_uris() -> String {
+    let ports = std::env::var("INFRA_LOGIN_PORTS").expect("INFRA_LOGIN_PORTS set by e2e/up");
+    ports.split_whitespace().map(|p| format!("http://localhost:{p}")).collect::<Vec<_>>().join(",")
+}
+
 /// A second stand-in IdP, of this test's own, that the test can take down.
 struct OwnIdp {
     child: std::process::Child,
@@ -373,28 +379,19 @@ struct OwnIdp {
 impl OwnIdp {
     async fn start(port: u16) -> Self {
         let state = std::env::var("INFRA_STATE_DIR").unwrap();
-        let redirects: Vec<String> = std::env::var("INFRA_LOGIN_PORTS")
-            .expect("INFRA_LOGIN_PORTS set by e2e/up")
-            .split_whitespace()
-            .map(|p| format!("http://localhost:{p}"))
-            .collect();
         let log = std::fs::File::create(format!("{state}/logs/idp-{port}.log")).unwrap();
         let child = std::process::Command::new("node")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/idp/server.mjs"))
             .env("IDP_PORT", port.to_string())
             .env("STATE_DIR", &state)
-            .env("IDP_EXTRA_REDIRECT_URIS", redirects.join(","))
+            .env("IDP_EXTRA_REDIRECT_URIS", loopback_uris())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("node runs");
         let me = Self { child, port };
-        let url = format!("https://localhost:{port}/oauth2/default/.well-known/openid-configuration");
-        eventually(Duration::from_secs(20), "the second IdP to start", || {
-            let url = url.clone();
-            async move { idp::idp_http().get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
+        let discovery = format!("https://localhost:{port}/oauth2/default/.well-known/openid-configuration");
+        crate::harness::wait_until_up(&idp::idp_http(), &discovery, "the second IdP to start").await;
         me
     }
 }
@@ -460,25 +457,13 @@ struct ShortSessionServer {
 impl ShortSessionServer {
     async fn start(port: u16, lifetime: &str, idle: &str) -> Self {
         let state = std::env::var("INFRA_STATE_DIR").unwrap();
-        let loopbacks: Vec<String> = std::env::var("INFRA_LOGIN_PORTS").unwrap().split_whitespace().map(|p| format!("http://localhost:{p}")).collect();
         let url = format!("http://127.0.0.1:{port}");
-        let log = std::fs::File::create(format!("{state}/logs/server-short-{port}.log")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_infra-operator"))
-            .args(["server", "--listen-addr", &format!("127.0.0.1:{port}"), "--session-lifetime", lifetime, "--session-idle-timeout", idle])
-            .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
-            .env("INFRA_NAMESPACE", &env().namespace)
-            .env("INFRA_EXTERNAL_URL", &url)
-            .env("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt"))
-            .env("INFRA_CLI_REDIRECT_URIS", loopbacks.join(","))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let ready = format!("{url}/readyz");
-        eventually(Duration::from_secs(30), "the short-session server to be ready", || {
-            let ready = ready.clone();
-            async move { http().get(&ready).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-        })
+        let child = crate::harness::extra_server(
+            port,
+            &["--session-lifetime", lifetime, "--session-idle-timeout", idle],
+            &[("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt")), ("INFRA_CLI_REDIRECT_URIS", loopback_uris())],
+            Some(&format!("server-short-{port}")),
+        )
         .await;
         Self { child, url }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -12,22 +12,7 @@ const PORT: u16 = 18091;
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
-    let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_infra-operator"))
-        .args(["server", "--listen-addr", &format!("127.0.0.1:{PORT}")])
-        .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
-        .env("INFRA_NAMESPACE", &env().namespace)
-        .env("INFRA_EXTERNAL_URL", format!("http://127.0.0.1:{PORT}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ready = format!("http://127.0.0.1:{PORT}/readyz");
-    eventually(Duration::from_secs(30), "the server to be ready", || {
-        let ready = ready.clone();
-        async move { http().get(&ready).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-    })
-    .await;
+    let mut server = extra_server(PORT, &[], &[], None).await;
 
     // A request that is half sent when SIGTERM arrives...
     let mut conn = TcpStream::connect(("127.0.0.1", PORT)).unwrap();
