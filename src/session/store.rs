@@ -78,6 +78,14 @@ pub fn parse(secret: &Secret) -> Option<Session> {
 }
 
 impl SessionStore {
+    /// Refuses a nonce that already opened a session: each login's nonce is good for one session.
+    /// Checked before the code is redeemed, so a replay changes nothing.
+    pub async fn ensure_nonce_unused(&self, nonce: &str) -> Result<(), SessionError> {
+        let selector = format!("{}={}", labels::NONCE_HASH, nonce_hash(nonce));
+        let used = self.secrets.list_metadata(&ListParams::default().labels(&selector)).await?;
+        if used.items.is_empty() { Ok(()) } else { Err(SessionError::NonceReused) }
+    }
+
     /// Starts a session for `user` and returns its token (shown once, stored only as a hash).
     pub async fn create(
         &self,
@@ -87,10 +95,6 @@ impl SessionStore {
         now: Timestamp,
     ) -> Result<(String, SessionRecord), SessionError> {
         let nonce_label = nonce_hash(nonce);
-        let used = self.secrets.list_metadata(&ListParams::default().labels(&format!("{}={nonce_label}", labels::NONCE_HASH))).await?;
-        if !used.items.is_empty() {
-            return Err(SessionError::NonceReused);
-        }
         let key = keys::generate_with(keys::SESSION_PREFIX)?;
         let record = self.policy.new_record(&user.spec.user_name, &user.name_any(), &user.spec.provider_ref.name, now);
         let mut data = BTreeMap::from([

@@ -252,7 +252,12 @@ async fn a_code_used_twice_a_wrong_verifier_and_bad_requests_are_rejected() {
     let user = new_user("replay", &[]).await;
     let a = authorize("okta", &user).await;
     assert_eq!(redeem(&env().server_urls[0], "okta", &a).await.0, 201);
+    // The exact request again is refused before the provider is asked (its nonce is spent)...
     let (status, body) = redeem(&env().server_urls[1], "okta", &a).await;
+    refusal(status, &body, 400, "nonce_reused");
+    // ...and with a fresh nonce, the provider refuses the spent code.
+    let fresh = Authorized { nonce: b64(&rand_bytes()), ..a };
+    let (status, body) = redeem(&env().server_urls[1], "okta", &fresh).await;
     refusal(status, &body, 400, "invalid_grant");
     // PKCE: the code is bound to the challenge of the authorize request.
     let mut b = authorize("okta", &user).await;

@@ -151,6 +151,7 @@ impl LoginState {
         let idp = self.ready_provider(r.provider)?;
         let filter = identity::groups_filter(idp.spec.groups_filter.as_deref())?;
         let client = self.provider_client(&idp).await?;
+        self.sessions.ensure_nonce_unused(r.nonce).await?;
         let login = client.redeem_code(&self.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
         let mapping = idp.spec.claims.as_ref();
         // Thin ID tokens leave groups to userinfo; a provider without a userinfo endpoint simply
