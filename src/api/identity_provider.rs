@@ -43,7 +43,9 @@ pub struct IdentityProviderSpec {
     /// The Secret (in this namespace) and key that hold the OAuth client secret.
     pub client_secret_ref: SecretKeyRef,
 
-    /// OAuth scopes requested at login. Defaults to `openid email profile groups offline_access`.
+    /// OAuth scopes requested at login. Defaults to `openid email profile`, plus `groups` and
+    /// `offline_access` (for a refresh token) when the provider supports them (its discovery
+    /// document lists them, or lists no scopes at all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
 
@@ -133,6 +135,10 @@ pub struct IdentityProviderStatus {
     /// Endpoints from the discovery document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<ProviderEndpoints>,
+    /// The scopes the provider's discovery document says it supports (`scopes_supported`), when
+    /// it lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
     /// Sign-in redirect URIs to register at the provider: the CLI's loopback URI and the
     /// dashboard's callback.
     #[serde(default, rename = "redirectURIs", skip_serializing_if = "Vec::is_empty")]

@@ -67,10 +67,12 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         Some(found) => {
             status.issuer = Some(found.issuer.clone());
             status.endpoints = Some(endpoints(found));
+            status.scopes_supported = found.metadata.scopes_supported().map(|scopes| scopes.iter().map(|s| s.to_string()).collect());
         }
         None => {
             status.issuer = None;
             status.endpoints = None;
+            status.scopes_supported = None;
         }
     }
     if status != old {

@@ -11,13 +11,23 @@ use serde_json::{json, Value};
 use crate::api::conditions;
 use crate::api::IdentityProvider;
 
-/// Scopes requested at login when a provider names none: `groups` for the groups claim (Okta's
-/// custom authorization servers need it) and `offline_access` for a refresh token.
-pub const DEFAULT_SCOPES: &[&str] = &["openid", "email", "profile", "groups", "offline_access"];
+/// Scopes every login asks for when a provider names none.
+pub const BASE_SCOPES: &[&str] = &["openid", "email", "profile"];
+/// Asked for too when the provider supports them: `groups` for the groups claim (Okta's org
+/// authorization server), `offline_access` for a refresh token to re-check sessions with.
+/// Providers that do not know a scope refuse the whole login (`invalid_scope`: Google, Entra ID,
+/// Okta custom authorization servers without a `groups` scope, recent Keycloak), so these are
+/// only added when the discovery document lists them or lists no scopes at all.
+pub const OPTIONAL_SCOPES: &[&str] = &["groups", "offline_access"];
 
 /// The scopes a login asks for: the provider's own list, or the defaults.
 pub fn scopes(idp: &IdentityProvider) -> Vec<String> {
-    idp.spec.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect())
+    if let Some(scopes) = &idp.spec.scopes {
+        return scopes.clone();
+    }
+    let supported = idp.status.as_ref().and_then(|s| s.scopes_supported.as_ref());
+    let optional = OPTIONAL_SCOPES.iter().filter(|s| supported.is_none_or(|list| list.iter().any(|l| l == *s)));
+    BASE_SCOPES.iter().chain(optional).map(|s| s.to_string()).collect()
 }
 
 pub fn public_info(idp: &IdentityProvider) -> Option<Value> {
@@ -74,13 +84,26 @@ mod tests {
     }
 
     #[test]
+    fn default_scopes_follow_what_the_provider_supports() {
+        let mut google = provider(true);
+        google.status.as_mut().unwrap().scopes_supported = Some(vec!["openid".into(), "email".into(), "profile".into()]);
+        assert_eq!(scopes(&google), vec!["openid", "email", "profile"]);
+        let mut entra = provider(true);
+        entra.status.as_mut().unwrap().scopes_supported = Some(vec!["openid".into(), "profile".into(), "email".into(), "offline_access".into()]);
+        assert_eq!(scopes(&entra), vec!["openid", "email", "profile", "offline_access"]);
+        let mut explicit = provider(true);
+        explicit.spec.scopes = Some(vec!["openid".into(), "custom".into()]);
+        assert_eq!(scopes(&explicit), vec!["openid", "custom"]);
+    }
+
+    #[test]
     fn only_ready_providers_and_nothing_secret() {
         assert!(public_info(&provider(false)).is_none());
         let info = public_info(&provider(true)).unwrap();
         assert_eq!(info["clientID"], "0oa1");
         assert_eq!(info["kind"], "okta");
         assert_eq!(info["authorizationEndpoint"], "https://example.okta.com/oauth2/v1/authorize");
-        assert_eq!(info["scopes"], json!(DEFAULT_SCOPES));
+        assert_eq!(info["scopes"], json!(["openid", "email", "profile", "groups", "offline_access"]));
         let text = info.to_string();
         assert!(!text.contains("okta-client-secret") && !text.contains("clientSecret"));
     }
