@@ -76,11 +76,14 @@ pub struct KeySets {
 /// A key set younger than this is not fetched again for an unknown key: an ID token signed by a
 /// key the provider does not publish must not turn every login into a fetch.
 const REFETCH_AFTER: Duration = Duration::from_secs(2);
+/// Keys a provider stops publishing (a retired or compromised key) stop being trusted within this.
+const MAX_AGE: Duration = Duration::from_secs(600);
 
 impl KeySets {
     async fn get(&self, http: &reqwest::Client, url: &str, stale_ok: bool) -> Result<CoreJsonWebKeySet, LoginError> {
         if let Some((set, at)) = self.sets.lock().expect("key sets lock").get(url) {
-            if stale_ok || at.elapsed() < REFETCH_AFTER {
+            let age = at.elapsed();
+            if age < MAX_AGE && (stale_ok || age < REFETCH_AFTER) {
                 return Ok(set.clone());
             }
         }
