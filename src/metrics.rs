@@ -47,6 +47,8 @@ pub struct Metrics {
     pub sessions_ended: Family<OutcomeLabels, Counter>,
     /// Session re-checks with the provider by outcome: `confirmed`, `refused`, `unreachable`.
     pub session_rechecks: Family<OutcomeLabels, Counter>,
+    /// Login sessions stored (counted by the leader controller).
+    pub sessions: Gauge,
     pub leader: Gauge,
     pub scim_keys_active: Gauge,
     pub users: Gauge,
@@ -68,7 +70,7 @@ impl Default for Metrics {
         let scim_auth = Family::<OutcomeLabels, Counter>::default();
         let (logins, sessions_ended, session_rechecks) = (Family::default(), Family::default(), Family::default());
         let leader = Gauge::default();
-        let (scim_keys_active, users, groups) = (Gauge::default(), Gauge::default(), Gauge::default());
+        let (scim_keys_active, users, groups, sessions) = (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
@@ -77,6 +79,7 @@ impl Default for Metrics {
         registry.register("logins", "Logins by outcome", logins.clone());
         registry.register("sessions_ended", "Login sessions ended, by reason", sessions_ended.clone());
         registry.register("session_rechecks", "Re-checks of login sessions with the provider, by outcome", session_rechecks.clone());
+        registry.register("sessions", "Login sessions stored (reported by the leader controller)", sessions.clone());
         registry.register("controller_leader", "1 when this controller holds the leader lease", leader.clone());
         registry.register("scim_keys_active", "SCIM keys that are issued and not expired", scim_keys_active.clone());
         registry.register("users", "Users in the server's directory", users.clone());
@@ -91,6 +94,7 @@ impl Default for Metrics {
             logins,
             sessions_ended,
             session_rechecks,
+            sessions,
             leader,
             scim_keys_active,
             users,

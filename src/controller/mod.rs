@@ -276,9 +276,19 @@ async fn session_controller(
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let secrets: Api<Secret> = Api::namespaced(client, ns);
-    Controller::new(secrets, watcher::Config::default().labels(labels::SESSION))
+    let controller = Controller::new(secrets, watcher::Config::default().labels(labels::SESSION));
+    let (store, metrics) = (controller.store(), ctx.metrics.clone());
+    let gauge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            metrics.sessions.set(store.state().len() as i64);
+        }
+    });
+    controller
         .graceful_shutdown_on(stop)
         .run(sessions::reconcile, sessions::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+    gauge.abort();
 }

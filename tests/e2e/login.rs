@@ -514,3 +514,30 @@ async fn sessions_end_after_the_idle_timeout_and_after_their_lifetime() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_count_logins_refusals_and_sessions() {
+    let user = new_user("metrics", &[]).await;
+    login("okta", &user).await;
+    let (status, _) = post_login(&env().server_urls[0], json!({"provider": "okta"})).await;
+    assert_eq!(status, 400);
+    let text = http().get(format!("{}/metrics", env().server_urls[0])).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("infra_logins_total{outcome=\"success\"}"), "{text}");
+    // The leader controller reports how many sessions are stored.
+    let controllers: Vec<String> = std::env::var("INFRA_CONTROLLER_URLS").unwrap().split_whitespace().map(String::from).collect();
+    eventually(Duration::from_secs(30), "the leader to report stored sessions", || {
+        let controllers = controllers.clone();
+        async move {
+            for c in &controllers {
+                let text = http().get(format!("{c}/metrics")).send().await.ok()?.text().await.ok()?;
+                let leader = text.lines().any(|l| l == "infra_controller_leader 1");
+                let sessions = text.lines().find_map(|l| l.strip_prefix("infra_sessions ")).and_then(|v| v.trim().parse::<i64>().ok());
+                if leader && sessions.is_some_and(|n| n >= 1) {
+                    return Some(());
+                }
+            }
+            None
+        }
+    })
+    .await;
+}
