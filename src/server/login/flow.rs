@@ -161,6 +161,11 @@ impl LoginState {
         } else {
             None
         };
+        if login.id_claims.get("_claim_names").and_then(|n| n.get(identity::groups_claim(mapping))).is_some() {
+            // Entra ID leaves groups out when a user has too many and points at Microsoft Graph
+            // instead ("groups overage"); Infra does not call Graph, so say why groups are missing.
+            tracing::warn!(provider = r.provider, "the ID token's groups are in a distributed claim (groups overage), which Infra does not resolve; the user gets only the groups userinfo or SCIM provide");
+        }
         let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
         let user = self.upsert_user(r.provider, &person).await?;
         let now = Timestamp::now();
