@@ -118,13 +118,15 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let http = oidc::http_client(&extra_ca.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
     let rechecks = Arc::new(sessions::Rechecks {
-        kube: client.clone(),
-        namespace: ns.clone(),
+        access: oidc::login::ProviderAccess {
+            kube: client.clone(),
+            namespace: ns.clone(),
+            http: http.clone(),
+            extra_ca: extra_ca.clone(),
+            key_sets: Default::default(),
+        },
         providers: Api::namespaced(client.clone(), &ns),
         store: crate::session::SessionStore { secrets: Api::namespaced(client.clone(), &ns), policy: (&args.operator.sessions).into() },
-        http: http.clone(),
-        extra_ca: extra_ca.clone(),
-        key_sets: Default::default(),
         metrics: metrics.clone(),
     });
     let ctx = Arc::new(Context::new(

@@ -15,8 +15,7 @@ use kube::{Api, ResourceExt};
 use super::Error;
 use crate::api::IdentityProvider;
 use crate::metrics::Metrics;
-use crate::oidc::login::{KeySets, LoginError, ProviderClient};
-use crate::oidc::reqwest;
+use crate::oidc::login::{LoginError, ProviderAccess};
 use crate::session::store::parse;
 use crate::session::{SessionStore, Verdict};
 
@@ -24,13 +23,9 @@ use crate::session::{SessionStore, Verdict};
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(60);
 
 pub struct Rechecks {
-    pub kube: kube::Client,
-    pub namespace: String,
+    pub access: ProviderAccess,
     pub providers: Api<IdentityProvider>,
     pub store: SessionStore,
-    pub http: reqwest::Client,
-    pub extra_ca: Option<Vec<u8>>,
-    pub key_sets: KeySets,
     pub metrics: Arc<Metrics>,
 }
 
@@ -63,14 +58,14 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action
         return Ok(Action::requeue(until(next.min(deadline), now)));
     }
     let Some(idp) = ctx.providers.get_opt(&r.provider).await? else { return end("provider_gone").await };
-    let client = match ProviderClient::for_provider(&ctx.kube, &ctx.namespace, &ctx.http, ctx.extra_ca.as_deref(), &idp).await {
+    let client = match ctx.access.client(&idp).await {
         Ok(c) => c,
         Err(message) => {
             tracing::warn!(user = %r.user, provider = %r.provider, %message, "cannot re-check the session now");
             return Ok(Action::requeue(RETRY_UNREACHABLE));
         }
     };
-    match client.refresh(&ctx.key_sets, refresh_token).await {
+    match client.refresh(&ctx.access.key_sets, refresh_token).await {
         Ok(rotated) => {
             let mut record = r.clone();
             record.checked_at = Some(now);

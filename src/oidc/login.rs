@@ -96,10 +96,27 @@ impl KeySets {
     }
 }
 
-impl ProviderClient {
+/// What acting as the client of any provider in the namespace takes: the client secrets (read
+/// from their Secrets when needed), an HTTP client, and the providers' cached key sets.
+pub struct ProviderAccess {
+    pub kube: kube::Client,
+    pub namespace: String,
+    /// Trusts public roots plus the operator's extra CA file.
+    pub http: reqwest::Client,
+    pub extra_ca: Option<Vec<u8>>,
+    pub key_sets: KeySets,
+}
+
+impl ProviderAccess {
     /// The client for `idp`, with its secret read from its Secret. `Err` says, for a person, why
     /// the provider cannot be used yet.
-    pub async fn for_provider(
+    pub async fn client(&self, idp: &crate::api::IdentityProvider) -> Result<ProviderClient, String> {
+        ProviderClient::for_provider(&self.kube, &self.namespace, &self.http, self.extra_ca.as_deref(), idp).await
+    }
+}
+
+impl ProviderClient {
+    async fn for_provider(
         kube: &kube::Client,
         ns: &str,
         base_http: &reqwest::Client,

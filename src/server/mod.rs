@@ -81,12 +81,14 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     spawn_gauges(metrics.clone(), keys.clone(), store.directory.clone());
     let extra_ca = args.operator.read_extra_ca()?;
     let login = Arc::new(login::LoginState {
-        kube: client.clone(),
-        namespace: ns.clone(),
+        access: crate::oidc::login::ProviderAccess {
+            kube: client.clone(),
+            namespace: ns.clone(),
+            http: crate::oidc::http_client(extra_ca.as_deref().into_iter().collect::<Vec<_>>().as_slice())?,
+            extra_ca,
+            key_sets: Default::default(),
+        },
         providers: providers.clone(),
-        http: crate::oidc::http_client(extra_ca.as_deref().into_iter().collect::<Vec<_>>().as_slice())?,
-        extra_ca,
-        key_sets: Default::default(),
         users: Api::namespaced(client.clone(), ns),
         directory_store: store.clone(),
         sessions: crate::session::SessionStore {

@@ -51,11 +51,8 @@ impl LoginState {
 }
 
 fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
-    for c in cookies {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
+    let resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
+    with_cookies(resp, cookies)
 }
 
 fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {

@@ -125,7 +125,7 @@ impl LoginState {
     }
 
     async fn provider_client(&self, idp: &IdentityProvider) -> Result<ProviderClient, FlowError> {
-        ProviderClient::for_provider(&self.kube, &self.namespace, &self.http, self.extra_ca.as_deref(), idp).await.map_err(|message| {
+        self.access.client(idp).await.map_err(|message| {
             tracing::error!(provider = %idp.name_any(), %message, "provider unusable at login");
             FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_not_ready", message)
         })
@@ -152,7 +152,7 @@ impl LoginState {
         let filter = identity::groups_filter(idp.spec.groups_filter.as_deref())?;
         let client = self.provider_client(&idp).await?;
         self.sessions.ensure_nonce_unused(r.nonce).await?;
-        let login = client.redeem_code(&self.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
+        let login = client.redeem_code(&self.access.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
         let mapping = idp.spec.claims.as_ref();
         // Thin ID tokens leave groups to userinfo; a provider without a userinfo endpoint simply
         // asserts no groups.

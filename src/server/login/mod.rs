@@ -16,13 +16,12 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::PostParams;
 use kube::runtime::reflector::Store;
-use kube::{Api, Client};
+use kube::Api;
 
 use crate::api::{labels, IdentityProvider, User};
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
-use crate::oidc::login::KeySets;
-use crate::oidc::reqwest;
+use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
 use super::scim::store::DirectoryStore;
 use state::{StateKey, KEY_LEN};
@@ -36,13 +35,8 @@ pub const LOGIN_COOKIE: &str = "infra_login";
 pub const STATE_KEY_SECRET: &str = "infra-login-state-key";
 
 pub struct LoginState {
-    pub kube: Client,
-    pub namespace: String,
+    pub access: ProviderAccess,
     pub providers: Store<IdentityProvider>,
-    /// Trusts public roots plus the operator's extra CA file.
-    pub http: reqwest::Client,
-    pub extra_ca: Option<Vec<u8>>,
-    pub key_sets: KeySets,
     pub users: Api<User>,
     pub directory_store: DirectoryStore,
     pub sessions: SessionStore,
