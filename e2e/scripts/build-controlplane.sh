@@ -49,43 +49,12 @@ if ((force == 0)) && all_cached; then
   exit 0
 fi
 
-# The machine's Go lives in /usr/local/go/bin, which a non-login shell (CI)
-# may not have on PATH.
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="/usr/local/go/bin:${PATH}"
-fi
-command -v go >/dev/null 2>&1 || die "go not found (need Go >= 1.26.0 for Kubernetes ${K8S_VERSION})"
-
-# Go settings for the build, independent of the caller's environment:
-# - CGO_ENABLED=0: static binaries, as upstream builds these components;
-#   needs no C toolchain.
-# - -mod=readonly: a go.sum that misses anything fails loudly instead of
-#   being rewritten silently (the committed go.sum must be complete).
-# - -buildvcs=false: stamping this repo's git state into kube binaries is
-#   pointless and fails in a repo without commits.
-# GOTOOLCHAIN is left alone: both go.mod files say go 1.26.x, which the
-# machine's Go 1.26.8 satisfies, so no toolchain is fetched.
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
-
-mkdir -p "${K8S_BIN_DIR}"
-
-# Serialize concurrent callers (several test scripts may call us at once);
-# the second one finds the cache filled when it gets the lock.
-exec 9>"${K8S_BIN_DIR}/.build.lock"
-if ! flock -n 9; then
-  log "another build-controlplane.sh is running; waiting for it"
-  flock 9
-  if ((force == 0)) && all_cached; then
-    log "control plane binaries cached in ${K8S_BIN_DIR}"
-    exit 0
-  fi
-fi
-
-# Build into a scratch dir and move into place at the end, so an interrupted
-# build never leaves a binary that looks cached.
-tmp="$(mktemp -d "${K8S_BIN_DIR}/.tmp.XXXXXX")"
-trap 'rm -rf "${tmp}"' EXIT
+go_build_setup "Kubernetes ${K8S_VERSION}"
+build_lock "${K8S_BIN_DIR}" all_cached || {
+  log "control plane binaries cached in ${K8S_BIN_DIR}"
+  exit 0
+}
+tmp="${BUILD_TMP}"
 
 log "building Kubernetes ${K8S_VERSION} + etcd ${ETCD_VERSION} with $(go version | cut -d' ' -f3) (cold: ~6 min on 2 cores plus module downloads)"
 started=${SECONDS}

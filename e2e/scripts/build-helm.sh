@@ -56,35 +56,9 @@ if ((force == 0)) && cached; then
   done_cached
 fi
 
-# The machine's Go lives in /usr/local/go/bin, which a non-login shell (CI)
-# may not have on PATH.
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-  PATH="/usr/local/go/bin:${PATH}"
-fi
-command -v go >/dev/null 2>&1 || die "go not found (need Go >= 1.26.0 for helm ${HELM_VERSION})"
-
-# Same settings as build-controlplane.sh: static binary, go.sum must be
-# complete, no VCS stamping of this repo. go.mod says go 1.26.0, which the
-# machine's Go satisfies, so no toolchain is fetched.
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
-
-mkdir -p "${HELM_BIN_DIR}"
-
-# Serialize concurrent callers; the second finds the cache filled.
-exec 9>"${HELM_BIN_DIR}/.build.lock"
-if ! flock -n 9; then
-  log "another build-helm.sh is running; waiting for it"
-  flock 9
-  if ((force == 0)) && cached; then
-    done_cached
-  fi
-fi
-
-# Build into a scratch dir and move into place at the end, so an interrupted
-# build never leaves a binary that looks cached.
-tmp="$(mktemp -d "${HELM_BIN_DIR}/.tmp.XXXXXX")"
-trap 'rm -rf "${tmp}"' EXIT
+go_build_setup "helm ${HELM_VERSION}"
+build_lock "${HELM_BIN_DIR}" cached || done_cached
+tmp="${BUILD_TMP}"
 
 log "building helm ${HELM_VERSION} with $(go version | cut -d' ' -f3) (cold: ~2 min on 2 cores plus module downloads)"
 started=${SECONDS}

@@ -104,3 +104,42 @@ npm_ci_cached() {
 kubectl_admin() {
   "${K8S_BIN_DIR}/kubectl" --kubeconfig "${ADMIN_KUBECONFIG}" "$@"
 }
+
+# go_build_setup WHAT: what both Go builds (control plane, helm) need before they start: the
+# machine's Go on PATH (it lives in /usr/local/go/bin, which a non-login shell such as CI's may
+# not have), and the same build settings:
+# - CGO_ENABLED=0: static binaries, as upstream builds them; needs no C toolchain.
+# - -mod=readonly: a go.sum that misses anything fails loudly instead of being rewritten silently.
+# - -buildvcs=false: stamping this repo's git state into the binaries is pointless and fails in
+#   a repo without commits.
+# GOTOOLCHAIN is left alone: the wrapper go.mod files say go 1.26.x, which the machine's Go
+# satisfies, so no toolchain is fetched.
+go_build_setup() {
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="/usr/local/go/bin:${PATH}"
+  fi
+  command -v go >/dev/null 2>&1 || die "go not found (need Go >= 1.26.0 for $1)"
+  export CGO_ENABLED=0
+  export GOFLAGS="-mod=readonly -buildvcs=false"
+}
+
+# build_lock DIR IS_CACHED : serializes builds into DIR (several scripts may ask at once) and
+# returns 1 when, once the lock is ours, IS_CACHED says another build has filled the cache
+# meanwhile. Then makes BUILD_TMP, a scratch directory in DIR removed on exit: builds go there
+# and move into place at the end, so an interrupted build never leaves a binary that looks cached.
+build_lock() {
+  local dir="$1" is_cached="$2"
+  mkdir -p "${dir}"
+  exec 9>"${dir}/.build.lock"
+  if ! flock -n 9; then
+    log "another build into ${dir} is running; waiting for it"
+    flock 9
+    if ((${force:-0} == 0)) && "${is_cached}"; then
+      return 1
+    fi
+  fi
+  BUILD_TMP="$(mktemp -d "${dir}/.tmp.XXXXXX")"
+  # shellcheck disable=SC2064 # expand now: the path is fixed from here on
+  trap "rm -rf '${BUILD_TMP}'" EXIT
+}
+
