@@ -42,16 +42,7 @@ stop() {
     return 0
   fi
   log "stopping ${name} (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  local deadline=$((SECONDS + GRACE))
-  while proc_alive "${pid}" && ((SECONDS < deadline)); do
-    sleep 0.2
-  done
-  if proc_alive "${pid}"; then
-    log "${name} still running after ${GRACE}s; sending SIGKILL"
-    kill -KILL "${pid}" 2>/dev/null || true
-    while proc_alive "${pid}"; do sleep 0.1; done
-  fi
+  stop_process "${name}" "${pid}" "${GRACE}"
   rm -f "${pidfile}"
 }
 

@@ -78,6 +78,22 @@ pid_alive() {
   [[ -z "${2:-}" || "$(cat "/proc/${pid}/comm" 2>/dev/null)" == "${2:0:15}" ]]
 }
 
+# stop_process NAME PID GRACE_SECONDS : SIGTERM, then SIGKILL if PID still lives after the
+# grace period; returns once it is gone (a zombie counts as gone).
+stop_process() {
+  local name="$1" pid="$2" grace="$3"
+  kill -TERM "${pid}" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while proc_alive "${pid}" && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  if proc_alive "${pid}"; then
+    log "${name} still running after ${grace}s; sending SIGKILL"
+    kill -KILL "${pid}" 2>/dev/null || true
+    while proc_alive "${pid}"; do sleep 0.1; done
+  fi
+}
+
 # port_open PORT : true if something accepts TCP connections on
 # 127.0.0.1:PORT (bash /dev/tcp, so no nc/ss needed).
 port_open() {
