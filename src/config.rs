@@ -50,7 +50,9 @@ pub struct SessionArgs {
     pub recheck_interval: Duration,
 }
 
-fn parse_span(raw: &str) -> Result<Duration, String> {
+/// A positive duration flag such as `30s`, `15m`, `12h` or `7d` (the syntax of
+/// `ScimKey.spec.expiresAfter`), for every binary's clap parsers.
+pub fn parse_span(raw: &str) -> Result<Duration, String> {
     crate::controller::scim_key::parse_duration(raw)
         .and_then(|d| Duration::try_from(d).ok())
         .ok_or_else(|| format!("{raw:?} is not a duration such as 30s, 15m, 12h or 7d"))

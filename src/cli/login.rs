@@ -43,7 +43,7 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_browser: bool,
     /// How long to wait for the login in the browser, such as 90s or 5m.
-    #[arg(long, default_value = "5m", value_parser = super::providers::parse_timeout)]
+    #[arg(long, default_value = "5m", value_parser = crate::config::parse_span)]
     pub timeout: Duration,
     /// PEM file of CA certificates for a server behind a private CA.
     #[arg(long, env = "INFRA_CA_FILE")]

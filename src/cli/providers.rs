@@ -69,7 +69,7 @@ pub struct ProviderSettings {
     #[arg(long)]
     pub ca_file: Option<std::path::PathBuf>,
     /// How long to wait for the provider to become ready.
-    #[arg(long, default_value = "2m", value_parser = parse_timeout)]
+    #[arg(long, default_value = "2m", value_parser = crate::config::parse_span)]
     pub timeout: Duration,
     /// Do not wait for the provider to be checked.
     #[arg(long)]
@@ -129,12 +129,6 @@ impl From<KindArg> for ProviderKind {
             KindArg::Oidc => ProviderKind::Oidc,
         }
     }
-}
-
-pub(super) fn parse_timeout(raw: &str) -> Result<Duration, String> {
-    crate::controller::scim_key::parse_duration(raw)
-        .and_then(|d| Duration::try_from(d).ok())
-        .ok_or_else(|| format!("{raw:?} is not a duration such as 30s or 2m"))
 }
 
 pub async fn run(args: &KubeArgs, cmd: ProvidersCommand) -> anyhow::Result<()> {

@@ -39,7 +39,7 @@ pub struct ControllerArgs {
     pub metrics_addr: SocketAddr,
 
     /// How often a Ready provider is checked again.
-    #[arg(long, env = "INFRA_RECHECK_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    #[arg(long, env = "INFRA_RECHECK_INTERVAL", default_value = "10m", value_parser = crate::config::parse_span)]
     pub recheck_interval: Duration,
 
     /// Seconds a leader's lease lasts without renewal; another replica takes over after it.
@@ -49,12 +49,6 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease (defaults to the pod or host name plus a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-}
-
-fn parse_interval(raw: &str) -> Result<Duration, String> {
-    scim_key::parse_duration(raw)
-        .and_then(|d| Duration::try_from(d).ok())
-        .ok_or_else(|| format!("{raw:?} is not a duration such as 30s, 10m or 1h"))
 }
 
 const LEASE_NAME: &str = "infra-controller";
