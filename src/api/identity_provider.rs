@@ -171,4 +171,9 @@ pub struct ProviderEndpoints {
     pub token_auth_method: Option<String>,
 }
 
-
+impl IdentityProvider {
+    /// Whether the operator's last check found the provider usable for logins.
+    pub fn is_ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| super::conditions::is_true(&s.conditions, "Ready"))
+    }
+}

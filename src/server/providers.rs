@@ -8,7 +8,6 @@ use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
-use crate::api::conditions;
 use crate::api::IdentityProvider;
 
 /// Scopes every login asks for when a provider names none.
@@ -31,10 +30,10 @@ pub fn scopes(idp: &IdentityProvider) -> Vec<String> {
 }
 
 pub fn public_info(idp: &IdentityProvider) -> Option<Value> {
-    let status = idp.status.as_ref()?;
-    if !conditions::is_true(&status.conditions, "Ready") {
+    if !idp.is_ready() {
         return None;
     }
+    let status = idp.status.as_ref()?;
     let scopes = scopes(idp);
     Some(json!({
         "name": idp.name_any(),
@@ -55,7 +54,7 @@ pub async fn list(State(providers): State<Store<IdentityProvider>>) -> impl Into
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::conditions::Check;
+    use crate::api::conditions::{self, Check};
     use crate::api::{IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind, SecretKeyRef};
 
     fn provider(ready: bool) -> IdentityProvider {

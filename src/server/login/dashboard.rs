@@ -13,7 +13,6 @@ use kube::ResourceExt;
 use super::flow::Redemption;
 use super::state::LOGIN_TTL_SECS;
 use super::{cookie, pages, LoginState, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::api::conditions;
 use crate::keys;
 use crate::oidc::authorize::{authorize_url, pkce_challenge, AuthorizeRequest};
 use crate::metrics::Metrics;
@@ -31,7 +30,7 @@ impl LoginState {
             .providers
             .state()
             .iter()
-            .filter(|p| p.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready")))
+            .filter(|p| p.is_ready())
             .map(|p| p.name_any())
             .collect();
         names.sort();

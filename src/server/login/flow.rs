@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::LoginState;
-use crate::api::{conditions, IdentityProvider, User, UserSpec};
+use crate::api::{IdentityProvider, User, UserSpec};
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
 use crate::metrics::Metrics;
@@ -113,8 +113,7 @@ impl LoginState {
             .into_iter()
             .find(|p| p.name_any() == name)
             .ok_or_else(|| FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}")))?;
-        let ready = idp.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"));
-        if !ready {
+        if !idp.is_ready() {
             return Err(FlowError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "provider_not_ready",
