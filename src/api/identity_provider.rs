@@ -85,10 +85,12 @@ impl std::fmt::Display for ProviderKind {
     }
 }
 
-/// A key in a Secret of the same namespace.
+/// A key in a Secret of the same namespace. The Secret must be of type `infrahq.com/client-secret`:
+/// the operator reads no other Secret for a provider, so that a provider can never be pointed at a
+/// Secret that was not made for it (and have its value sent to the provider's token endpoint).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretKeyRef {
-    /// Name of the Secret.
+    /// Name of the Secret (of type `infrahq.com/client-secret`).
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key within the Secret. Defaults to `clientSecret`.
@@ -98,6 +100,11 @@ pub struct SecretKeyRef {
 }
 
 pub const DEFAULT_SECRET_KEY: &str = "clientSecret";
+
+/// The only Secret type that may back `spec.clientSecretRef` (as Pinniped requires
+/// `secrets.pinniped.dev/oidc-client`). Creating a Secret of this type is an explicit act of
+/// someone allowed to create Secrets, which the holder of a role on IdentityProviders alone is not.
+pub const CLIENT_SECRET_TYPE: &str = "infrahq.com/client-secret";
 
 fn default_secret_key() -> String {
     DEFAULT_SECRET_KEY.to_string()

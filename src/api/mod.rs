@@ -10,7 +10,7 @@ mod user;
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
-    SecretKeyRef, DEFAULT_SECRET_KEY,
+    SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,
 };
 pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus};
 pub use user::{User, UserSpec, UserStatus};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -15,7 +16,7 @@ use super::kube_client::{explain, Kube, KubeArgs};
 use super::output::{self, Format};
 use super::{spinner, FIELD_MANAGER};
 use crate::api::conditions::{self, FALSE, TRUE};
-use crate::api::{labels, ClaimMapping, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, DEFAULT_SECRET_KEY};
+use crate::api::{labels, ClaimMapping, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY};
 use crate::oidc::issuer;
 
 #[derive(Subcommand)]
@@ -263,13 +264,47 @@ async fn apply_secret(kube: &Kube, provider: &str, value: &str, owner: Option<&I
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata,
-        "type": "Opaque",
+        "type": CLIENT_SECRET_TYPE,
         "stringData": {DEFAULT_SECRET_KEY: value},
     });
+    retype_if_needed(&secrets, &secret_name(provider)).await?;
     secrets
         .patch(&secret_name(provider), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(|e| explain(e, "write the client secret's Secret"))?;
+    Ok(())
+}
+
+/// Gives an existing Secret the type `infrahq.com/client-secret`, which providers require since
+/// the type check (earlier versions of `providers add` created `Opaque` Secrets). A Secret's type
+/// is immutable, so it is recreated with everything else kept: data, labels, annotations and
+/// owners. The delete is conditional on the Secret's uid, so a concurrent change is not lost.
+async fn retype_if_needed(secrets: &Api<Secret>, name: &str) -> anyhow::Result<()> {
+    let Some(old) = secrets.get_opt(name).await.map_err(|e| explain(e, "read the client secret's Secret"))? else {
+        return Ok(());
+    };
+    if old.type_.as_deref() == Some(CLIENT_SECRET_TYPE) {
+        return Ok(());
+    }
+    let recreated = Secret {
+        metadata: ObjectMeta {
+            name: old.metadata.name.clone(),
+            labels: old.metadata.labels.clone(),
+            annotations: old.metadata.annotations.clone(),
+            owner_references: old.metadata.owner_references.clone(),
+            ..Default::default()
+        },
+        type_: Some(CLIENT_SECRET_TYPE.to_string()),
+        data: old.data.clone(),
+        ..Default::default()
+    };
+    let precondition = DeleteParams { preconditions: Some(Preconditions { uid: old.uid(), resource_version: old.resource_version() }), ..Default::default() };
+    secrets.delete(name, &precondition).await.map_err(|e| explain(e, "replace the client secret's Secret with one of the required type"))?;
+    secrets
+        .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &recreated)
+        .await
+        .map_err(|e| explain(e, "recreate the client secret's Secret with the required type"))?;
+    eprintln!("Recreated Secret {name:?} with type {CLIENT_SECRET_TYPE:?} (required since Infra 0.2)");
     Ok(())
 }
 
@@ -417,12 +452,14 @@ async fn edit_provider(kube: &Kube, edit: EditArgs, secret: Option<String>, ca_b
 }
 
 /// Writes the new secret into whatever Secret the provider references (which may be one that
-/// GitOps manages; then only the one key changes).
+/// GitOps manages; then only the one key changes), giving it the required type first.
 async fn update_secret(kube: &Kube, r: &SecretKeyRef, value: &str) -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
+    retype_if_needed(&secrets, &r.name).await?;
     let body = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": r.name},
+        "type": CLIENT_SECRET_TYPE,
         "stringData": {r.key.clone(): value},
     });
     secrets

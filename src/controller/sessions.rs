@@ -65,6 +65,11 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action
             return Ok(Action::requeue(RETRY_UNREACHABLE));
         }
     };
+    // The refresh token belongs to the issuer that granted it; a provider re-pointed elsewhere
+    // must never receive it.
+    if r.provider_changed(Some(&client.issuer), Some(&client.token_url)) {
+        return end("provider_changed").await;
+    }
     match client.refresh(&ctx.access.key_sets, refresh_token).await {
         Ok(rotated) => {
             let mut record = r.clone();

@@ -144,6 +144,11 @@ impl ProviderClient {
         })
     }
 
+    /// The issuer and token endpoint a session started with this client is bound to.
+    pub fn binding(&self) -> crate::session::ProviderBinding {
+        crate::session::ProviderBinding { issuer: self.issuer.clone(), token_endpoint: self.token_url.clone() }
+    }
+
     fn auth_type(&self) -> AuthType {
         if self.secret_in_body { AuthType::RequestBody } else { AuthType::BasicAuth }
     }

@@ -40,6 +40,31 @@ pub struct SessionRecord {
     /// When the provider last confirmed the session (by redeeming its refresh token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<Timestamp>,
+    /// The issuer that vouched for the login. Absent in sessions from before the binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The token endpoint the refresh token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+}
+
+/// Where a session's credentials came from: its refresh token may only ever go back there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderBinding {
+    pub issuer: String,
+    pub token_endpoint: String,
+}
+
+impl SessionRecord {
+    /// Whether the provider now resolves to another issuer or token endpoint than the one that
+    /// started the session: then the session must end, since its refresh token belongs to the old
+    /// issuer and must never be sent to the new one. A provider that resolves to nothing right now
+    /// (discovery failing) changes nothing. A session from before the binding counts as changed,
+    /// since where its token came from cannot be known.
+    pub fn provider_changed(&self, issuer: Option<&str>, token_endpoint: Option<&str>) -> bool {
+        let moved = |recorded: &Option<String>, now: Option<&str>| now.is_some_and(|now| recorded.as_deref() != Some(now));
+        moved(&self.issuer, issuer) || moved(&self.token_endpoint, token_endpoint)
+    }
 }
 
 /// Lifetimes, from the operator's flags.
@@ -84,7 +109,7 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 }
 
 impl Policy {
-    pub fn new_record(&self, user: &str, user_object: &str, provider: &str, now: Timestamp) -> SessionRecord {
+    pub fn new_record(&self, user: &str, user_object: &str, provider: &str, binding: &ProviderBinding, now: Timestamp) -> SessionRecord {
         SessionRecord {
             user: user.to_string(),
             user_object: user_object.to_string(),
@@ -92,6 +117,8 @@ impl Policy {
             created_at: now,
             expires_at: add(now, self.lifetime),
             checked_at: Some(now),
+            issuer: Some(binding.issuer.clone()),
+            token_endpoint: Some(binding.token_endpoint.clone()),
         }
     }
 
@@ -131,6 +158,10 @@ mod tests {
         Policy { lifetime: Duration::from_secs(12 * 3600), idle_timeout: Duration::from_secs(2 * 3600), recheck_interval: Duration::from_secs(3600) }
     }
 
+    fn okta() -> ProviderBinding {
+        ProviderBinding { issuer: "https://example.okta.com".into(), token_endpoint: "https://example.okta.com/oauth2/v1/token".into() }
+    }
+
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
@@ -138,7 +169,7 @@ mod tests {
     #[test]
     fn lifetime_and_idle_timeout() {
         let p = policy();
-        let r = p.new_record("alice@example.com", "u-1", "okta", at(0));
+        let r = p.new_record("alice@example.com", "u-1", "okta", &okta(), at(0));
         assert_eq!(r.expires_at, at(12 * 3600));
         assert_eq!(p.evaluate(&r, at(0), at(60)), Verdict::Valid);
         assert_eq!(p.evaluate(&r, at(0), at(2 * 3600)), Verdict::Idle);
@@ -158,7 +189,7 @@ mod tests {
     #[test]
     fn rechecks_follow_the_last_check() {
         let p = policy();
-        let mut r = p.new_record("a", "u", "okta", at(0));
+        let mut r = p.new_record("a", "u", "okta", &okta(), at(0));
         assert_eq!(p.next_check(&r), at(3600));
         r.checked_at = Some(at(5000));
         assert_eq!(p.next_check(&r), at(8600));
@@ -166,9 +197,21 @@ mod tests {
 
     #[test]
     fn records_round_trip_as_json() {
-        let r = policy().new_record("alice@example.com", "u-1", "okta", at(0));
+        let r = policy().new_record("alice@example.com", "u-1", "okta", &okta(), at(0));
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains("\"userObject\":\"u-1\""), "{text}");
         assert_eq!(serde_json::from_str::<SessionRecord>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn a_session_ends_when_its_provider_moves() {
+        let r = policy().new_record("a", "u", "okta", &okta(), at(0));
+        let (issuer, token) = (okta().issuer, okta().token_endpoint);
+        assert!(!r.provider_changed(Some(&issuer), Some(&token)));
+        assert!(!r.provider_changed(None, None), "a provider failing discovery ends nothing");
+        assert!(r.provider_changed(Some("https://evil.example"), Some(&token)));
+        assert!(r.provider_changed(Some(&issuer), Some("https://evil.example/token")));
+        let old = SessionRecord { issuer: None, token_endpoint: None, ..r };
+        assert!(old.provider_changed(Some(&issuer), Some(&token)), "unbound sessions from earlier versions end");
     }
 }

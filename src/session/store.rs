@@ -92,11 +92,12 @@ impl SessionStore {
         user: &User,
         nonce: &str,
         refresh_token: Option<&str>,
+        binding: &super::ProviderBinding,
         now: Timestamp,
     ) -> Result<(String, SessionRecord), SessionError> {
         let nonce_label = nonce_hash(nonce);
         let key = keys::generate_with(keys::SESSION_PREFIX)?;
-        let record = self.policy.new_record(&user.spec.user_name, &user.name_any(), &user.spec.provider_ref.name, now);
+        let record = self.policy.new_record(&user.spec.user_name, &user.name_any(), &user.spec.provider_ref.name, binding, now);
         let mut data = BTreeMap::from([
             (RECORD_KEY.to_string(), ByteString(serde_json::to_vec(&record).expect("record serializes"))),
             (TOKEN_HASH_KEY.to_string(), ByteString(hex(&keys::hash(&key.token)).into_bytes())),

@@ -168,7 +168,7 @@ impl LoginState {
         let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
         let user = self.upsert_user(r.provider, &person).await?;
         let now = Timestamp::now();
-        let (token, record) = self.sessions.create(&user, r.nonce, login.refresh_token.as_deref(), now).await?;
+        let (token, record) = self.sessions.create(&user, r.nonce, login.refresh_token.as_deref(), &client.binding(), now).await?;
         let who = self.who(&user, &record.provider, record.expires_at, Some(self.sessions.policy.idle_deadline(now)));
         Ok(Completed { token, who })
     }
@@ -246,8 +246,17 @@ impl LoginState {
             tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
             Err::<(Session, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
         };
-        if !self.providers.state().iter().any(|p| p.name_any() == r.provider) {
+        let Some(idp) = self.providers.state().into_iter().find(|p| p.name_any() == r.provider) else {
             return end("provider_gone", format!("identity provider {:?} was removed; the session has ended", r.provider)).await;
+        };
+        let resolved = idp.status.as_ref();
+        let endpoints = resolved.and_then(|s| s.endpoints.as_ref());
+        if r.provider_changed(resolved.and_then(|s| s.issuer.as_deref()), endpoints.and_then(|e| e.token.as_deref())) {
+            return end(
+                "provider_changed",
+                format!("identity provider {:?} now points at another issuer or token endpoint; the session has ended, log in again", r.provider),
+            )
+            .await;
         }
         let Some(user) = self.users.get_opt(&r.user_object).await? else {
             return end("user_gone", format!("user {} no longer exists in {:?}; the session has ended", r.user, r.provider)).await;
