@@ -118,9 +118,19 @@ pub fn kubectl(args: &[&str]) -> Run {
 
 /// `kubectl apply` of a manifest given as a string, in the Infra namespace.
 pub fn kubectl_apply(manifest: &str) -> Run {
+    kubectl_apply_as(None, manifest)
+}
+
+/// `kubectl apply` impersonating `user` (the admin kubeconfig may impersonate), to act as a person
+/// who holds only the roles a test bound to them.
+pub fn kubectl_apply_as(user: Option<&str>, manifest: &str) -> Run {
     let e = env();
+    let mut args = vec!["apply", "-n", &e.namespace, "-f", "-"];
+    if let Some(user) = user {
+        args.extend(["--as", user]);
+    }
     let mut child = Command::new(&e.kubectl)
-        .args(["apply", "-n", &e.namespace, "-f", "-"])
+        .args(&args)
         .env("KUBECONFIG", &e.kubeconfig)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -454,4 +464,9 @@ pub fn printed_key(stdout: &str) -> String {
         .find_map(|l| l.trim().strip_prefix("API Token: Bearer "))
         .unwrap_or_else(|| panic!("no `API Token: Bearer` line in:\n{stdout}"))
         .to_string()
+}
+
+/// A Secret of the type providers require, holding `value` under `clientSecret`.
+pub fn client_secret_manifest(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: {}\nstringData:\n  clientSecret: {value}\n", infra::api::CLIENT_SECRET_TYPE)
 }

@@ -437,12 +437,46 @@ async fn an_unreachable_provider_does_not_end_sessions() {
     assert_eq!(status, 200, "{who}");
 }
 
+/// A session's refresh token belongs to the issuer that granted it: when the provider is pointed at
+/// another issuer, its sessions end instead of their tokens being sent to the new one.
+#[tokio::test]
+async fn re_pointing_a_provider_at_another_issuer_ends_its_sessions() {
+    let own = OwnIdp::start(18545).await;
+    let p = TestProvider::add("moved", &[]);
+    let alice = IdpUser { email: "alice@example.com".into(), password: "alice-password".into() };
+    let (token, _) = login(&p.0, &alice).await;
+    assert_eq!(whoami(&env().server_urls[0], &token).await.0, 200);
+    infra(&["providers", "edit", &p.0, "--url", &format!("localhost:{}/oauth2/default", own.port)]).ok();
+    let body = eventually(Duration::from_secs(15), "the session to end after its provider moved", || {
+        let token = token.clone();
+        async move {
+            let (status, body) = whoami(&env().server_urls[1], &token).await;
+            (status == 401).then_some(body)
+        }
+    })
+    .await;
+    refusal(401, &body, 401, "unauthenticated");
+    // Ended because the provider moved (by the server or by the controller's re-check, whichever
+    // came first), not because the new issuer refused a refresh token it was sent.
+    let state = std::env::var("INFRA_STATE_DIR").unwrap();
+    eventually(Duration::from_secs(10), "a log line saying the session ended because the provider moved", || {
+        let found = ["server-0", "server-1", "controller-0", "controller-1"]
+            .iter()
+            .flat_map(|r| std::fs::read_to_string(format!("{state}/logs/{r}.log")).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>())
+            .any(|l| l.contains("session ended") && l.contains(&p.0) && l.contains("provider_changed"));
+        async move { found.then_some(()) }
+    })
+    .await;
+    drop(own);
+}
+
 #[tokio::test]
 async fn an_invalid_groups_filter_is_reported_and_refuses_logins() {
     let name = unique("badfilter");
     let manifest = format!(
-        "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: infra-e2e\n  clientSecretRef:\n    name: okta-client-secret\n  groupsFilter: \"eng(\"\n",
-        idp_domain_and_path()
+        "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: infra-e2e\n  clientSecretRef:\n    name: {name}-secret\n  groupsFilter: \"eng(\"\n---\n{}",
+        idp_domain_and_path(),
+        crate::harness::client_secret_manifest(&format!("{name}-secret"), "infra-e2e-secret")
     );
     crate::harness::kubectl_apply(&manifest).ok();
     let p = TestProvider(name);

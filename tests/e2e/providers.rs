@@ -126,16 +126,10 @@ async fn a_missing_secret_created_later_makes_the_provider_ready_without_touchin
     let generation = providers().await.get(&name).await.unwrap().metadata.generation;
 
     // A Secret with the wrong key first: the message names the key that is missing.
-    kubectl_apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-secret\nstringData:\n  secret: {CLIENT_SECRET}\n"
-    ))
-    .ok();
+    kubectl_apply(&client_secret_manifest(&format!("{name}-secret"), CLIENT_SECRET).replace("clientSecret:", "secret:")).ok();
     wait_condition(&name, "SecretValid", "SecretKeyMissing", |c| c.reason == "SecretKeyMissing").await;
 
-    kubectl_apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-secret\nstringData:\n  clientSecret: {CLIENT_SECRET}\n"
-    ))
-    .ok();
+    kubectl_apply(&client_secret_manifest(&format!("{name}-secret"), CLIENT_SECRET)).ok();
     wait_condition(&name, "Ready", "Ready after the Secret was fixed", |c| c.status == "True").await;
     let after = providers().await.get(&name).await.unwrap();
     assert_eq!(after.metadata.generation, generation, "the operator changed the spec");
@@ -150,6 +144,80 @@ async fn a_missing_secret_created_later_makes_the_provider_ready_without_touchin
     assert!(!events.contains(CLIENT_SECRET));
     kubectl(&["delete", "identityprovider", &name, "-n", &env().namespace]).ok();
     kubectl(&["delete", "secret", &format!("{name}-secret"), "-n", &env().namespace]).ok();
+}
+
+/// The confused deputy: a person who may manage providers but not read Secrets points a provider
+/// at Secrets that were not made for it. Nothing is read from them and nothing is sent anywhere
+/// (the stand-in IdP would accept the secret, so a sent one would show as `Accepted`).
+#[tokio::test]
+async fn a_provider_cannot_read_secrets_that_were_not_made_for_it() {
+    let ns = &env().namespace;
+    let mallory = unique("mallory");
+    kubectl(&["create", "rolebinding", &mallory, "--clusterrole=infra-admin", &format!("--user={mallory}"), "-n", ns]).ok();
+    let victim = unique("victim");
+    kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {victim}\ntype: infrahq.com/session\nstringData:\n  clientSecret: {CLIENT_SECRET}\n  refreshToken: rt-not-for-you\n"
+    ))
+    .ok();
+    assert_ne!(kubectl(&["get", "secret", &victim, "-n", ns, "--as", &mallory]).status, 0, "mallory may read Secrets");
+
+    let provider = |name: &str, secret: &str| {
+        format!(
+            "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: {CLIENT_ID}\n  clientSecretRef:\n    name: {secret}\n",
+            idp_domain_and_path()
+        )
+    };
+    // A Secret of another type (a session's, here).
+    let deputy = unique("deputy");
+    kubectl_apply_as(Some(&mallory), &provider(&deputy, &victim)).ok();
+    let (status, reason, message) = settled_condition(&deputy, "SecretValid").await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretWrongType"), "{message}");
+    assert!(message.contains(infra::api::CLIENT_SECRET_TYPE) && message.contains("kubectl"), "{message}");
+    assert!(!message.contains("refreshToken") && !message.contains(CLIENT_SECRET), "{message}");
+    let (_, creds, _) = settled_condition(&deputy, "ClientCredentialsValid").await;
+    assert_eq!(creds, "SecretInvalid", "the Secret's value was sent to the token endpoint");
+
+    // The sample provider's own client secret: right type, but labelled for `okta`.
+    let borrower = unique("borrower");
+    kubectl_apply_as(Some(&mallory), &provider(&borrower, "okta-client-secret")).ok();
+    let (status, reason, message) = settled_condition(&borrower, "SecretValid").await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretForOtherProvider"), "{message}");
+    let (_, creds, _) = settled_condition(&borrower, "ClientCredentialsValid").await;
+    assert_eq!(creds, "SecretInvalid");
+
+    for name in [&deputy, &borrower] {
+        kubectl(&["delete", "identityprovider", name, "-n", ns]).ok();
+    }
+    kubectl(&["delete", "secret", &victim, "-n", ns]).ok();
+    kubectl(&["delete", "rolebinding", &mallory, "-n", ns]).ok();
+}
+
+/// Secrets that `infra providers add` created before the type check are `Opaque`: the provider
+/// says exactly how to fix it, and `infra providers edit --client-secret…` recreates the Secret
+/// with the required type.
+#[tokio::test]
+async fn an_opaque_secret_from_an_earlier_version_is_explained_and_migrated_by_edit() {
+    let name = unique("legacy");
+    let secret = format!("{name}-client-secret");
+    kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {secret}\n  labels:\n    app.kubernetes.io/managed-by: infra-cli\n    infrahq.com/provider: {name}\ntype: Opaque\nstringData:\n  clientSecret: {CLIENT_SECRET}\n"
+    ))
+    .ok();
+    kubectl_apply(&format!(
+        "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: {CLIENT_ID}\n  clientSecretRef:\n    name: {secret}\n",
+        idp_domain_and_path()
+    ))
+    .ok();
+    let (status, reason, message) = settled_condition(&name, "SecretValid").await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretWrongType"), "{message}");
+    assert!(message.contains(&format!("infra providers edit {name}")), "{message}");
+
+    infra_with(&["providers", "edit", &name, "--client-secret-stdin"], &[], Some(CLIENT_SECRET)).ok();
+    let migrated = kubectl(&["get", "secret", &secret, "-n", &env().namespace, "-o", "jsonpath={.type} {.metadata.labels.infrahq\\.com/provider}"]).ok();
+    assert_eq!(migrated.stdout.trim(), format!("{} {name}", infra::api::CLIENT_SECRET_TYPE));
+    wait_condition(&name, "Ready", "Ready after the migration", |c| c.status == "True").await;
+    kubectl(&["delete", "identityprovider", &name, "-n", &env().namespace]).ok();
+    kubectl(&["delete", "secret", &secret, "-n", &env().namespace, "--ignore-not-found"]).ok();
 }
 
 #[tokio::test]
