@@ -29,6 +29,14 @@ pub struct OperatorArgs {
     #[arg(long, env = "INFRA_CLI_REDIRECT_URIS", value_delimiter = ',', default_value = crate::oidc::CLI_REDIRECT_URI, value_parser = parse_loopback_uri)]
     pub cli_redirect_uris: Vec<String>,
 
+    /// Refuse identity provider URLs (and the endpoints their discovery documents name) that are
+    /// or resolve to private, loopback, link-local or other non-public addresses. Provider URLs
+    /// are fetched from inside the cluster, so without this anyone who may edit an
+    /// IdentityProvider can make the operator connect to internal services. Off by default for
+    /// local development; the Helm chart turns it on.
+    #[arg(long, env = "INFRA_DENY_INTERNAL_PROVIDER_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub deny_internal_provider_addresses: bool,
+
     #[command(flatten)]
     pub sessions: SessionArgs,
 }
@@ -104,6 +112,13 @@ impl OperatorArgs {
 
     pub fn scim_url(&self) -> String {
         self.external("api/scim/v2")
+    }
+
+    /// The HTTP client for identity providers, with the extra CA and the address policy.
+    pub fn provider_http(&self) -> anyhow::Result<crate::oidc::ProviderHttp> {
+        let extra_ca = self.read_extra_ca()?;
+        let policy = crate::oidc::AddressPolicy { deny_internal: self.deny_internal_provider_addresses };
+        Ok(crate::oidc::ProviderHttp::new(&extra_ca.iter().map(Vec::as_slice).collect::<Vec<_>>(), policy)?)
     }
 
     pub fn read_extra_ca(&self) -> anyhow::Result<Option<Vec<u8>>> {

@@ -616,6 +616,23 @@ async function handle(req, res) {
       await handleAdmin(req, res, pathname);
       return;
     }
+    if (pathname === '/huge/.well-known/openid-configuration') {
+      // A hostile "provider": a 150 MB discovery document, streamed without a length, for the
+      // test that the operator reads provider responses with a size cap.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      let left = 150;
+      const more = () => {
+        while (left > 0) {
+          left -= 1;
+          if (!res.write(chunk)) { res.once('drain', more); return; }
+        }
+        res.end('{}');
+      };
+      res.on('close', () => { left = 0; });
+      more();
+      return;
+    }
     send(res, 404, { error: 'not found' });
   } catch (err) {
     console.error(`request error: ${err.stack || err}`);

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::api::conditions::Check;
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
-use crate::oidc::reqwest;
+use crate::oidc::ProviderHttp;
 
 /// The field manager the controller writes with, distinct from the CLI's and the server's so that
 /// server-side apply shows who owns what.
@@ -25,7 +25,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// Trusts public roots plus the operator's extra CA file.
-    pub http: reqwest::Client,
+    pub http: ProviderHttp,
     pub extra_ca: Option<Vec<u8>>,
     pub recheck_interval: Duration,
     failures: Mutex<HashMap<String, u32>>,
@@ -45,7 +45,7 @@ impl Context {
         args: OperatorArgs,
         recorder: Recorder,
         metrics: Arc<Metrics>,
-        http: reqwest::Client,
+        http: ProviderHttp,
         extra_ca: Option<Vec<u8>>,
         recheck_interval: Duration,
     ) -> Self {

@@ -105,7 +105,7 @@ pub fn error_policy(idp: Arc<IdentityProvider>, err: &Error, ctx: Arc<Context>) 
 
 async fn run_discovery(
     idp: &IdentityProvider,
-    http: &Result<oidc::reqwest::Client, oidc::HttpClientError>,
+    http: &Result<oidc::ProviderHttp, oidc::HttpClientError>,
 ) -> (Check, Option<Discovered>) {
     let issuer = match issuer::issuer_url(idp.spec.kind, &idp.spec.url) {
         Ok(i) => i,

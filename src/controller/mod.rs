@@ -109,7 +109,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     metrics.leader.set(1);
 
     let extra_ca = args.operator.read_extra_ca()?;
-    let http = oidc::http_client(&extra_ca.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+    let http = args.operator.provider_http()?;
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
     let rechecks = Arc::new(sessions::Rechecks {
         access: oidc::login::ProviderAccess {

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use super::{http_client, reqwest, HttpClientError};
+use super::{HttpClientError, ProviderHttp};
 use crate::api::conditions::Check;
 use crate::api::{labels, IdentityProvider, SecretKeyRef, CLIENT_SECRET_TYPE};
 
@@ -84,7 +84,7 @@ pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: O
 
 /// The operator's HTTP client, or, for a provider with its own CA bundle, one that also trusts it.
 /// Built once per use: a reconcile, a login, a session re-check.
-pub fn provider_http(base: &reqwest::Client, extra_ca: Option<&[u8]>, idp: &IdentityProvider) -> Result<reqwest::Client, HttpClientError> {
+pub fn provider_http(base: &ProviderHttp, extra_ca: Option<&[u8]>, idp: &IdentityProvider) -> Result<ProviderHttp, HttpClientError> {
     match &idp.spec.ca_bundle {
         None => Ok(base.clone()),
         Some(bundle) => {
@@ -92,7 +92,7 @@ pub fn provider_http(base: &reqwest::Client, extra_ca: Option<&[u8]>, idp: &Iden
             if let Some(extra) = extra_ca {
                 bundles.push(extra);
             }
-            http_client(&bundles)
+            ProviderHttp::new(&bundles, base.policy())
         }
     }
 }

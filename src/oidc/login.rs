@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreTokenResponse};
 use openidconnect::{
-    reqwest, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl,
+    AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl,
     JsonWebKeySetUrl, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
     SignatureVerificationError, TokenResponse, TokenUrl,
 };
 
-use super::describe_error;
+use super::{describe_error, ProviderHttp};
 use super::identity::{Claims, IdentityError};
 
 /// Everything needed to talk to one provider's token, userinfo and key endpoints as its client.
 /// `Debug` leaves the secret out.
 pub struct ProviderClient {
-    pub http: reqwest::Client,
+    pub http: ProviderHttp,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
@@ -80,7 +80,7 @@ const REFETCH_AFTER: Duration = Duration::from_secs(2);
 const MAX_AGE: Duration = Duration::from_secs(600);
 
 impl KeySets {
-    async fn get(&self, http: &reqwest::Client, url: &str, stale_ok: bool) -> Result<CoreJsonWebKeySet, LoginError> {
+    async fn get(&self, http: &ProviderHttp, url: &str, stale_ok: bool) -> Result<CoreJsonWebKeySet, LoginError> {
         if let Some((set, at)) = self.sets.lock().expect("key sets lock").get(url) {
             let age = at.elapsed();
             if age < MAX_AGE && (stale_ok || age < REFETCH_AFTER) {
@@ -102,7 +102,7 @@ pub struct ProviderAccess {
     pub kube: kube::Client,
     pub namespace: String,
     /// Trusts public roots plus the operator's extra CA file.
-    pub http: reqwest::Client,
+    pub http: ProviderHttp,
     pub extra_ca: Option<Vec<u8>>,
     pub key_sets: KeySets,
 }
@@ -119,7 +119,7 @@ impl ProviderClient {
     async fn for_provider(
         kube: &kube::Client,
         ns: &str,
-        base_http: &reqwest::Client,
+        base_http: &ProviderHttp,
         extra_ca: Option<&[u8]>,
         idp: &crate::api::IdentityProvider,
     ) -> Result<Self, String> {
@@ -245,22 +245,13 @@ impl ProviderClient {
             .userinfo_url
             .as_deref()
             .ok_or_else(|| LoginError::BadResponse("the ID token has no groups claim and the provider has no userinfo endpoint".into()))?;
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(access_token)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| LoginError::Unreachable(format!("userinfo {url}: {}", describe_error(&e))))?;
-        let status = resp.status();
+        let (status, body) = self.http.get_json(url, Some(access_token)).await.map_err(|e| LoginError::Unreachable(format!("userinfo {url}: {e}")))?;
         if !status.is_success() {
-            return Err(LoginError::BadResponse(format!("userinfo {url} answered HTTP {status}")));
+            tracing::warn!(%url, %status, "userinfo answered an error");
+            return Err(LoginError::BadResponse(format!("userinfo {url} did not answer successfully")));
         }
-        let claims: Claims = resp
-            .json()
-            .await
-            .map_err(|e| LoginError::BadResponse(format!("userinfo {url} did not answer a JSON object: {}", describe_error(&e))))?;
+        let claims: Claims = serde_json::from_slice(&body)
+            .map_err(|e| LoginError::BadResponse(format!("userinfo {url} did not answer a JSON object: {e}")))?;
         match claims.get("sub").and_then(|s| s.as_str()) {
             Some(sub) if sub == subject => Ok(claims),
             other => Err(LoginError::InvalidIdToken(format!("userinfo describes subject {other:?}, not the ID token's {subject:?}"))),

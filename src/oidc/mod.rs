@@ -1,16 +1,16 @@
-//! Talking to OpenID Connect providers: the HTTP client, discovery and the client-credentials check.
+//! Talking to OpenID Connect providers: the bounded HTTP client, discovery and the client-credentials check.
 
 pub mod authorize;
 mod client_config;
 pub mod identity;
 pub mod issuer;
 pub mod login;
+pub mod outbound;
 mod provider_check;
 
 pub use client_config::{provider_http, read_client_secret, SECRET_VALID};
+pub use outbound::{AddressPolicy, OutboundError, ProviderHttp};
 pub use provider_check::{check_credentials, discover, secret_in_body, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
-
-use std::time::Duration;
 
 pub use openidconnect::reqwest;
 
@@ -26,27 +26,6 @@ pub enum HttpClientError {
     CaBundle(String),
     #[error("could not build the HTTP client: {0}")]
     Build(String),
-}
-
-/// An HTTP client for talking to identity providers. It never follows redirects (a redirected
-/// discovery or token request is a misconfiguration or an attack, not something to follow) and
-/// trusts the public roots plus any CA bundles given.
-pub fn http_client(ca_bundles: &[&[u8]]) -> Result<reqwest::Client, HttpClientError> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .user_agent(concat!("infra-operator/", env!("CARGO_PKG_VERSION")));
-    for pem in ca_bundles {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| HttpClientError::CaBundle(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(HttpClientError::CaBundle("no certificates found".into()));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| HttpClientError::Build(e.to_string()))
 }
 
 /// A one-line description of a request error, including its causes (reqwest's own Display says

@@ -1,12 +1,9 @@
 //! The checks behind `DiscoverySucceeded` and `ClientCredentialsValid`.
 
 use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet, CoreProviderMetadata};
-use openidconnect::{
-    reqwest, AuthType, AuthorizationCode, ClientId, ClientSecret, RedirectUrl,
-    RequestTokenError,
-};
+use openidconnect::{AuthType, AuthorizationCode, ClientId, ClientSecret, RedirectUrl, RequestTokenError};
 
-use super::{describe_error, CLI_REDIRECT_URI};
+use super::{OutboundError, ProviderHttp, CLI_REDIRECT_URI};
 use crate::api::conditions::Check;
 
 pub const DISCOVERY: &str = "DiscoverySucceeded";
@@ -23,12 +20,14 @@ pub struct Discovered {
 }
 
 /// Fetches and validates the discovery document of `issuer` and the key set it points to.
-pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered, Check> {
+pub async fn discover(http: &ProviderHttp, issuer: &str) -> Result<Discovered, Check> {
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let fail = |reason, message: String| Check::failed(DISCOVERY, reason, message);
     let body = fetch(http, &url).await.map_err(|(reason, msg)| fail(reason, msg))?;
-    let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
-        .map_err(|e| fail("InvalidDocument", format!("{url} is not a valid OpenID Connect discovery document: {e}")))?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(|e| {
+        tracing::warn!(%url, error = %e, "not a discovery document");
+        fail("NotOpenIDProvider", format!("{url} did not answer with a valid OpenID Connect discovery document: this is not an OpenID provider at this URL"))
+    })?;
     let found = metadata.issuer().as_str();
     if found != issuer {
         return Err(fail(
@@ -41,33 +40,40 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovered
     }
     let jwks_url = metadata.jwks_uri().url().to_string();
     let jwks_body = fetch(http, &jwks_url).await.map_err(|(reason, msg)| fail(reason, msg))?;
-    let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body)
-        .map_err(|e| fail("InvalidDocument", format!("the key set at {jwks_url} is not a valid JWK set: {e}")))?;
+    let jwks: CoreJsonWebKeySet = serde_json::from_slice(&jwks_body).map_err(|e| {
+        tracing::warn!(url = %jwks_url, error = %e, "not a key set");
+        fail("InvalidDocument", format!("the key set at {jwks_url} is not a valid JWK set"))
+    })?;
     if jwks.keys().is_empty() {
         return Err(fail("InvalidDocument", format!("the key set at {jwks_url} has no keys; ID tokens could not be verified")));
     }
     Ok(Discovered { issuer: issuer.to_string(), metadata: metadata.set_jwks(jwks) })
 }
 
-async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, (&'static str, String)> {
-    let resp = http
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| ("Unreachable", format!("could not reach {url}: {}", describe_error(&e))))?;
-    let status = resp.status();
+/// A discovery or key-set document. Messages name the URL (which the provider's editor chose) but
+/// never a raw status or connection error of it: those would make this a scanner of internal
+/// addresses. The operator's log has the detail.
+async fn fetch(http: &ProviderHttp, url: &str) -> Result<Vec<u8>, (&'static str, String)> {
+    let (status, body) = http.get_json(url, None).await.map_err(|e| match e {
+        OutboundError::Refused(_) => ("AddressRefused", format!("{url}: {e}")),
+        OutboundError::TooLarge => ("InvalidDocument", format!("{url}: {e}")),
+        _ => ("Unreachable", format!("{url}: {e}")),
+    })?;
     if status.is_redirection() {
-        let to = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-        return Err(("HTTPError", format!("{url} redirected to {to}; Infra does not follow redirects from identity providers, check the URL")));
+        return Err(("NotOpenIDProvider", format!("{url} redirected elsewhere; Infra does not follow redirects from identity providers, check the URL")));
     }
     if status.is_server_error() {
-        return Err(("ProviderError", format!("{url} answered HTTP {status}; the provider may be having trouble, retrying")));
+        tracing::warn!(%url, %status, "provider answered a server error");
+        return Err(("ProviderError", format!("{url} answered with a server error; the provider may be having trouble, retrying")));
     }
     if !status.is_success() {
-        return Err(("HTTPError", format!("{url} answered HTTP {status}; check the URL (for Okta, the domain and any /oauth2/<server> path)")));
+        tracing::warn!(%url, %status, "provider answered an error");
+        return Err((
+            "NotOpenIDProvider",
+            format!("{url} did not answer with an OpenID Connect document: this is not an OpenID provider at this URL; check spec.url (for Okta, the domain and any /oauth2/<server> path)"),
+        ));
     }
-    resp.bytes().await.map(|b| b.to_vec()).map_err(|e| ("Unreachable", format!("reading {url} failed: {}", describe_error(&e))))
+    Ok(body)
 }
 
 /// Whether the client secret goes in the token request body (`client_secret_post`): only when the
@@ -81,7 +87,7 @@ pub fn secret_in_body(discovered: &Discovered) -> bool {
 /// Checks the client ID and secret at the token endpoint without a real user: it redeems a code
 /// that cannot exist. A provider answers `invalid_client` when it does not accept the client's
 /// credentials and `invalid_grant` when it does (and only the code is wrong).
-pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, client_id: &str, secret: &str) -> Check {
+pub async fn check_credentials(http: &ProviderHttp, discovered: &Discovered, client_id: &str, secret: &str) -> Check {
     let fail = |reason, message: String| Check::failed(CREDENTIALS, reason, message);
     let metadata = &discovered.metadata;
     if metadata.token_endpoint().is_none() {
@@ -104,13 +110,12 @@ pub async fn check_credentials(http: &reqwest::Client, discovered: &Discovered, 
         Err(RequestTokenError::ServerResponse(resp)) => {
             classify_token_error(resp.error().as_ref(), resp.error_description().map(String::as_str), client_id, &token_url)
         }
-        Err(RequestTokenError::Request(e)) => {
-            fail("Unreachable", format!("could not reach the token endpoint {token_url}: {}", describe_error(&e)))
+        Err(RequestTokenError::Request(e @ OutboundError::Refused(_))) => fail("AddressRefused", format!("token endpoint {token_url}: {e}")),
+        Err(RequestTokenError::Request(e)) => fail("Unreachable", format!("token endpoint {token_url}: {e}")),
+        Err(RequestTokenError::Parse(e, _)) => {
+            tracing::warn!(url = %token_url, error = %e, "token endpoint answered something that is not an OAuth response");
+            fail("UnexpectedResponse", format!("the token endpoint {token_url} answered something that is not an OAuth error response"))
         }
-        Err(RequestTokenError::Parse(e, _)) => fail(
-            "UnexpectedResponse",
-            format!("the token endpoint {token_url} answered something that is not an OAuth error response: {e}"),
-        ),
         Err(RequestTokenError::Other(e)) => {
             fail("UnexpectedResponse", format!("the token endpoint {token_url} answered unexpectedly: {e}"))
         }

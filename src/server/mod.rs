@@ -84,7 +84,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         access: crate::oidc::login::ProviderAccess {
             kube: client.clone(),
             namespace: ns.clone(),
-            http: crate::oidc::http_client(extra_ca.as_deref().into_iter().collect::<Vec<_>>().as_slice())?,
+            http: args.operator.provider_http()?,
             extra_ca,
             key_sets: Default::default(),
         },

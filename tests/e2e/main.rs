@@ -6,6 +6,7 @@ mod browser;
 mod cli_login;
 mod helm;
 mod image;
+mod outbound;
 mod providers;
 mod resources;
 mod dashboard;
