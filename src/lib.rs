@@ -4,6 +4,7 @@
 //! conditions, key handling) lives apart from the code that talks to the API server or the IdP.
 
 pub mod api;
+pub mod api_server;
 pub mod cli;
 pub mod config;
 pub mod controller;

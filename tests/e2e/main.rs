@@ -14,6 +14,7 @@ mod durability;
 mod idp;
 mod leader;
 mod login;
+mod outage;
 mod membership;
 mod scim_entra;
 mod scim_keys;

@@ -62,20 +62,26 @@ impl From<SessionError> for FlowError {
         match e {
             SessionError::NonceReused => Self::new(StatusCode::BAD_REQUEST, "nonce_reused", e.to_string()),
             SessionError::Unknown | SessionError::Ended(_) => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
-            SessionError::Kube(_) | SessionError::Random(_) => internal(e),
+            SessionError::Kube(e) => e.into(),
+            SessionError::Random(_) => internal(e),
         }
     }
 }
 
 impl From<kube::Error> for FlowError {
     fn from(e: kube::Error) -> Self {
-        internal(e)
+        if crate::api_server::is_unavailable(&e) {
+            tracing::warn!(error = %e, "the API server is unavailable");
+            FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Infra's storage (the Kubernetes API server) is unavailable; try again in a few seconds")
+        } else {
+            internal(e)
+        }
     }
 }
 
 fn internal(e: impl std::fmt::Display) -> FlowError {
     tracing::error!(error = %e, "login storage failed");
-    FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Infra could not store the login; try again shortly")
+    FlowError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Infra could not store the login; see the server's log")
 }
 
 /// The answer to a login and to `whoami`.

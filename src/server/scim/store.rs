@@ -54,8 +54,8 @@ fn api_error(err: kube::Error, what: &str) -> WriteError {
             WriteError::Scim(ScimError::invalid_value(format!("{what}: {}", s.message)))
         }
         kube::Error::Api(s) if s.code == 404 => WriteError::Scim(ScimError::not_found(format!("{what}: the resource no longer exists"))),
-        kube::Error::Api(s) if s.code >= 500 || s.code == 429 => {
-            tracing::warn!(code = s.code, message = %s.message, "API server refused a write");
+        ref e if crate::api_server::is_unavailable(e) => {
+            tracing::warn!(error = %e, "{what}: the API server is unavailable");
             WriteError::Scim(unavailable("storage is temporarily unavailable; retry"))
         }
         other => {
