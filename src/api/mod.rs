@@ -56,7 +56,7 @@ pub mod annotations {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ProviderRef {
     /// Name of the IdentityProvider in this namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
 }
 
@@ -72,7 +72,27 @@ pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::S
 
 /// Every CRD the operator serves, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![IdentityProvider::crd(), ScimKey::crd(), User::crd(), Group::crd()]
+    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd()]
+}
+
+/// The longest name of an object whose name becomes a label value (`infrahq.com/provider`,
+/// `infrahq.com/scim-key`).
+pub const MAX_LABEL_NAME: usize = 63;
+
+/// Makes the API server refuse names longer than a label value may be: without this, an object
+/// with a 64-character name is accepted and then nothing can ever be labelled with it (its
+/// ScimKey Secret is never created, its users never stored), and the reconcile fails forever.
+fn label_sized_name(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let rule = serde_json::json!([{
+        "rule": format!("self.metadata.name.size() <= {MAX_LABEL_NAME}"),
+        "message": format!("metadata.name must be at most {MAX_LABEL_NAME} characters: it is used as a label value"),
+    }]);
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema.x_kubernetes_validations = serde_json::from_value(rule.clone()).ok();
+        }
+    }
+    crd
 }
 
 /// The CRDs as one multi-document YAML stream, exactly what `infra-operator crds` prints and what

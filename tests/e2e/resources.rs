@@ -125,3 +125,29 @@ async fn public_provider_info_lists_ready_providers_without_secrets() {
         assert!(okta["scopes"].as_array().unwrap().contains(&serde_json::json!("openid")));
     }
 }
+
+/// Names that become label values are refused by the API server when too long, instead of being
+/// accepted and then failing to reconcile forever.
+#[tokio::test]
+async fn names_that_become_labels_are_at_most_63_characters() {
+    let long = format!("a{}", "b".repeat(63));
+    let provider = format!(
+        "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {long}\nspec:\n  kind: okta\n  url: example.okta.com\n  clientID: x\n  clientSecretRef:\n    name: s\n"
+    );
+    let key = |name: &str, provider: &str| {
+        format!("apiVersion: infrahq.com/v1alpha1\nkind: ScimKey\nmetadata:\n  name: {name}\nspec:\n  providerRef:\n    name: {provider}\n")
+    };
+    for (manifest, expected) in [
+        (provider, "metadata.name must be at most 63 characters"),
+        (key(&long, "okta"), "metadata.name must be at most 63 characters"),
+        (key(&unique("short"), &long), "spec.providerRef.name"),
+    ] {
+        let run = kubectl_apply(&manifest);
+        assert_ne!(run.status, 0, "accepted:\n{manifest}");
+        assert!(run.stderr.contains(expected), "expected {expected:?} in: {}", run.stderr);
+    }
+    // 63 is fine.
+    let ok = format!("a{}", "b".repeat(62));
+    kubectl_apply(&key(&ok, "okta")).ok();
+    kubectl(&["delete", "scimkey", &ok, "-n", &env().namespace]).ok();
+}
