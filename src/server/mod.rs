@@ -4,6 +4,7 @@ mod health;
 mod http_metrics;
 pub mod login;
 mod providers;
+pub mod rate_limit;
 pub mod scim;
 
 pub use health::health_router;
@@ -42,6 +43,9 @@ pub struct ServerArgs {
     /// Address to serve HTTP on.
     #[arg(long, env = "INFRA_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub limits: rate_limit::LimitArgs,
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -100,12 +104,13 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         args: args.operator.clone(),
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
-    let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone() };
-    let app = router(auth, scim_state, providers, login, metrics.clone(), ready);
+    let limits = Arc::new(rate_limit::Limits::new(&args.limits));
+    let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
+    let app = router(auth, scim_state, providers, login, limits, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|v| *v).await;
             tracing::info!("shutting down; finishing in-flight requests");
@@ -119,12 +124,13 @@ pub fn router(
     scim: ScimState,
     providers: Store<IdentityProvider>,
     login: Arc<login::LoginState>,
+    limits: Arc<rate_limit::Limits>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 ) -> Router {
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
-        .merge(login::router(login))
+        .merge(login::router(login).layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)))
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(health_router(metrics.clone(), ready))
         .fallback(not_found)

@@ -8,6 +8,7 @@ mod helm;
 mod image;
 mod outbound;
 mod providers;
+mod rate_limits;
 mod resources;
 mod dashboard;
 mod durability;

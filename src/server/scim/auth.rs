@@ -13,7 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use super::error;
+use super::error::{self, ScimError};
+use crate::server::rate_limit;
 use crate::api::{annotations, labels, IdentityProvider, ScimKey};
 use crate::controller::scim_key::SECRET_DATA_KEY;
 use crate::keys;
@@ -118,6 +119,7 @@ impl KeyStores {
 pub struct AuthState {
     pub stores: KeyStores,
     pub metrics: std::sync::Arc<Metrics>,
+    pub limits: std::sync::Arc<crate::server::rate_limit::Limits>,
 }
 
 /// Middleware: authenticates the request and hands the `Principal` to the handlers.
@@ -131,8 +133,24 @@ pub async fn require_key(State(state): State<AuthState>, mut req: Request, next:
         }
         Err(refusal) => {
             state.metrics.scim_auth.get_or_create(&OutcomeLabels { outcome: refusal.outcome().into() }).inc();
-            tracing::info!(outcome = refusal.outcome(), path = %req.uri().path(), "SCIM request refused");
-            error::unauthorized(refusal.to_string()).into_response()
+            // Failures are limited per client and per key id, so keys cannot be guessed at speed;
+            // a request with a working key is never limited, so nobody can lock Okta out by
+            // sending wrong secrets with its key id.
+            let client = rate_limit::client_address(&req, state.limits.trusted_hops);
+            let key_id = header.and_then(keys::bearer_token).and_then(keys::parse_id).map(|id| format!("key:{id}"));
+            let now = std::time::Instant::now();
+            let by_client = state.limits.scim_failures_by_client.check(&client, now);
+            let by_key = key_id.map_or(Ok(()), |k| state.limits.scim_failures_by_key.check(&k, now));
+            tracing::info!(outcome = refusal.outcome(), path = %req.uri().path(), %client, "SCIM request refused");
+            match by_client.and(by_key) {
+                Ok(()) => error::unauthorized(refusal.to_string()).into_response(),
+                Err(wait) => {
+                    let secs = rate_limit::retry_after_secs(wait);
+                    let mut resp = ScimError::new(429, None, format!("too many failed authentications; retry in {secs} s")).into_response();
+                    resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+                    resp
+                }
+            }
         }
     }
 }
