@@ -93,6 +93,17 @@ pub fn verify(presented: &str, stored: &str) -> bool {
     hash(presented).ct_eq(&hash(stored)).into()
 }
 
+/// The SHA-256 of a token in lower-case hex: what is stored instead of the token.
+pub fn hash_hex(token: &str) -> String {
+    hash(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares a presented token with a stored [`hash_hex`] in constant time.
+pub fn verify_hash(presented: &str, stored_hex: &str) -> bool {
+    let presented = hash_hex(presented);
+    presented.len() == stored_hex.len() && bool::from(presented.as_bytes().ct_eq(stored_hex.as_bytes()))
+}
+
 /// The token from an `Authorization` header value: `Bearer <token>` with the scheme matched
 /// case-insensitively (RFC 7235 §2.1).
 pub fn bearer_token(header: &str) -> Option<&str> {

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod html;
 pub mod keys;
 pub mod metrics;
+pub mod sealed;
 pub mod oidc;
 pub mod scim;
 pub mod server;

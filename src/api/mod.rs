@@ -12,7 +12,7 @@ pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
     SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,
 };
-pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus};
+pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus, KEY_HASH_DATA, LEGACY_KEY_DATA};
 pub use user::{User, UserSpec, UserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -50,6 +50,10 @@ pub mod annotations {
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
     /// On login session Secrets: when the session was last used (for the idle timeout).
     pub const LAST_SEEN: &str = "infrahq.com/last-seen";
+    /// On a ScimKey: the one-time public key of whoever asked for it (see `crate::sealed`).
+    pub const KEY_RECIPIENT: &str = "infrahq.com/key-recipient";
+    /// On a ScimKey's Secret: the key sealed to that recipient, written with the Secret.
+    pub const SEALED_KEY: &str = "infrahq.com/sealed-key";
 }
 
 /// A reference to an IdentityProvider in the same namespace.

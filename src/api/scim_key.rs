@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::ProviderRef;
 
+/// Data key of a ScimKey's Secret: the SHA-256 (hex) of the key. The key itself is never stored.
+pub const KEY_HASH_DATA: &str = "keyHash";
+/// Data key of the key itself, in Secrets generated before keys were stored hashed; the controller
+/// replaces it with [`KEY_HASH_DATA`] and the server accepts it until then.
+pub const LEGACY_KEY_DATA: &str = "key";
+
 /// Which provider the key is for and how long it lasts.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -74,4 +80,9 @@ pub struct ScimKeyStatus {
     /// When the key stops working, if it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+    /// The key, sealed to the one-time public key that `infra scim-keys create` put in the
+    /// `infrahq.com/key-recipient` annotation: only that process can open it. Keys created
+    /// without a recipient are never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_key: Option<String>,
 }

@@ -13,8 +13,9 @@ use serde_json::json;
 use super::kube_client::{explain, Kube, KubeArgs};
 use super::output::{self, Format};
 use super::{spinner, FIELD_MANAGER};
-use crate::api::{labels, IdentityProvider, ScimKey, ScimKeySpec};
-use crate::controller::scim_key::{parse_duration, SECRET_DATA_KEY};
+use crate::api::{annotations, labels, IdentityProvider, ScimKey, ScimKeySpec};
+use crate::controller::scim_key::parse_duration;
+use crate::sealed::Recipient;
 
 #[derive(Subcommand)]
 pub enum ScimKeysCommand {
@@ -85,10 +86,17 @@ async fn create(
         anyhow::bail!("a ScimKey named {name:?} already exists; choose another --name or revoke it first");
     }
     let spec = ScimKeySpec { provider_ref: crate::api::ProviderRef { name: provider.clone() }, expires_after, description };
+    // A one-time key pair: the controller seals the generated key to its public half, and only
+    // this process ever holds the private half. No access to Secrets is needed.
+    let recipient = Recipient::new()?;
     let body = json!({
         "apiVersion": ScimKey::api_version(&()),
         "kind": ScimKey::kind(&()),
-        "metadata": {"name": name, "labels": {labels::MANAGED_BY: FIELD_MANAGER, labels::PROVIDER: provider}},
+        "metadata": {
+            "name": name,
+            "labels": {labels::MANAGED_BY: FIELD_MANAGER, labels::PROVIDER: provider},
+            "annotations": {annotations::KEY_RECIPIENT: recipient.public()},
+        },
         "spec": spec,
     });
     keys.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&body))
@@ -96,7 +104,7 @@ async fn create(
         .map_err(|e| explain(e, "create the ScimKey"))?;
 
     let spin = spinner::start("Generating the key");
-    let issued = |k: Option<&ScimKey>| k.and_then(|k| k.status.as_ref()).is_some_and(|s| s.secret_name.is_some() && s.key_id.is_some());
+    let issued = |k: Option<&ScimKey>| k.and_then(|k| k.status.as_ref()).is_some_and(|s| s.sealed_key.is_some() && s.key_id.is_some());
     let waited = tokio::time::timeout(Duration::from_secs(60), await_condition(keys.clone(), &name, issued)).await;
     spin.finish_and_clear();
     let key = match waited {
@@ -108,19 +116,13 @@ async fn create(
         ),
     };
     let status = key.status.unwrap_or_default();
-    let secret_name = status.secret_name.clone().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let secret = secrets.get(&secret_name).await.map_err(|e| explain(e, "read the generated key's Secret"))?;
-    let token = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(SECRET_DATA_KEY))
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .ok_or_else(|| anyhow::anyhow!("Secret {secret_name:?} has no key {SECRET_DATA_KEY:?}"))?;
+    let token = recipient.open(status.sealed_key.as_deref().unwrap_or_default()).map_err(|e| {
+        anyhow::anyhow!("{e}: the key of ScimKey {name:?} cannot be shown; revoke it (`infra scim-keys revoke {name}`) and create another")
+    })?;
     let scim_url = idp.status.and_then(|s| s.scim_url).unwrap_or_else(|| "<external URL>/api/scim/v2".into());
     let expires = status.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into());
     println!("Created SCIM key {name:?} for provider {provider:?} (key id {}, expires {expires}).", status.key_id.unwrap_or_default());
-    println!("The key is shown only now; it is stored in Secret {secret_name:?}.");
+    println!("The key is shown only now; Infra keeps only its hash.");
     println!();
     println!("In the provider's SCIM app (Okta: SCIM 2.0 Test App (Header Auth) > Provisioning > Configure API Integration):");
     println!("  Base URL:  {scim_url}");

@@ -1,4 +1,5 @@
-//! Reconciles ScimKeys: generates the key once into a Secret the ScimKey owns, and reports the
+//! Reconciles ScimKeys: generates the key once, keeps only its hash in a Secret the ScimKey owns,
+//! hands the key itself to whoever asked (sealed to their one-time public key), and reports the
 //! key's id, creation and expiry.
 
 use std::collections::BTreeMap;
@@ -9,19 +10,17 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use super::context::{now, Context, Error};
 use crate::api::conditions::{self, Check};
-use crate::api::{annotations, labels, IdentityProvider, ScimKey};
-use crate::keys;
+use crate::api::{annotations, labels, IdentityProvider, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
+use crate::{keys, sealed};
 
 pub const KIND: &str = "ScimKey";
 pub const READY: &str = "Ready";
-/// The data key of the generated Secret that holds the bearer key.
-pub const SECRET_DATA_KEY: &str = "key";
 pub const SECRET_TYPE: &str = "infrahq.com/scim-key";
 /// How often to look again for a provider that does not exist yet.
 const PROVIDER_RECHECK: Duration = Duration::from_secs(30);
@@ -34,7 +33,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
     let mut status = old.clone();
 
     let secret = match owned_secret(&secrets, &key).await? {
-        Some(secret) => secret,
+        Some(secret) => hash_legacy_key(&secrets, secret).await?,
         None => {
             if old.key_id.is_some() {
                 tracing::warn!(scimkey = %key.name_any(), "the key's Secret is gone; generating a new key");
@@ -45,6 +44,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
         }
     };
     let (key_id, created, expires) = describe(&secret);
+    status.sealed_key = secret.annotations().get(annotations::SEALED_KEY).cloned();
     status.secret_name = secret.metadata.name.clone();
     status.key_id = key_id;
     status.created_at = created.map(Time);
@@ -109,6 +109,17 @@ async fn create_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Secret, E
     if let Some(at) = expires {
         annotations.insert(annotations::EXPIRES_AT.to_string(), at.to_string());
     }
+    // The key leaves the controller only sealed to the one who asked; written with the Secret, so
+    // that it is published exactly when the key's hash is stored.
+    match key.annotations().get(annotations::KEY_RECIPIENT) {
+        Some(recipient) => match sealed::seal(recipient, &generated.token) {
+            Ok(sealed) => {
+                annotations.insert(annotations::SEALED_KEY.to_string(), sealed);
+            }
+            Err(e) => tracing::warn!(scimkey = %key.name_any(), error = %e, "cannot hand out the key; it is generated but never shown"),
+        },
+        None => tracing::info!(scimkey = %key.name_any(), "no key recipient: the key is generated but never shown (create keys with `infra scim-keys create`)"),
+    }
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(format!("scimkey-{}", generated.id)),
@@ -123,12 +134,27 @@ async fn create_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Secret, E
             ..Default::default()
         },
         type_: Some(SECRET_TYPE.to_string()),
-        data: Some(BTreeMap::from([(SECRET_DATA_KEY.to_string(), ByteString(generated.token.into_bytes()))])),
+        data: Some(BTreeMap::from([(KEY_HASH_DATA.to_string(), ByteString(keys::hash_hex(&generated.token).into_bytes()))])),
         ..Default::default()
     };
     let created = secrets.create(&PostParams { field_manager: Some(super::context::FIELD_MANAGER.into()), ..Default::default() }, &secret).await?;
     tracing::info!(scimkey = %key.name_any(), key_id = %generated.id, "generated SCIM key");
     Ok(created)
+}
+
+/// Replaces the key that Secrets generated before hashing hold with its hash. The server accepts
+/// either form, so keys keep working through the change.
+async fn hash_legacy_key(secrets: &Api<Secret>, secret: Secret) -> Result<Secret, Error> {
+    let data = secret.data.as_ref();
+    let Some(plain) = data.and_then(|d| d.get(LEGACY_KEY_DATA)).and_then(|v| std::str::from_utf8(&v.0).ok()) else {
+        return Ok(secret);
+    };
+    let hash = ByteString(keys::hash_hex(plain).into_bytes());
+    let patch = serde_json::json!({"data": {KEY_HASH_DATA: hash, LEGACY_KEY_DATA: null}});
+    let name = secret.name_any();
+    let patched = secrets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    tracing::info!(secret = %name, "replaced a stored SCIM key with its hash");
+    Ok(patched)
 }
 
 /// Key id, creation time and expiry, all from the Secret (its metadata is written once, when the

@@ -69,7 +69,15 @@ async fn a_key_authenticates_on_every_replica_until_revoked() {
     assert!(!yaml.contains(&token));
     let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
     let secret = secrets.get(status.secret_name.as_ref().unwrap()).await.unwrap();
-    assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, key.metadata.uid.unwrap());
+    assert_eq!(secret.metadata.owner_references.clone().unwrap()[0].uid, key.metadata.uid.clone().unwrap());
+    // The Secret keeps only the key's hash; the key was handed to the CLI sealed to its one-time
+    // public key, and nothing anyone can read contains it.
+    let data = secret.data.clone().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec![infra::api::KEY_HASH_DATA], "{data:?}");
+    assert_eq!(String::from_utf8(data[infra::api::KEY_HASH_DATA].0.clone()).unwrap(), infra::keys::hash_hex(&token));
+    let secret_yaml = kubectl(&["get", "secret", status.secret_name.as_ref().unwrap(), "-n", &env().namespace, "-o", "yaml"]).ok().stdout;
+    assert!(!secret_yaml.contains(&token) && !secret_yaml.contains(&b64(&token)), "{secret_yaml}");
+    assert!(status.sealed_key.is_some());
     let listed = infra(&["scim-keys", "list", "--provider", &provider]).ok().stdout;
     assert!(listed.contains(&key_id) && !listed.contains(&token), "{listed}");
 
@@ -180,4 +188,36 @@ async fn write_methods_on_discovery_endpoints_are_405() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Secrets of earlier versions hold the key itself: it keeps working, and the controller replaces
+/// it with its hash.
+#[tokio::test]
+async fn a_stored_key_from_an_earlier_version_keeps_working_and_is_hashed() {
+    let provider = ready_provider("legacy").await;
+    let (name, token) = create_key(&provider, &[]);
+    let auth = format!("Bearer {token}");
+    all_replicas_answer(&auth, 200, Duration::from_secs(10)).await;
+    let key = scim_keys().await.get(&name).await.unwrap();
+    let secret_name = key.status.unwrap().secret_name.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
+    // Put the Secret back into the old form (the key itself under `key`).
+    let old = serde_json::json!({"data": {infra::api::KEY_HASH_DATA: null, infra::api::LEGACY_KEY_DATA: b64(&token)}});
+    secrets.patch(&secret_name, &PatchParams::default(), &Patch::Merge(&old)).await.unwrap();
+    eventually(Duration::from_secs(20), "the controller to replace the stored key with its hash", || {
+        let secrets = secrets.clone();
+        let secret_name = secret_name.clone();
+        async move {
+            let data = secrets.get(&secret_name).await.ok()?.data?;
+            (data.contains_key(infra::api::KEY_HASH_DATA) && !data.contains_key(infra::api::LEGACY_KEY_DATA)).then_some(())
+        }
+    })
+    .await;
+    all_replicas_answer(&auth, 200, Duration::from_secs(10)).await;
+    infra(&["providers", "remove", &provider]).ok();
 }

@@ -15,8 +15,7 @@ use kube::{Resource, ResourceExt};
 
 use super::error::{self, ScimError};
 use crate::server::rate_limit;
-use crate::api::{annotations, labels, IdentityProvider, ScimKey};
-use crate::controller::scim_key::SECRET_DATA_KEY;
+use crate::api::{annotations, labels, IdentityProvider, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
 use crate::keys;
 use crate::metrics::{Metrics, OutcomeLabels};
 
@@ -73,13 +72,14 @@ impl KeyStores {
             .into_iter()
             .find(|s| s.labels().get(labels::KEY_ID).map(String::as_str) == Some(id))
             .ok_or(Refusal::Unknown)?;
-        let stored = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(SECRET_DATA_KEY))
-            .and_then(|v| std::str::from_utf8(&v.0).ok())
-            .ok_or(Refusal::Unknown)?;
-        if !keys::verify(token, stored) {
+        let stored = |k: &str| secret.data.as_ref().and_then(|d| d.get(k)).and_then(|v| std::str::from_utf8(&v.0).ok());
+        let genuine = match (stored(KEY_HASH_DATA), stored(LEGACY_KEY_DATA)) {
+            (Some(hash), _) => keys::verify_hash(token, hash),
+            // A Secret from before keys were stored hashed, until the controller hashes it.
+            (None, Some(plain)) => keys::verify(token, plain),
+            (None, None) => false,
+        };
+        if !genuine {
             return Err(Refusal::Unknown);
         }
         // The key is alive only while the ScimKey that owns this very Secret exists.
@@ -228,7 +228,7 @@ mod tests {
                 }]),
                 ..Default::default()
             },
-            data: Some(BTreeMap::from([(SECRET_DATA_KEY.to_string(), ByteString(generated.token.clone().into_bytes()))])),
+            data: Some(BTreeMap::from([(KEY_HASH_DATA.to_string(), ByteString(keys::hash_hex(&generated.token).into_bytes()))])),
             ..Default::default()
         };
         (key, secret, generated.token)
@@ -252,6 +252,26 @@ mod tests {
         let p = f.stores.authenticate(Some(&format!("Bearer {token}")), now()).unwrap();
         assert_eq!(p.provider, "okta");
         assert_eq!(p.scim_key, "k1");
+    }
+
+    #[test]
+    fn secrets_hold_only_the_hash_and_legacy_plain_keys_still_work() {
+        let mut f = fixture();
+        f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
+        let (key, mut secret, token) = key_pair("k1", "okta", None);
+        let stored = secret.data.as_ref().unwrap()[KEY_HASH_DATA].0.clone();
+        assert_ne!(stored, token.as_bytes(), "the key itself is stored");
+        // The hash itself is not a key.
+        let as_key = format!("Bearer {}", String::from_utf8(stored).unwrap());
+        add(&mut f, &key, &secret);
+        assert_eq!(f.stores.authenticate(Some(&as_key), now()), Err(Refusal::Unknown));
+        // A Secret of an earlier version, holding the key itself.
+        secret.data = Some(BTreeMap::from([(LEGACY_KEY_DATA.to_string(), ByteString(token.clone().into_bytes()))]));
+        add(&mut f, &key, &secret);
+        assert!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).is_ok());
+        secret.data = Some(BTreeMap::new());
+        add(&mut f, &key, &secret);
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::Unknown));
     }
 
     #[test]
