@@ -6,7 +6,7 @@ pub mod login;
 mod providers;
 pub mod scim;
 
-pub use health::health_router;
+pub use health::{health_router, spawn_metrics_listener};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,9 +39,14 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub operator: OperatorArgs,
 
-    /// Address to serve HTTP on.
+    /// Address to serve HTTP on: SCIM, login, `/healthz` and `/readyz`. Never `/metrics`.
     #[arg(long, env = "INFRA_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
+
+    /// Address for `/healthz`, `/readyz` and `/metrics` of the server. Kept apart from
+    /// --listen-addr so that what an Ingress exposes never includes the metrics.
+    #[arg(long, env = "INFRA_SERVER_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -101,6 +106,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone() };
+    spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let app = router(auth, scim_state, providers, login, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
@@ -126,7 +132,7 @@ pub fn router(
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(login::router(login))
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
-        .merge(health_router(metrics.clone(), ready))
+        .merge(health::probe_router(ready))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -14,6 +14,8 @@ mod idp;
 mod leader;
 mod login;
 mod membership;
+mod metrics;
+mod rbac;
 mod scim_entra;
 mod scim_keys;
 mod shutdown;
