@@ -48,6 +48,7 @@ const CONTROLLER_MAY_NOT: &[&str] = &[
     "patch identityproviders.infrahq.com",
     "delete identityproviders.infrahq.com",
     "create scimkeys.infrahq.com",
+    "update scimkeys.infrahq.com",
     "patch scimkeys.infrahq.com",
     "delete scimkeys.infrahq.com",
     "create users.infrahq.com",
