@@ -164,9 +164,9 @@ async fn main() {
     let state = var("INFRA_STATE_DIR");
     let idp = var("INFRA_IDP_URL").trim_start_matches("https://").to_string();
     let client = Client::try_default().await.expect("kubeconfig");
-    // The direct baseline writes with the operator's own ServiceAccount, so authentication and RBAC
+    // The direct baseline writes with the server's own ServiceAccount, so authentication and RBAC
     // cost the same on both paths (the admin's system:masters would skip RBAC altogether).
-    let operator_config = kube::config::Kubeconfig::read_from(format!("{}/operator.kubeconfig", var("INFRA_STATE_DIR"))).expect("operator kubeconfig");
+    let operator_config = kube::config::Kubeconfig::read_from(format!("{}/server.kubeconfig", var("INFRA_STATE_DIR"))).expect("server kubeconfig");
     let operator_client = Client::try_from(kube::Config::from_custom_kubeconfig(operator_config, &Default::default()).await.unwrap()).unwrap();
     let operator_users: Api<User> = Api::namespaced(operator_client, &namespace);
     let users: Api<User> = Api::namespaced(client.clone(), &namespace);

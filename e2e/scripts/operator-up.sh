@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the operator as local processes against the local control plane: two controller replicas
-# (leader-elected) and two server replicas. Replica 0 of each authenticates as the ServiceAccount
-# of config/rbac, replica 1 as the ServiceAccount the Helm chart creates, so both sets of RBAC are
-# proven sufficient on every run; neither is ever cluster-admin.
+# (leader-elected) and two server replicas, each role as its own ServiceAccount. Replica 0 of each
+# role authenticates as that role's ServiceAccount of config/rbac (infra-controller,
+# infra-server), replica 1 as the role's ServiceAccount the Helm chart creates (e2e-infra-controller,
+# e2e-infra-server), so all four Roles are proven sufficient on every run; none is ever
+# cluster-admin.
 #
 # Expects the control plane and the stand-in IdP to be up and the binaries built.
-# Env: INFRA_PROFILE (debug; release for benchmarks), INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"), CONTROLLER_PORTS ("18081 18083").
+# Env: INFRA_PROFILE (debug; release for benchmarks), INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"),
+# SERVER_METRICS_PORTS ("18084 18085"), CONTROLLER_PORTS ("18081 18083").
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,10 +17,11 @@ source "${SCRIPT_DIR}/lib.sh"
 
 NS="${INFRA_NAMESPACE:-infra-system}"
 read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
+read -r -a SERVER_METRICS_PORTS <<<"${SERVER_METRICS_PORTS:-18084 18085}"
 read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
 BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/${INFRA_PROFILE:-debug}/infra-operator"
-OPERATOR_KUBECONFIG="${STATE_DIR}/operator.kubeconfig"
-CHART_KUBECONFIG="${STATE_DIR}/operator-chart.kubeconfig"
+# <role>.kubeconfig: config/rbac's ServiceAccount of the role; <role>-chart.kubeconfig: the chart's.
+ROLES=(controller server)
 CHART_RELEASE="e2e"
 EXTERNAL_URL="http://127.0.0.1:${SERVER_PORTS[0]}"
 
@@ -30,15 +34,19 @@ kubectl_admin wait --for=condition=Established --timeout=60s \
   crd/identityproviders.infrahq.com crd/scimkeys.infrahq.com crd/users.infrahq.com crd/groups.infrahq.com >/dev/null
 kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin apply --server-side --field-manager=infra-e2e -f - >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
-"${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" infra-operator "${OPERATOR_KUBECONFIG}"
+for role in "${ROLES[@]}"; do
+  "${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "infra-${role}" "${STATE_DIR}/${role}.kubeconfig"
+done
 
 log "installing the Helm chart (release ${CHART_RELEASE}) into ${NS}"
 HELM_BIN="$("${SCRIPT_DIR}/build-helm.sh")"
 # The user ClusterRoles already come from config/rbac; the chart's Deployment never runs here
-# (no kubelet), its ServiceAccount and Role are what replica 1 uses.
+# (no kubelet), its ServiceAccounts and Roles are what replica 1 of each role uses.
 "${HELM_BIN}" upgrade --install "${CHART_RELEASE}" "${REPO_ROOT}/charts/infra" --kubeconfig "${ADMIN_KUBECONFIG}" -n "${NS}" \
   --set externalURL="${EXTERNAL_URL}" --set rbac.createUserRoles=false >/dev/null
-"${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "${CHART_RELEASE}-infra-operator" "${CHART_KUBECONFIG}"
+for role in "${ROLES[@]}"; do
+  "${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "${CHART_RELEASE}-infra-${role}" "${STATE_DIR}/${role}-chart.kubeconfig"
+done
 
 # start NAME KUBECONFIG ARGS... : runs the operator binary in the background with its own pid and log.
 start() {
@@ -55,17 +63,18 @@ start() {
   echo $! >"${STATE_DIR}/pids/${name}.pid"
 }
 
-# kubeconfig_for INDEX : replica 0 as config/rbac's ServiceAccount, the others as the chart's.
+# kubeconfig_for ROLE INDEX : replica 0 as config/rbac's ServiceAccount of ROLE, the others as the chart's.
 kubeconfig_for() {
-  if (($1 == 0)); then echo "${OPERATOR_KUBECONFIG}"; else echo "${CHART_KUBECONFIG}"; fi
+  if (($2 == 0)); then echo "${STATE_DIR}/$1.kubeconfig"; else echo "${STATE_DIR}/$1-chart.kubeconfig"; fi
 }
 
 for i in "${!CONTROLLER_PORTS[@]}"; do
-  start "controller-${i}" "$(kubeconfig_for "${i}")" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
+  start "controller-${i}" "$(kubeconfig_for controller "${i}")" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
     --recheck-interval "${RECHECK_INTERVAL:-10m}"
 done
 for i in "${!SERVER_PORTS[@]}"; do
-  start "server-${i}" "$(kubeconfig_for "${i}")" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}"
+  start "server-${i}" "$(kubeconfig_for server "${i}")" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}" \
+    --metrics-addr "127.0.0.1:${SERVER_METRICS_PORTS[$i]}"
 done
 
 for i in "${!SERVER_PORTS[@]}"; do
@@ -80,4 +89,4 @@ for i in "${!CONTROLLER_PORTS[@]}"; do
     die "controller-${i} did not become ready"
   }
 done
-log "operator running: servers on ${SERVER_PORTS[*]}, controllers on ${CONTROLLER_PORTS[*]}"
+log "operator running: servers on ${SERVER_PORTS[*]} (metrics on ${SERVER_METRICS_PORTS[*]}), controllers on ${CONTROLLER_PORTS[*]}"

@@ -57,17 +57,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health = server::health_router(metrics.clone(), ready.clone());
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
-    tracing::info!(addr = %args.metrics_addr, "controller health and metrics listening");
-    let mut health_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, health)
-            .with_graceful_shutdown(async move {
-                let _ = health_shutdown.wait_for(|v| *v).await;
-            })
-            .await;
-    });
+    server::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
 
     let ns = args.operator.namespace.clone();
     let identity = match &args.identity {

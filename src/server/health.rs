@@ -1,5 +1,8 @@
-//! `/healthz`, `/readyz` and `/metrics`, served by both roles.
+//! `/healthz` and `/readyz`, served by both roles, and `/metrics`, served only on each role's
+//! separate metrics address: the server's public listener (which an Ingress exposes to the
+//! internet) never serves metrics.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -8,33 +11,55 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-#[derive(Clone)]
-struct HealthState {
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+/// `/healthz`, `/readyz` and `/metrics`, for a role's metrics address. `ready` flips to true once
+/// the process can serve correctly (caches synced for the server; the lease manager running for
+/// the controller).
+pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+    probe_router(ready).merge(Router::new().route("/metrics", get(metrics_text)).with_state(metrics))
 }
 
-/// `ready` flips to true once the process can serve correctly (caches synced for the server; the
-/// lease manager running for the controller).
-pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+/// `/healthz` and `/readyz` only, for the server's public listener (the kubelet probes it there,
+/// so a probe fails when the port people use stops answering).
+pub fn probe_router(ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(HealthState { metrics, ready })
+        .with_state(ready)
 }
 
-async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
+/// Binds `addr` (so a taken port fails startup) and serves [`health_router`] there until
+/// `shutdown` turns true.
+pub async fn spawn_metrics_listener(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding the metrics address {addr}: {e}"))?;
+    tracing::info!(%addr, "health and metrics listening");
+    let mut stop = shutdown;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, health_router(metrics, ready))
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await;
+    });
+    Ok(())
+}
+
+async fn readyz(State(ready): State<Arc<AtomicBool>>) -> impl IntoResponse {
+    if ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches are not synced yet\n")
     }
 }
 
-async fn metrics_text(State(s): State<HealthState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.encode())
 }

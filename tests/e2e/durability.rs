@@ -18,8 +18,8 @@ const PORT: u16 = 18090;
 fn start_server() -> Child {
     let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
     Command::new(env!("CARGO_BIN_EXE_infra-operator"))
-        .args(["server", "--listen-addr", &format!("127.0.0.1:{PORT}")])
-        .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
+        .args(["server", "--listen-addr", &format!("127.0.0.1:{PORT}"), "--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", format!("{state}/server.kubeconfig"))
         .env("INFRA_NAMESPACE", &env().namespace)
         .env("INFRA_EXTERNAL_URL", format!("http://127.0.0.1:{PORT}"))
         .env("INFRA_LOG", "warn")

@@ -11,6 +11,8 @@ pub struct Env {
     pub kubeconfig: String,
     pub namespace: String,
     pub server_urls: Vec<String>,
+    /// The servers' metrics addresses, in the order of `server_urls`.
+    pub server_metrics_urls: Vec<String>,
     pub idp_url: String,
     pub kubectl: String,
 }
@@ -35,6 +37,7 @@ pub fn env() -> &'static Env {
             kubeconfig: var("KUBECONFIG"),
             namespace: var("INFRA_NAMESPACE"),
             server_urls: var("INFRA_SERVER_URLS").split_whitespace().map(String::from).collect(),
+            server_metrics_urls: var("INFRA_SERVER_METRICS_URLS").split_whitespace().map(String::from).collect(),
             idp_url: var("INFRA_IDP_URL"),
             kubectl,
         }
@@ -187,8 +190,9 @@ pub async fn wait_until_up(client: &reqwest::Client, url: &str, what: &str) {
     .await;
 }
 
-/// Starts one more server replica on `port`, as the operator's ServiceAccount, with `args` and
-/// `envs` added, and waits until it is ready. Its output goes to `log` (or nowhere).
+/// Starts one more server replica on `port`, as the server's ServiceAccount (config/rbac), with
+/// `args` and `envs` added, and waits until it is ready. Its output goes to `log` (or nowhere).
+/// Its metrics listen on a free port of the system's choosing.
 pub async fn extra_server(port: u16, args: &[&str], envs: &[(&str, String)], log: Option<&str>) -> std::process::Child {
     let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
     let (out, err) = match log {
@@ -199,9 +203,9 @@ pub async fn extra_server(port: u16, args: &[&str], envs: &[(&str, String)], log
         None => (Stdio::null(), Stdio::null()),
     };
     let child = Command::new(env!("CARGO_BIN_EXE_infra-operator"))
-        .args(["server", "--listen-addr", &format!("127.0.0.1:{port}")])
+        .args(["server", "--listen-addr", &format!("127.0.0.1:{port}"), "--metrics-addr", "127.0.0.1:0"])
         .args(args)
-        .env("KUBECONFIG", format!("{state}/operator.kubeconfig"))
+        .env("KUBECONFIG", format!("{state}/server.kubeconfig"))
         .env("INFRA_NAMESPACE", &env().namespace)
         .env("INFRA_EXTERNAL_URL", format!("http://127.0.0.1:{port}"))
         .envs(envs.iter().map(|(k, v)| (k, v)))

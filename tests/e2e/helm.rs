@@ -92,6 +92,12 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(docs)))
 }
 
+fn find_named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", kinds(docs)))
+}
+
 fn kinds(docs: &[Value]) -> Vec<String> {
     let mut k: Vec<String> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default().to_string()).collect();
     k.sort();
@@ -127,25 +133,39 @@ fn helm_template_renders_a_hardened_operator() {
     let docs = rendered(&[]);
     assert_eq!(
         kinds(&docs),
-        ["ClusterRole", "ClusterRole", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"],
-        "the default install: no Ingress, NetworkPolicy or ServiceMonitor"
+        [
+            "ClusterRole", "ClusterRole", "Deployment", "Deployment", "PodDisruptionBudget", "PodDisruptionBudget", "Role", "Role",
+            "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"
+        ],
+        "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role; no Ingress, NetworkPolicy or ServiceMonitor"
     );
-    let deployment = find(&docs, "Deployment");
-    assert_eq!(deployment["metadata"]["name"], "infra-operator");
-    assert_eq!(deployment["spec"]["replicas"], 2);
-    let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["serviceAccountName"], "infra-operator");
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
-    let names: Vec<&str> = pod["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["controller", "server"]);
-    let controller = container(deployment, "controller");
-    let server = container(deployment, "server");
+    let controller_deployment = find_named(&docs, "Deployment", "infra-controller");
+    let server_deployment = find_named(&docs, "Deployment", "infra-server");
+    let controller = container(controller_deployment, "controller");
+    let server = container(server_deployment, "server");
     assert_eq!(controller["image"], server["image"], "one image for both roles");
     assert_eq!(controller["image"], "ghcr.io/infrahq/infra-operator:0.1.0", "the tag defaults to appVersion");
     assert_eq!(controller["args"], json!(["controller"]));
     assert_eq!(server["args"], json!(["server"]));
+    for (role, deployment) in [("controller", controller_deployment), ("server", server_deployment)] {
+        assert_eq!(deployment["spec"]["replicas"], 2);
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"].as_array().unwrap().len(), 1, "one role per pod: {deployment}");
+        // Each role runs as its own ServiceAccount, bound to its own Role.
+        let sa = format!("infra-{role}");
+        assert_eq!(pod["serviceAccountName"], sa.as_str());
+        find_named(&docs, "ServiceAccount", &sa);
+        let binding = find_named(&docs, "RoleBinding", &sa);
+        assert_eq!(binding["roleRef"]["name"], find_named(&docs, "Role", &sa)["metadata"]["name"]);
+        assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": sa, "namespace": "infra-system"}]));
+        assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"], role);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        let pdb = find_named(&docs, "PodDisruptionBudget", &sa);
+        assert_eq!(pdb["spec"]["minAvailable"], 1);
+        assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+    }
     for c in [controller, server] {
         let sc = &c["securityContext"];
         assert_eq!(sc["readOnlyRootFilesystem"], true, "{c}");
@@ -165,19 +185,22 @@ fn helm_template_renders_a_hardened_operator() {
     }
     assert_eq!(env_value(controller, "INFRA_RECHECK_INTERVAL"), Some("10m"));
     assert_eq!(env_value(controller, "INFRA_LEASE_DURATION"), Some("15"));
-    assert_eq!(container(deployment, "controller")["ports"][0]["containerPort"], 8081);
-    assert_eq!(container(deployment, "server")["ports"][0]["containerPort"], 8080);
+    assert_eq!(controller["ports"], json!([{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]));
+    // The server's metrics have a port of their own (the binary's --metrics-addr default, 9090).
+    assert_eq!(
+        server["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}, {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}])
+    );
 
-    let service = find(&docs, "Service");
-    assert_eq!(service["metadata"]["name"], "infra-server");
-    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
-    let pdb = find(&docs, "PodDisruptionBudget");
-    assert_eq!(pdb["spec"]["minAvailable"], 1);
-    assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
-    let binding = find(&docs, "RoleBinding");
-    assert_eq!(binding["roleRef"]["name"], find(&docs, "Role")["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["name"], find(&docs, "ServiceAccount")["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["namespace"], "infra-system");
+    // The public Service reaches the server pods' http port only, never metrics.
+    let service = find_named(&docs, "Service", "infra-server");
+    assert_eq!(service["spec"]["selector"], server_deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(service["spec"]["ports"], json!([{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]));
+    // The metrics Service reaches both roles' metrics ports.
+    let metrics = find_named(&docs, "Service", "infra-metrics");
+    assert_eq!(metrics["spec"]["type"], "ClusterIP");
+    assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "metrics");
+    assert!(metrics["spec"]["selector"].get("app.kubernetes.io/component").is_none(), "{metrics}");
     assert!(
         !docs.iter().any(|d| d["kind"] == "ClusterRoleBinding"),
         "the operator must not need cluster-wide permissions"
@@ -219,17 +242,23 @@ fn helm_template_optional_parts() {
         rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
         "monitoring"
     );
-    assert!(rules[1]["ports"].as_array().unwrap().iter().any(|p| p["port"] == "metrics"), "{policy}");
+    assert_eq!(rules[1]["ports"], json!([{"port": "metrics", "protocol": "TCP"}]), "metrics come from their own port only: {policy}");
 
+    // Scraped through the metrics Service, never the public http port.
     let monitor = find(&docs, "ServiceMonitor");
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     let ports: Vec<&str> = monitor["spec"]["endpoints"].as_array().unwrap().iter().map(|e| e["port"].as_str().unwrap()).collect();
-    assert_eq!(ports, ["http", "metrics"]);
+    assert_eq!(ports, ["metrics"]);
+    let metrics_service = find_named(&docs, "Service", "infra-metrics");
+    for (label, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&metrics_service["metadata"]["labels"][label], value, "the ServiceMonitor selects the metrics Service by {label}");
+    }
+    let public = find_named(&docs, "Service", "infra-server");
+    assert_ne!(public["metadata"]["labels"]["app.kubernetes.io/component"], monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]);
 
-    let deployment = find(&docs, "Deployment");
-    let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "corp-ca");
     for name in ["controller", "server"] {
+        let deployment = find_named(&docs, "Deployment", &format!("infra-{name}"));
+        assert_eq!(deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"], "corp-ca");
         let c = container(deployment, name);
         assert_eq!(env_value(c, "INFRA_EXTRA_CA_FILE"), Some("/etc/infra/extra-ca/bundle.pem"), "{c}");
         assert_eq!(env_value(c, "INFRA_LOG_FORMAT"), Some("text"), "{c}");
@@ -290,8 +319,12 @@ fn helm_chart_crds_equal_the_generated_ones() {
 #[test]
 fn helm_chart_rbac_equals_config_rbac() {
     let docs = rendered(&[]);
-    let role = &yaml_file("config/rbac/role.yaml")[0];
-    assert_eq!(find(&docs, "Role")["rules"], role["rules"], "the chart's Role must grant exactly config/rbac/role.yaml");
+    let roles = yaml_file("config/rbac/role.yaml");
+    assert_eq!(roles.len(), 2, "config/rbac/role.yaml holds the controller's and the server's Role");
+    for role in &roles {
+        let name = role["metadata"]["name"].as_str().unwrap();
+        assert_eq!(find_named(&docs, "Role", name)["rules"], role["rules"], "the chart's Role {name} must grant exactly config/rbac/role.yaml's");
+    }
     for want in yaml_file("config/rbac/user_roles.yaml") {
         let suffix = want["metadata"]["name"].as_str().unwrap().trim_start_matches("infra");
         let got = docs
@@ -321,8 +354,9 @@ impl Release {
         Self { name: unique("infra"), namespace: unique("helm") }
     }
 
-    fn operator(&self) -> String {
-        format!("{}-operator", self.name)
+    /// The name of a role's Deployment, ServiceAccount, Role, RoleBinding and PDB.
+    fn role(&self, role: &str) -> String {
+        format!("{}-{role}", self.name)
     }
 
     fn kubectl(&self, args: &[&str]) -> Run {
@@ -337,8 +371,8 @@ impl Release {
         serde_json::from_str(&self.kubectl(&all).ok().stdout).unwrap()
     }
 
-    fn can_i(&self, args: &[&str]) -> bool {
-        let sa = format!("system:serviceaccount:{}:{}", self.namespace, self.operator());
+    fn can_i(&self, role: &str, args: &[&str]) -> bool {
+        let sa = format!("system:serviceaccount:{}:{}", self.namespace, self.role(role));
         let mut all = vec!["auth", "can-i", "--as", sa.as_str()];
         all.extend(args);
         let run = kubectl(&all);
@@ -369,7 +403,7 @@ fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
 fn helm_install_upgrade_uninstall() {
     let r = Release::new();
     let url = format!("externalURL={EXTERNAL_URL}");
-    let op = r.operator();
+    let (controller, server) = (r.role("controller"), r.role("server"));
 
     // Install. The chart's CRDs already exist in the suite's cluster, so helm skips them. Pods
     // stay Pending (there is no kubelet), so no --wait: the release is deployed once the API
@@ -388,39 +422,42 @@ fn helm_install_upgrade_uninstall() {
     assert_eq!(status["info"]["status"], "deployed", "{status}");
     assert_eq!(status["version"], 1);
 
-    let server = format!("{}-server", r.name);
-    for (kind, name) in [
-        ("deployment", op.as_str()),
-        ("service", server.as_str()),
-        ("serviceaccount", op.as_str()),
-        ("role", op.as_str()),
-        ("rolebinding", op.as_str()),
-        ("poddisruptionbudget", op.as_str()),
-    ] {
-        r.kubectl(&["get", kind, name]).ok();
+    for name in [&controller, &server] {
+        for kind in ["deployment", "serviceaccount", "role", "rolebinding", "poddisruptionbudget"] {
+            r.kubectl(&["get", kind, name]).ok();
+        }
     }
+    r.kubectl(&["get", "service", &server]).ok();
+    r.kubectl(&["get", "service", &r.role("metrics")]).ok();
     for suffix in ["admin", "viewer"] {
         kubectl(&["get", "clusterrole", &format!("{}-{suffix}", r.name)]).ok();
     }
-    let deployment = r.json(&["get", "deployment", &op]);
-    assert_eq!(deployment["spec"]["replicas"], 2);
+    for name in [&controller, &server] {
+        assert_eq!(r.json(&["get", "deployment", name])["spec"]["replicas"], 2);
+    }
 
-    // The chart's RBAC: everything the operator does in its namespace, nothing elsewhere.
-    for verb_resource in [
-        &["create", "secrets"][..],
-        &["delete", "secrets"],
-        &["watch", "identityproviders.infrahq.com"],
-        &["patch", "scimkeys.infrahq.com", "--subresource=status"],
-        &["create", "users.infrahq.com"],
-        &["update", "leases.coordination.k8s.io"],
-        &["create", "events.events.k8s.io"],
+    // The installed RBAC, per role, as `kubectl auth can-i` answers for each ServiceAccount
+    // (tests/e2e/rbac.rs checks every verb of the suite's own release and config/rbac).
+    let ns = r.namespace.as_str();
+    for (role, verb_resource, allowed) in [
+        ("controller", &["patch", "identityproviders.infrahq.com", "--subresource=status"][..], true),
+        ("controller", &["patch", "leases.coordination.k8s.io/infra-controller"], true),
+        ("controller", &["create", "events.events.k8s.io"], true),
+        ("controller", &["create", "users.infrahq.com"], false),
+        ("server", &["create", "users.infrahq.com"], true),
+        ("server", &["create", "secrets"], true),
+        ("server", &["patch", "identityproviders.infrahq.com"], false),
+        ("server", &["update", "leases.coordination.k8s.io"], false),
+        ("server", &["create", "scimkeys.infrahq.com"], false),
     ] {
         let mut args = verb_resource.to_vec();
-        args.extend(["-n", r.namespace.as_str()]);
-        assert!(r.can_i(&args), "the operator may not {verb_resource:?} in its namespace");
+        args.extend(["-n", ns]);
+        assert_eq!(r.can_i(role, &args), allowed, "{role} may {verb_resource:?}: expected {allowed}");
     }
-    for outside in [&["list", "secrets", "-n", "default"][..], &["list", "secrets", "--all-namespaces"], &["create", "clusterroles"]] {
-        assert!(!r.can_i(outside), "the operator may {outside:?}");
+    for role in ["controller", "server"] {
+        for outside in [&["list", "secrets", "-n", "default"][..], &["list", "secrets", "--all-namespaces"], &["create", "clusterroles"]] {
+            assert!(!r.can_i(role, outside), "the {role} may {outside:?}");
+        }
     }
 
     // A mistake fails at upgrade time and leaves the release as it was.
@@ -433,9 +470,9 @@ fn helm_install_upgrade_uninstall() {
     let status: Value = serde_json::from_str(&helm(&["status", &r.name, "-n", &r.namespace, "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(status["info"]["status"], "deployed", "{status}");
     assert_eq!(status["version"], 2);
-    let deployment = r.json(&["get", "deployment", &op]);
-    assert_eq!(deployment["spec"]["replicas"], 3);
     for name in ["controller", "server"] {
+        let deployment = r.json(&["get", "deployment", &r.role(name)]);
+        assert_eq!(deployment["spec"]["replicas"], 3);
         let c = container(&deployment, name);
         assert_eq!(env_value(c, "INFRA_LOG_FORMAT"), Some("text"), "{c}");
         assert_eq!(env_value(c, "INFRA_LOG"), Some("debug"), "{c}");
@@ -463,11 +500,15 @@ fn kustomize_default_applies_with_server_dry_run() {
     for object in [
         "namespace/infra-system",
         "customresourcedefinition.apiextensions.k8s.io/identityproviders.infrahq.com",
-        "serviceaccount/infra-operator",
-        "role.rbac.authorization.k8s.io/infra-operator",
-        "rolebinding.rbac.authorization.k8s.io/infra-operator",
+        "serviceaccount/infra-controller",
+        "serviceaccount/infra-server",
+        "role.rbac.authorization.k8s.io/infra-controller",
+        "role.rbac.authorization.k8s.io/infra-server",
+        "rolebinding.rbac.authorization.k8s.io/infra-controller",
+        "rolebinding.rbac.authorization.k8s.io/infra-server",
         "service/infra-server",
-        "deployment.apps/infra-operator",
+        "deployment.apps/infra-controller",
+        "deployment.apps/infra-server",
     ] {
         assert!(run.stdout.contains(object), "{object} missing from:\n{}", run.stdout);
     }

@@ -555,7 +555,7 @@ async fn metrics_count_logins_refusals_and_sessions() {
     login("okta", &user).await;
     let (status, _) = post_login(&env().server_urls[0], json!({"provider": "okta"})).await;
     assert_eq!(status, 400);
-    let text = http().get(format!("{}/metrics", env().server_urls[0])).send().await.unwrap().text().await.unwrap();
+    let text = http().get(format!("{}/metrics", env().server_metrics_urls[0])).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("infra_logins_total{outcome=\"success\"}"), "{text}");
     // The leader controller reports how many sessions are stored.
     let controllers: Vec<String> = std::env::var("INFRA_CONTROLLER_URLS").unwrap().split_whitespace().map(String::from).collect();

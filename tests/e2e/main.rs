@@ -17,6 +17,8 @@ mod leader;
 mod login;
 mod outage;
 mod membership;
+mod metrics;
+mod rbac;
 mod scim_entra;
 mod scim_keys;
 mod shutdown;

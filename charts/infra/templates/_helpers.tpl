@@ -7,7 +7,7 @@ The chart name, or nameOverride.
 
 {{/*
 The base of every resource name: fullnameOverride, else the release name when it already contains
-the chart name (release "infra" gives infra-operator, infra-server, like config/), else
+the chart name (release "infra" gives infra-controller, infra-server, like config/), else
 <release>-<chart>. Truncated so that suffixes still fit in 63 characters.
 */}}
 {{- define "infra.fullname" -}}
@@ -24,28 +24,39 @@ the chart name (release "infra" gives infra-operator, infra-server, like config/
 {{- end }}
 
 {{/*
-The operator's name: Deployment, ServiceAccount, Role and RoleBinding.
+The name of one role's objects (Deployment, ServiceAccount, Role, RoleBinding,
+PodDisruptionBudget): include "infra.roleName" (list $ "controller"|"server").
 */}}
-{{- define "infra.operatorName" -}}
-{{- printf "%s-operator" (include "infra.fullname" .) }}
+{{- define "infra.roleName" -}}
+{{- printf "%s-%s" (include "infra.fullname" (index . 0)) (index . 1) }}
 {{- end }}
 
 {{/*
-The server's Service.
+The server's Service (and the server's role objects).
 */}}
 {{- define "infra.serverName" -}}
-{{- printf "%s-server" (include "infra.fullname" .) }}
+{{- include "infra.roleName" (list . "server") }}
 {{- end }}
 
-{{- define "infra.selectorLabels" -}}
+{{/*
+Selects every pod of the release, both roles.
+*/}}
+{{- define "infra.instanceSelectorLabels" -}}
 app.kubernetes.io/name: {{ include "infra.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+Selects one role's pods: include "infra.selectorLabels" (list $ "controller"|"server").
+*/}}
+{{- define "infra.selectorLabels" -}}
+{{ include "infra.instanceSelectorLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
 {{- define "infra.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "infra.selectorLabels" . }}
+{{ include "infra.instanceSelectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: infra
@@ -73,7 +84,7 @@ The mount path of the extra CA bundle, and the file INFRA_EXTRA_CA_FILE names.
 {{- end }}
 
 {{/*
-Environment both containers share.
+Environment both roles share.
 */}}
 {{- define "infra.commonEnv" -}}
 - name: INFRA_NAMESPACE
@@ -111,7 +122,7 @@ Environment both containers share.
 {{- end }}
 
 {{/*
-The hardened container securityContext both containers share.
+The hardened container securityContext both roles share.
 */}}
 {{- define "infra.containerSecurityContext" -}}
 allowPrivilegeEscalation: false

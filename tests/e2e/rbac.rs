@@ -1,0 +1,230 @@
+//! Least privilege: the controller and the internet-facing server run as separate
+//! ServiceAccounts, and each may do exactly what its code does (README.md, "Permissions"), no
+//! more. Checked with SubjectAccessReviews against the live API server, for the ServiceAccounts
+//! of config/rbac and of the Helm chart (release `e2e`, installed by `e2e/up`); the local operator
+//! runs replica 0 of each role as the former and replica 1 as the latter, so the rest of the suite
+//! proves these permissions sufficient.
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::api::PostParams;
+use kube::Api;
+
+use crate::harness::{client, env};
+
+/// Everything the controller's code does: reconcile providers and keys (status only), clean up
+/// group members, generate key Secrets, re-check and end sessions, record Events, lead through
+/// its Lease.
+const CONTROLLER_MAY: &[&str] = &[
+    "get identityproviders.infrahq.com",
+    "list identityproviders.infrahq.com",
+    "watch identityproviders.infrahq.com",
+    "patch identityproviders.infrahq.com/status",
+    "list scimkeys.infrahq.com",
+    "watch scimkeys.infrahq.com",
+    "patch scimkeys.infrahq.com/status",
+    "update scimkeys.infrahq.com/finalizers",
+    "list users.infrahq.com",
+    "watch users.infrahq.com",
+    "list groups.infrahq.com",
+    "watch groups.infrahq.com",
+    "update groups.infrahq.com",
+    "get secrets",
+    "list secrets",
+    "watch secrets",
+    "create secrets",
+    "patch secrets",
+    "delete secrets",
+    "create events.events.k8s.io",
+    "patch events.events.k8s.io",
+    "create leases.coordination.k8s.io",
+    "get leases.coordination.k8s.io infra-controller",
+    "patch leases.coordination.k8s.io infra-controller",
+];
+
+/// The controller never writes what people and SCIM clients own.
+const CONTROLLER_MAY_NOT: &[&str] = &[
+    "create identityproviders.infrahq.com",
+    "update identityproviders.infrahq.com",
+    "patch identityproviders.infrahq.com",
+    "delete identityproviders.infrahq.com",
+    "create scimkeys.infrahq.com",
+    "update scimkeys.infrahq.com",
+    "patch scimkeys.infrahq.com",
+    "delete scimkeys.infrahq.com",
+    "create users.infrahq.com",
+    "update users.infrahq.com",
+    "delete users.infrahq.com",
+    "patch users.infrahq.com/status",
+    "create groups.infrahq.com",
+    "delete groups.infrahq.com",
+    "update secrets",
+    "create events",
+    "list leases.coordination.k8s.io",
+    "get leases.coordination.k8s.io some-other-lease",
+    "patch leases.coordination.k8s.io some-other-lease",
+    "delete leases.coordination.k8s.io infra-controller",
+];
+
+/// Everything the server's code does: cache providers and keys, write users and groups for SCIM
+/// and logins, and keep login sessions and the login state key in Secrets.
+const SERVER_MAY: &[&str] = &[
+    "list identityproviders.infrahq.com",
+    "watch identityproviders.infrahq.com",
+    "list scimkeys.infrahq.com",
+    "watch scimkeys.infrahq.com",
+    "get users.infrahq.com",
+    "list users.infrahq.com",
+    "watch users.infrahq.com",
+    "create users.infrahq.com",
+    "update users.infrahq.com",
+    "delete users.infrahq.com",
+    "patch users.infrahq.com/status",
+    "get groups.infrahq.com",
+    "list groups.infrahq.com",
+    "watch groups.infrahq.com",
+    "create groups.infrahq.com",
+    "update groups.infrahq.com",
+    "delete groups.infrahq.com",
+    "get secrets",
+    "list secrets",
+    "watch secrets",
+    "create secrets",
+    "patch secrets",
+    "delete secrets",
+];
+
+/// The internet-facing server can change no provider or key, cannot lead, and records nothing.
+const SERVER_MAY_NOT: &[&str] = &[
+    "get identityproviders.infrahq.com",
+    "create identityproviders.infrahq.com",
+    "update identityproviders.infrahq.com",
+    "patch identityproviders.infrahq.com",
+    "delete identityproviders.infrahq.com",
+    "patch identityproviders.infrahq.com/status",
+    "get scimkeys.infrahq.com",
+    "create scimkeys.infrahq.com",
+    "update scimkeys.infrahq.com",
+    "patch scimkeys.infrahq.com",
+    "delete scimkeys.infrahq.com",
+    "patch scimkeys.infrahq.com/status",
+    "update scimkeys.infrahq.com/finalizers",
+    "update secrets",
+    "create leases.coordination.k8s.io",
+    "get leases.coordination.k8s.io infra-controller",
+    "update leases.coordination.k8s.io infra-controller",
+    "patch leases.coordination.k8s.io infra-controller",
+    "create events.events.k8s.io",
+    "create events",
+];
+
+/// `"verb resource[.group][/subresource] [name]"` as the ResourceAttributes of a review in `ns`.
+fn attributes(check: &str, ns: &str) -> ResourceAttributes {
+    let mut words = check.split_whitespace();
+    let (verb, target, name) = (words.next().unwrap(), words.next().unwrap(), words.next());
+    let (resource, subresource) = match target.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (target, None),
+    };
+    let (resource, group) = resource.split_once('.').unwrap_or((resource, ""));
+    ResourceAttributes {
+        namespace: Some(ns.to_string()),
+        verb: Some(verb.to_string()),
+        group: Some(group.to_string()),
+        resource: Some(resource.to_string()),
+        subresource,
+        name: name.map(String::from),
+        ..Default::default()
+    }
+}
+
+/// Whether ServiceAccount `sa` of `sa_ns` may do `check` in namespace `ns`, as the API server's
+/// authorizer answers (with the groups every ServiceAccount token carries).
+async fn allowed(api: &Api<SubjectAccessReview>, sa_ns: &str, sa: &str, check: &str, ns: &str) -> bool {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{sa_ns}:{sa}")),
+            groups: Some(vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{sa_ns}"), "system:authenticated".into()]),
+            resource_attributes: Some(attributes(check, ns)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = api.create(&PostParams::default(), &review).await.unwrap_or_else(|e| panic!("SubjectAccessReview {sa} {check}: {e}"));
+    answer.status.expect("a review has a status").allowed
+}
+
+/// Checks `sa` against its role's lists, and that it may do nothing at all in another namespace.
+/// Collects every mismatch, so one run shows the whole difference.
+pub async fn assert_role(sa: &str, may: &[&str], may_not: &[&str]) {
+    let api: Api<SubjectAccessReview> = Api::all(client().await);
+    let ns = env().namespace.as_str();
+    let mut wrong = vec![];
+    for check in may {
+        if !allowed(&api, ns, sa, check, ns).await {
+            wrong.push(format!("may not {check}, but its code does it"));
+        }
+    }
+    for check in may_not {
+        if allowed(&api, ns, sa, check, ns).await {
+            wrong.push(format!("may {check}, which it must not"));
+        }
+    }
+    for check in may.iter().chain(may_not) {
+        if allowed(&api, ns, sa, check, "default").await {
+            wrong.push(format!("may {check} in namespace default"));
+        }
+    }
+    assert!(wrong.is_empty(), "ServiceAccount {ns}/{sa}:\n  {}", wrong.join("\n  "));
+}
+
+pub async fn assert_controller(sa: &str) {
+    assert_role(sa, CONTROLLER_MAY, CONTROLLER_MAY_NOT).await;
+}
+
+pub async fn assert_server(sa: &str) {
+    assert_role(sa, SERVER_MAY, SERVER_MAY_NOT).await;
+}
+
+#[tokio::test]
+async fn kustomize_controller_service_account_has_only_the_controllers_permissions() {
+    assert_controller("infra-controller").await;
+}
+
+#[tokio::test]
+async fn kustomize_server_service_account_has_only_the_servers_permissions() {
+    assert_server("infra-server").await;
+}
+
+#[tokio::test]
+async fn chart_controller_service_account_has_only_the_controllers_permissions() {
+    assert_controller("e2e-infra-controller").await;
+}
+
+#[tokio::test]
+async fn chart_server_service_account_has_only_the_servers_permissions() {
+    assert_server("e2e-infra-server").await;
+}
+
+/// The local operator really runs each role as that role's ServiceAccounts (replica 0 from
+/// config/rbac, replica 1 from the chart), so the suite proves all four Roles sufficient: the API
+/// server itself says whom each kubeconfig authenticates as.
+#[tokio::test]
+async fn local_replicas_run_as_their_roles_service_accounts() {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
+    let ns = &env().namespace;
+    for (file, sa) in [
+        ("controller", "infra-controller"),
+        ("server", "infra-server"),
+        ("controller-chart", "e2e-infra-controller"),
+        ("server-chart", "e2e-infra-server"),
+    ] {
+        let path = format!("{state}/{file}.kubeconfig");
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+        let api: Api<SelfSubjectReview> = Api::all(kube::Client::try_from(config).unwrap());
+        let review = api.create(&PostParams::default(), &SelfSubjectReview::default()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let user = review.status.and_then(|s| s.user_info).and_then(|u| u.username);
+        assert_eq!(user.as_deref(), Some(format!("system:serviceaccount:{ns}:{sa}").as_str()), "{path}");
+    }
+}
