@@ -109,6 +109,8 @@ Environment both roles share.
   value: {{ .Values.login.sessionIdleTimeout | quote }}
 - name: INFRA_SESSION_RECHECK_INTERVAL
   value: {{ .Values.login.sessionRecheckInterval | quote }}
+- name: INFRA_DENY_INTERNAL_PROVIDER_ADDRESSES
+  value: {{ .Values.providers.denyInternalAddresses | quote }}
 # Fewer malloc arenas keep the server's resident memory close to what its caches hold.
 - name: MALLOC_ARENA_MAX
   value: "2"
