@@ -13,6 +13,7 @@ mod durability;
 mod idp;
 mod leader;
 mod login;
+mod login_identity;
 mod membership;
 mod scim_entra;
 mod scim_keys;
