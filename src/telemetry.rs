@@ -5,7 +5,6 @@
 //! start a forged log line with a newline or repaint a terminal with ANSI escapes. (The JSON
 //! format escapes them by construction.)
 
-
 use clap::{Args, ValueEnum};
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{self, FormatFields};

@@ -9,6 +9,7 @@ mod image;
 mod providers;
 mod resources;
 mod dashboard;
+mod dashboard_forgery;
 mod durability;
 mod idp;
 mod leader;
