@@ -106,7 +106,7 @@ function addUser(u) {
 for (const u of config.users || []) addUser(u);
 
 const publicUser = (u) => ({
-  sub: u.sub, email: u.email, name: u.name, groups: u.groups, disabled: u.disabled, tamper: u.tamper,
+  sub: u.sub, email: u.email, email_verified: u.email_verified, name: u.name, groups: u.groups, disabled: u.disabled, tamper: u.tamper,
 });
 
 // Scope -> claims, as an Okta custom authorization server with a "groups"
@@ -496,8 +496,9 @@ async function handleAdmin(req, res, pathname) {
     if (!body || typeof body !== 'object' || Array.isArray(body)
       || !isStr(body.email) || !/^[^\s@/]+@[^\s@/]+$/.test(body.email) || !isStr(body.password)
       || !(body.groups === undefined || (Array.isArray(body.groups) && body.groups.every((g) => typeof g === 'string')))
-      || !(body.name === undefined || isStr(body.name))) {
-      send(res, 400, { error: 'body must be {"email": "<address>", "password": "<non-empty>", "groups": ["<string>", ...], "name"?: "<string>"}' });
+      || !(body.name === undefined || isStr(body.name))
+      || !(body.email_verified === undefined || typeof body.email_verified === 'boolean')) {
+      send(res, 400, { error: 'body must be {"email": "<address>", "password": "<non-empty>", "groups": ["<string>", ...], "name"?: "<string>", "email_verified"?: <boolean>}' });
       return;
     }
     if (usersByLogin.has(body.email.toLowerCase())) {
@@ -506,7 +507,9 @@ async function handleAdmin(req, res, pathname) {
     }
     let sub;
     do sub = `00u${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`; while (usersBySub.has(sub));
-    const user = addUser({ sub, email: body.email, password: body.password, name: body.name, groups: body.groups });
+    const user = addUser({
+      sub, email: body.email, password: body.password, name: body.name, groups: body.groups, email_verified: body.email_verified,
+    });
     send(res, 201, publicUser(user));
     return;
   }

@@ -66,6 +66,13 @@ pub struct UserStatus {
     /// kept in the Group objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_groups: Option<Vec<String>>,
+    /// The provider's subject (`sub`) of the person who first logged in as this user. A later
+    /// login with another subject is refused (`subject_mismatch`): the account at the provider
+    /// was replaced, or another account claims this userName. Written by login only; SCIM writes
+    /// and renames keep it. To let a new account take over the user, remove this field (or
+    /// delete the User).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_subject: Option<String>,
     /// When the user last logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_login_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

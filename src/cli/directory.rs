@@ -40,7 +40,7 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
     if let Some(p) = &provider {
         users.retain(|u| &u.spec.provider_ref.name == p);
     }
-    users.sort_by(|a, b| a.spec.user_name.to_lowercase().cmp(&b.spec.user_name.to_lowercase()));
+    users.sort_by(|a, b| crate::scim::case::fold_case(&a.spec.user_name).cmp(&crate::scim::case::fold_case(&b.spec.user_name)));
     if let Format::Table = output {
         let groups: Api<Group> = Api::namespaced(kube.client.clone(), &kube.namespace);
         let groups = groups.list(&ListParams::default()).await.map_err(|e| explain(e, "list groups"))?.items;
@@ -78,7 +78,7 @@ pub async fn run_groups(args: &KubeArgs, cmd: GroupsCommand) -> anyhow::Result<(
     if let Some(p) = &provider {
         groups.retain(|g| &g.spec.provider_ref.name == p);
     }
-    groups.sort_by(|a, b| a.spec.display_name.to_lowercase().cmp(&b.spec.display_name.to_lowercase()));
+    groups.sort_by(|a, b| crate::scim::case::fold_case(&a.spec.display_name).cmp(&crate::scim::case::fold_case(&b.spec.display_name)));
     if let Format::Table = output {
         let rows: Vec<Vec<String>> = groups
             .iter()

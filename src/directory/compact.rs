@@ -63,7 +63,7 @@ impl CompactUser {
         self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
 
-    /// The emails' values, lower-cased, for the email index.
+    /// The emails' values, case-folded (ASCII letters only, `scim::case`), for the email index.
     pub fn email_values(&self) -> Vec<String> {
         let Some(attrs) = &self.attributes else { return vec![] };
         #[derive(serde::Deserialize)]
@@ -76,7 +76,7 @@ impl CompactUser {
             value: Option<String>,
         }
         serde_json::from_str::<Emails>(attrs)
-            .map(|e| e.emails.into_iter().filter_map(|e| e.value).map(|v| v.to_lowercase()).collect())
+            .map(|e| e.emails.into_iter().filter_map(|e| e.value).map(|v| crate::scim::case::fold_case(&v).into_owned()).collect())
             .unwrap_or_default()
     }
 

@@ -48,8 +48,10 @@ fn newer_or_same(incoming: Option<&str>, existing: Option<&str>) -> bool {
     }
 }
 
+/// Index keys of caseExact=false attributes (userName, emails, displayName), by the one rule of
+/// [`crate::scim::case`]: the index must agree with the object name and with the SCIM filter.
 fn lower(s: &str) -> String {
-    s.to_lowercase()
+    crate::scim::case::fold_case(s).into_owned()
 }
 
 fn compact_id(u: &CompactUser) -> Option<&str> {
@@ -373,6 +375,22 @@ mod tests {
         assert!(d.users_by_external_id("okta", "ext-2").is_empty());
         assert_eq!(d.users_by_email("okta", "alice@example.COM").len(), 1);
         assert_eq!(d.users("okta").len(), 1);
+    }
+
+    #[test]
+    fn only_ascii_letters_fold_in_the_indexes() {
+        let mut d = Directory::default();
+        d.apply_user(user("u-k", "1", "okta", "kate", 1));
+        d.apply_user(user("u-kelvin", "2", "okta", "\u{212A}ate", 2));
+        assert_eq!(scim_id(&d.user_by_user_name("okta", "KATE").unwrap()), Some("1"));
+        assert_eq!(scim_id(&d.user_by_user_name("okta", "\u{212A}ATE").unwrap()), Some("2"));
+        assert_eq!(scim_id(&d.user_by_user_name("okta", "\u{212A}ate").unwrap()), Some("2"));
+        assert_eq!(d.users("okta").len(), 2);
+        assert_eq!(d.users_by_email("okta", "KATE@example.com").len(), 1);
+        assert!(d.user_by_user_name("okta", "strasse").is_none());
+        d.apply_user(user("u-s", "3", "okta", "straße", 3));
+        assert!(d.user_by_user_name("okta", "STRASSE").is_none());
+        assert!(d.user_by_user_name("okta", "straße").is_some());
     }
 
     #[test]

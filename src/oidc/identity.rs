@@ -1,5 +1,13 @@
 //! Who a login says the person is: the username and groups taken from verified ID token claims
 //! (and the userinfo response, for providers whose ID tokens leave the groups out). Pure.
+//!
+//! An `email` claim is a username only while the provider does not say it is unverified: with
+//! `email_verified: false` (or `"false"`) the login is refused rather than letting anyone who can
+//! type an address at the provider become the User of that address. An absent `email_verified`
+//! counts as verified, because Okta (in some configurations) and Entra ID leave it out. There is no
+//! fallback to `preferred_username` for an unverified email: OpenID Connect says it must not be
+//! relied upon as unique, and some providers let people choose it. An administrator who trusts
+//! another claim names it in `spec.claims.username`, and it is used as configured.
 
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -26,6 +34,8 @@ pub struct Identity {
 pub enum IdentityError {
     #[error("the ID token has no {0:?} claim to take the username from; set spec.claims.username of the IdentityProvider to a claim the provider sends")]
     NoUsername(String),
+    #[error("the identity provider says the email address {0:?} is not verified (email_verified is false), so it cannot be the username; verify the address at the identity provider, or an administrator can set spec.claims.username of the IdentityProvider to a claim the provider controls")]
+    EmailNotVerified(String),
     #[error("the {claim:?} claim is not a list of group names: {found}")]
     GroupsNotAList { claim: String, found: String },
     #[error("spec.groupsFilter is not a valid regular expression: {0}")]
@@ -56,12 +66,20 @@ pub fn extract(
     mapping: Option<&ClaimMapping>,
     filter: &Regex,
 ) -> Result<Identity, IdentityError> {
+    let email = string_claim(id_claims, "email");
+    let unverified = email_unverified(id_claims);
     let user_name = match mapping.and_then(|m| m.username.as_deref()) {
         Some(claim) => string_claim(id_claims, claim).ok_or_else(|| IdentityError::NoUsername(claim.to_string()))?,
-        None => string_claim(id_claims, DEFAULT_USERNAME_CLAIM)
-            .or_else(|| string_claim(id_claims, FALLBACK_USERNAME_CLAIM))
-            .ok_or_else(|| IdentityError::NoUsername(format!("{DEFAULT_USERNAME_CLAIM}\" or \"{FALLBACK_USERNAME_CLAIM}")))?,
+        None => match &email {
+            Some(e) => e.clone(),
+            None => string_claim(id_claims, FALLBACK_USERNAME_CLAIM)
+                .ok_or_else(|| IdentityError::NoUsername(format!("{DEFAULT_USERNAME_CLAIM}\" or \"{FALLBACK_USERNAME_CLAIM}")))?,
+        },
     };
+    let username_is_email = mapping.and_then(|m| m.username.as_deref()).unwrap_or(DEFAULT_USERNAME_CLAIM) == DEFAULT_USERNAME_CLAIM;
+    if unverified && username_is_email && email.is_some() {
+        return Err(IdentityError::EmailNotVerified(user_name));
+    }
     let claim = groups_claim(mapping);
     let source = id_claims.get(claim).or_else(|| userinfo.and_then(|u| u.get(claim)));
     let mut groups = match source {
@@ -82,8 +100,19 @@ pub fn extract(
         user_name,
         groups,
         display_name: string_claim(id_claims, "name"),
-        email: string_claim(id_claims, "email"),
+        // An unverified address is not recorded on the User either.
+        email: email.filter(|_| !unverified),
     })
+}
+
+/// Whether the provider says the `email` claim is unverified. Some providers (older Cognito
+/// pools among them) send the boolean as a string.
+fn email_unverified(claims: &Claims) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(b)) => !b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("false"),
+        _ => false,
+    }
 }
 
 fn string_claim(claims: &Claims, name: &str) -> Option<String> {
@@ -112,6 +141,32 @@ mod tests {
         assert_eq!(id.user_name, "alice");
         let err = extract(&claims(json!({"sub": "00u1"})), None, None, &all).unwrap_err();
         assert!(err.to_string().contains("email") && err.to_string().contains("preferred_username"), "{err}");
+    }
+
+    #[test]
+    fn an_unverified_email_is_not_a_username() {
+        let all = groups_filter(None).unwrap();
+        for flag in [json!(false), json!("false"), json!("FALSE")] {
+            let c = claims(json!({"sub": "00u1", "email": "kate@x", "email_verified": flag, "preferred_username": "kate@x"}));
+            assert_eq!(extract(&c, None, None, &all), Err(IdentityError::EmailNotVerified("kate@x".into())), "{flag}");
+            // Naming `email` explicitly changes nothing.
+            assert_eq!(extract(&c, None, Some(&mapping(Some("email"), None)), &all), Err(IdentityError::EmailNotVerified("kate@x".into())));
+        }
+        let err = extract(&claims(json!({"email": "kate@x", "email_verified": false})), None, None, &all).unwrap_err();
+        assert!(err.to_string().contains("spec.claims.username"), "{err}");
+        // Verified or silent (Okta in some configurations, Entra ID): the email is the username.
+        for c in [json!({"email": "kate@x", "email_verified": true}), json!({"email": "kate@x"}), json!({"email": "kate@x", "email_verified": "true"})] {
+            let id = extract(&claims(c.clone()), None, None, &all).unwrap();
+            assert_eq!((id.user_name.as_str(), id.email.as_deref()), ("kate@x", Some("kate@x")), "{c}");
+        }
+        // A configured claim other than email is used as configured; the unverified address is
+        // not recorded.
+        let upn = mapping(Some("upn"), None);
+        let id = extract(&claims(json!({"upn": "kate@corp", "email": "kate@x", "email_verified": false})), None, Some(&upn), &all).unwrap();
+        assert_eq!((id.user_name.as_str(), id.email), ("kate@corp", None));
+        // No email at all: preferred_username, as before.
+        let id = extract(&claims(json!({"preferred_username": "kate", "email_verified": false})), None, None, &all).unwrap();
+        assert_eq!(id.user_name, "kate");
     }
 
     #[test]

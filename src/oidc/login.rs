@@ -66,34 +66,68 @@ pub enum LoginError {
     Identity(#[from] IdentityError),
 }
 
-/// The providers' signing keys, fetched on first use and again when a token names a key the
-/// cached set does not have (providers rotate keys and publish the new one before using it).
-#[derive(Default)]
+/// The providers' signing keys, fetched on first use and again when a token does not verify
+/// against the cached set: providers rotate keys, and a token that names no key (`kid`) is only
+/// known to need the new key when its signature fails against the old one.
 pub struct KeySets {
-    sets: Mutex<HashMap<String, (CoreJsonWebKeySet, Instant)>>,
+    sets: Mutex<HashMap<String, Cached>>,
+    refetch_after: Duration,
 }
 
-/// A key set younger than this is not fetched again for an unknown key: an ID token signed by a
-/// key the provider does not publish must not turn every login into a fetch.
+struct Cached {
+    set: CoreJsonWebKeySet,
+    fetched: Instant,
+    /// When a fetch was last started (successful or not, concurrent or not): the rate limit.
+    attempted: Instant,
+}
+
+impl Default for KeySets {
+    fn default() -> Self {
+        Self { sets: Mutex::default(), refetch_after: REFETCH_AFTER }
+    }
+}
+
+/// A key set fetched less than this ago is not fetched again for a token that fails to verify:
+/// tokens signed by keys the provider does not publish must not turn every login into a fetch.
 const REFETCH_AFTER: Duration = Duration::from_secs(2);
 /// Keys a provider stops publishing (a retired or compromised key) stop being trusted within this.
 const MAX_AGE: Duration = Duration::from_secs(600);
 
 impl KeySets {
-    async fn get(&self, http: &ProviderHttp, url: &str, stale_ok: bool) -> Result<CoreJsonWebKeySet, LoginError> {
-        if let Some((set, at)) = self.sets.lock().expect("key sets lock").get(url) {
-            let age = at.elapsed();
-            if age < MAX_AGE && (stale_ok || age < REFETCH_AFTER) {
-                return Ok(set.clone());
+    /// The key set of `url`: the cached one while younger than MAX_AGE, unless `refetch` asks for
+    /// a fresh one and none was attempted within the rate limit.
+    async fn get(&self, http: &ProviderHttp, url: &str, refetch: bool) -> Result<CoreJsonWebKeySet, LoginError> {
+        if let Some(c) = self.sets.lock().expect("key sets lock").get_mut(url) {
+            let fresh = c.fetched.elapsed() < MAX_AGE;
+            if fresh && (!refetch || c.attempted.elapsed() < self.refetch_after) {
+                return Ok(c.set.clone());
             }
+            // Concurrent logins failing on the same rotation share this one fetch.
+            c.attempted = Instant::now();
         }
         let url_typed = JsonWebKeySetUrl::new(url.to_string()).map_err(|e| LoginError::BadResponse(format!("JWKS URL {url}: {e}")))?;
         let set = CoreJsonWebKeySet::fetch_async(&url_typed, http)
             .await
             .map_err(|e| LoginError::Unreachable(format!("fetching the signing keys from {url}: {}", describe_error(&e))))?;
-        self.sets.lock().expect("key sets lock").insert(url.to_string(), (set.clone(), Instant::now()));
+        let now = Instant::now();
+        self.sets.lock().expect("key sets lock").insert(url.to_string(), Cached { set: set.clone(), fetched: now, attempted: now });
         Ok(set)
     }
+}
+
+/// Whether a signature failure may be cured by the provider's current keys: no key of the
+/// cached set matches, or the one that does is the wrong one (a token without `kid` after a
+/// rotation). A disallowed algorithm or a missing signature is not.
+fn may_be_rotation(e: &ClaimsVerificationError) -> bool {
+    matches!(
+        e,
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey
+                | SignatureVerificationError::CryptoError(_)
+                | SignatureVerificationError::AmbiguousKeyId(_)
+                | SignatureVerificationError::InvalidKey(_)
+        )
+    )
 }
 
 /// What acting as the client of any provider in the namespace takes: the client secrets (read
@@ -197,8 +231,9 @@ impl ProviderClient {
         })
     }
 
-    /// Verifies `id_token`, fetching the key set again once if the token names a key it does not
-    /// have. `nonce` is `None` for refreshed ID tokens, which need not carry one.
+    /// Verifies `id_token`, fetching the key set again once (within the rate limit) if the
+    /// signature does not verify against the cached keys. `nonce` is `None` for refreshed ID
+    /// tokens, which need not carry one.
     async fn verify(
         &self,
         keys: &KeySets,
@@ -208,7 +243,7 @@ impl ProviderClient {
     ) -> Result<String, LoginError> {
         let mut fresh = false;
         loop {
-            let set = keys.get(&self.http, &self.jwks_url, !fresh).await?;
+            let set = keys.get(&self.http, &self.jwks_url, fresh).await?;
             let verifier = CoreIdTokenVerifier::new_confidential_client(
                 ClientId::new(self.client_id.clone()),
                 ClientSecret::new(self.client_secret.clone()),
@@ -220,7 +255,7 @@ impl ProviderClient {
                 None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
             };
             match verified {
-                Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) if !fresh => fresh = true,
+                Err(e) if !fresh && may_be_rotation(&e) => fresh = true,
                 Err(e) => return Err(LoginError::InvalidIdToken(describe_claims_error(&e))),
                 Ok(claims) => {
                     if let Some(expected) = claims.access_token_hash() {
@@ -311,4 +346,129 @@ fn payload(id_token: &CoreIdToken) -> Result<Claims, LoginError> {
         .decode(part.trim_end_matches('='))
         .map_err(|e| LoginError::InvalidIdToken(format!("payload is not base64url: {e}")))?;
     serde_json::from_slice(&bytes).map_err(|e| LoginError::InvalidIdToken(format!("payload is not a JSON object: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use openidconnect::core::{CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+    use openidconnect::{JsonWebKeyId, PrivateSigningKey};
+    use serde_json::json;
+
+    use super::*;
+
+    // Test-only keys (see testdata/README.md).
+    const KEY_A: &str = include_str!("testdata/rsa-a.pem");
+    const KEY_B: &str = include_str!("testdata/rsa-b.pem");
+    const KEY_C: &str = include_str!("testdata/rsa-c.pem");
+    const ISSUER: &str = "https://idp.example.com/oauth2/default";
+
+    /// A provider's JWKS endpoint on loopback whose key set the test replaces, counting fetches.
+    struct Provider {
+        keys: Arc<Mutex<String>>,
+        fetches: Arc<AtomicUsize>,
+        client: ProviderClient,
+    }
+
+    impl Provider {
+        async fn start(pem: &str) -> Self {
+            let keys = Arc::new(Mutex::new(String::new()));
+            let fetches = Arc::new(AtomicUsize::new(0));
+            let (k, f) = (keys.clone(), fetches.clone());
+            let app = axum::Router::new().route(
+                "/keys",
+                axum::routing::get(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let body = k.lock().unwrap().clone();
+                    async move { ([("content-type", "application/json")], body) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            let client = ProviderClient {
+                http: crate::oidc::ProviderHttp::new(&[], Default::default()).unwrap(),
+                issuer: ISSUER.into(),
+                client_id: "infra".into(),
+                client_secret: "unused-for-rs256".into(),
+                secret_in_body: false,
+                token_url: format!("http://{addr}/token"),
+                userinfo_url: None,
+                jwks_url: format!("http://{addr}/keys"),
+            };
+            let p = Self { keys, fetches, client };
+            p.publish(pem, "first");
+            p
+        }
+
+        /// The provider publishes only `pem`'s public key, as `kid`.
+        fn publish(&self, pem: &str, kid: &str) {
+            let key = CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into()))).unwrap();
+            *self.keys.lock().unwrap() = serde_json::to_string(&CoreJsonWebKeySet::new(vec![key.as_verification_key()])).unwrap();
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+
+        async fn verify(&self, keys: &KeySets, pem: &str) -> Result<String, LoginError> {
+            let (token, response) = id_token(pem);
+            self.client.verify(keys, &token, Some(&Nonce::new("n".into())), &response).await
+        }
+    }
+
+    /// An ID token signed by `pem` whose header names no key (no `kid`), as some providers send.
+    fn id_token(pem: &str) -> (CoreIdToken, CoreTokenResponse) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let claims: CoreIdTokenClaims = serde_json::from_value(json!({
+            "iss": ISSUER, "aud": ["infra"], "sub": "00u1", "nonce": "n", "iat": now, "exp": now + 300,
+        }))
+        .unwrap();
+        let key = CoreRsaPrivateSigningKey::from_pem(pem, None).unwrap();
+        let token = CoreIdToken::new(claims, &key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).unwrap();
+        assert!(!token.to_string().split('.').next().map(|h| String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()).unwrap().contains("kid"));
+        let response = serde_json::from_value(json!({"access_token": "at", "token_type": "Bearer", "id_token": token.to_string()})).unwrap();
+        (token, response)
+    }
+
+    #[tokio::test]
+    async fn a_token_without_kid_verifies_after_the_provider_rotates_its_key() {
+        let idp = Provider::start(KEY_A).await;
+        let keys = KeySets { refetch_after: Duration::ZERO, ..KeySets::default() };
+        assert_eq!(idp.verify(&keys, KEY_A).await.unwrap(), "00u1");
+        assert_eq!(idp.fetches(), 1);
+        assert_eq!(idp.verify(&keys, KEY_A).await.unwrap(), "00u1");
+        assert_eq!(idp.fetches(), 1, "a verifying token uses the cached keys");
+        // The provider replaces its key. The cached key matches the kid-less token's algorithm
+        // but not its signature: one fetch of the new set, and the login goes through.
+        idp.publish(KEY_B, "second");
+        assert_eq!(idp.verify(&keys, KEY_B).await.unwrap(), "00u1");
+        assert_eq!(idp.fetches(), 2);
+        assert_eq!(idp.verify(&keys, KEY_B).await.unwrap(), "00u1");
+        assert_eq!(idp.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_bad_signature_refetches_once_and_within_the_rate_limit() {
+        let idp = Provider::start(KEY_A).await;
+        let keys = KeySets { refetch_after: Duration::ZERO, ..KeySets::default() };
+        idp.verify(&keys, KEY_A).await.unwrap();
+        // A token signed by a key the provider never published: one refetch, then refused.
+        let err = idp.verify(&keys, KEY_C).await.unwrap_err();
+        assert!(matches!(&err, LoginError::InvalidIdToken(m) if m.contains("signature does not verify")), "{err}");
+        assert_eq!(idp.fetches(), 2, "exactly one refetch per failed token");
+        // Within the rate limit, failures do not fetch at all (a real rotation is then picked up
+        // once the limit has passed, as the test above shows with no limit).
+        let limited = KeySets { refetch_after: Duration::from_secs(3600), ..KeySets::default() };
+        idp.verify(&limited, KEY_A).await.unwrap();
+        let before = idp.fetches();
+        for _ in 0..5 {
+            assert!(idp.verify(&limited, KEY_C).await.is_err());
+        }
+        idp.publish(KEY_B, "second");
+        assert!(idp.verify(&limited, KEY_B).await.is_err(), "the cached set is younger than the rate limit");
+        assert_eq!(idp.fetches(), before, "no fetch within the rate limit");
+    }
 }

@@ -803,7 +803,9 @@ mod tests {
         assert!(check(r#"displayName eq "Barbara \u0022Babs\u0022 Jensen""#));
         let u = json!({"userName": "zoë\\x"});
         assert!(parse(r#"userName eq "zo\u00eb\\x""#, ResourceType::User).unwrap().matches(&u));
-        assert!(parse(r#"userName eq "ZOË\\X""#, ResourceType::User).unwrap().matches(&u));
+        // caseExact=false folds ASCII letters only (scim::case): ë and Ë stay different.
+        assert!(parse(r#"userName eq "ZOë\\X""#, ResourceType::User).unwrap().matches(&u));
+        assert!(!parse(r#"userName eq "ZOË\\X""#, ResourceType::User).unwrap().matches(&u));
     }
 
     #[test]

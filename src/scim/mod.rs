@@ -11,6 +11,7 @@
 //! Where Okta or Microsoft Entra ID depart from the RFCs, the module that copes says so next to
 //! the code, citing the vendor document the behaviour comes from.
 
+pub mod case;
 pub mod error;
 pub mod filter;
 pub mod list;

@@ -58,9 +58,10 @@ pub(crate) fn is_case_exact(def: &AttrDef) -> bool {
     def.case_exact || def.ty == AttrType::Binary
 }
 
-/// A string as it should be compared for this attribute.
+/// A string as it should be compared for this attribute: exactly if caseExact, else by the one
+/// case-insensitive rule of [`super::case`] (ASCII letters only).
 pub(crate) fn fold<'a>(def: &AttrDef, s: &'a str) -> Cow<'a, str> {
-    if is_case_exact(def) { Cow::Borrowed(s) } else { Cow::Owned(s.to_lowercase()) }
+    if is_case_exact(def) { Cow::Borrowed(s) } else { super::case::fold_case(s) }
 }
 
 /// Orders two values of the attribute `def` by its type: strings lexicographically (folded unless
@@ -145,5 +146,8 @@ mod tests {
         assert_eq!(compare(common_attribute("meta").unwrap(), &json!({}), &json!({})), None);
         assert!(equal(def("emails.value"), &json!("A@example.com"), &json!("a@EXAMPLE.com")));
         assert!(!equal(def("id"), &json!("A1"), &json!("a1")));
+        // The Kelvin sign is not `k`: only ASCII letters fold.
+        assert!(!equal(def("userName"), &json!("\u{212A}ate@x"), &json!("KATE@x")));
+        assert!(equal(def("userName"), &json!("kate@x"), &json!("KATE@x")));
     }
 }

@@ -50,6 +50,16 @@ pub async fn new_user(prefix: &str, groups: &[&str]) -> IdpUser {
     IdpUser { email, password }
 }
 
+/// A new user whose email address the IdP marks unverified (`email_verified: false`).
+pub async fn new_unverified_user(prefix: &str) -> IdpUser {
+    let email = format!("{}@example.com", unique(prefix));
+    let password = format!("{}-pw", unique("secret"));
+    let (status, body) = admin("users", json!({"email": email, "password": password, "groups": [], "email_verified": false})).await;
+    assert_eq!(status, 201, "creating IdP user {email}: {body}");
+    assert_eq!(body["email_verified"], false, "{body}");
+    IdpUser { email, password }
+}
+
 /// From now on the IdP alters every ID token it issues for `user` (`None` stops it).
 pub async fn tamper(user: &IdpUser, mode: Option<&str>) {
     let (status, body) = admin(&format!("users/{}/tamper", user.email), json!({"mode": mode})).await;

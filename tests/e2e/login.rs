@@ -13,7 +13,7 @@ use crate::harness::{env, eventually, http, idp_domain_and_path, infra, unique, 
 use crate::idp::{self, new_user, IdpUser};
 
 /// One authorization at the IdP: what the CLI would hold when its loopback listener gets the code.
-struct Authorized {
+pub(crate) struct Authorized {
     code: String,
     verifier: String,
     nonce: String,
@@ -27,7 +27,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// Logs `user` in at the IdP for `provider` (its public info from `/api/providers`) and returns
 /// the code sent to a loopback redirect URI.
-async fn authorize(provider: &str, user: &IdpUser) -> Authorized {
+pub(crate) async fn authorize(provider: &str, user: &IdpUser) -> Authorized {
     authorize_with_nonce(provider, user, &b64(&rand_bytes())).await
 }
 
@@ -66,7 +66,7 @@ async fn authorize_with_nonce(provider: &str, user: &IdpUser, nonce: &str) -> Au
     Authorized { code: q.get("code").cloned().unwrap_or_else(|| panic!("no code in {landed}")), verifier, nonce: nonce.to_string(), redirect_uri }
 }
 
-async fn redeem(server: &str, provider: &str, a: &Authorized) -> (u16, Value) {
+pub(crate) async fn redeem(server: &str, provider: &str, a: &Authorized) -> (u16, Value) {
     post_login(server, json!({"provider": provider, "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier, "nonce": a.nonce})).await
 }
 
@@ -81,14 +81,14 @@ async fn whoami(server: &str, token: &str) -> (u16, Value) {
 }
 
 /// Logs in and returns the session token and the login response.
-async fn login(provider: &str, user: &IdpUser) -> (String, Value) {
+pub(crate) async fn login(provider: &str, user: &IdpUser) -> (String, Value) {
     let a = authorize(provider, user).await;
     let (status, body) = redeem(&env().server_urls[0], provider, &a).await;
     assert_eq!(status, 201, "{body}");
     (body["token"].as_str().unwrap().to_string(), body)
 }
 
-fn refusal(status: u16, body: &Value, want_status: u16, want_code: &str) {
+pub(crate) fn refusal(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!((status, body["error"].as_str().unwrap_or("")), (want_status, want_code), "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.len() > 10), "a sentence for a person: {body}");
 }

@@ -103,6 +103,11 @@ pub async fn whoami(State(state): State<Arc<LoginState>>, headers: HeaderMap) ->
 
 pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Result<StatusCode, FlowError> {
     let token = presented_token(&headers).ok_or_else(unauthenticated)?;
+    // A browser's cookie is sent along by any site that posts here; the CLI's bearer token is not.
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        super::csrf::check(&headers, &state.args.external_url)
+            .map_err(|why| FlowError::new(StatusCode::FORBIDDEN, "cross_origin", format!("a session cookie may end its session only from an Infra page: {why}")))?;
+    }
     state.logout(&token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

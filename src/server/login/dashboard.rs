@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::flow::Redemption;
+use super::csrf;
+use super::flow::{FlowError, Redemption};
 use super::state::LOGIN_TTL_SECS;
 use super::{cookie, pages, LoginState, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::keys;
@@ -61,6 +62,13 @@ fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
     resp
 }
 
+/// Whether a failed session check means the session is over (unknown, expired, ended, its user
+/// or provider gone), so the browser may forget its cookie. Anything else (the API server briefly
+/// unavailable, say) leaves the session as it is: the next request may well succeed.
+fn session_is_over(e: &FlowError) -> bool {
+    e.status == StatusCode::UNAUTHORIZED
+}
+
 pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
     let base = state.base_path();
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
@@ -68,10 +76,11 @@ pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> R
     };
     match state.whoami(&token).await {
         Ok((_, who)) => pages::signed_in(&who, &base),
-        Err(e) => with_cookies(
+        Err(e) if session_is_over(&e) => with_cookies(
             pages::signed_out(&state.ready_provider_names(), &base, Some(&e.message)),
             vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)],
         ),
+        Err(e) => pages::unavailable(e.status, &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message), &base),
     }
 }
 
@@ -128,8 +137,20 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
         with_cookies(pages::failed(status, &reason, &state.retry_href(provider.as_deref())), vec![clear_login.clone()])
     };
 
+    // Nothing in the request is acted on or shown before it is known to answer this browser's own
+    // login: anyone can send a link to /login/callback?error=...&error_description=<any text>.
+    // Such a request also leaves the login cookie alone, so it cannot end a login in flight.
+    let (provider_name, params) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            Metrics::count(&state.metrics.logins, "invalid_state");
+            tracing::warn!(code = "invalid_state", reason = %e, "dashboard login callback refused");
+            return pages::failed(StatusCode::BAD_REQUEST, &format!("This login cannot be completed: {e}."), &state.retry_href(None));
+        }
+    };
     if let Some(error) = q.get("error") {
-        let description = q.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
+        let description = q.get("error_description").map(|d| format!(": {}", shown(d))).unwrap_or_default();
+        let error = shown(error);
         let reason = if error == "access_denied" {
             format!("The identity provider denied the login or it was cancelled (access_denied{description}).")
         } else {
@@ -137,10 +158,6 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
         };
         return fail(StatusCode::FORBIDDEN, "access_denied", reason);
     }
-    let (provider_name, params) = match opened {
-        Ok(o) => o,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, "invalid_state", format!("This login cannot be completed: {e}.")),
-    };
     // RFC 9207: a provider that names itself in the response must be the one this login went to
     // (defends against mix-up between providers).
     if let Some(iss) = q.get("iss") {
@@ -172,12 +189,49 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     }
 }
 
+/// Text from the provider's error response, as shown: at most 300 characters, without control
+/// characters. (The page escapes HTML.)
+fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
 pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
     let base = state.base_path();
+    if let Err(why) = csrf::check(&headers, &state.args.external_url) {
+        tracing::warn!(reason = %why, "sign-out refused: not posted from an Infra page");
+        return pages::unavailable(StatusCode::FORBIDDEN, &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."), &base);
+    }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = state.logout(&token).await {
-            tracing::info!(reason = %e.message, "logout of a session that had already ended");
+        match state.logout(&token).await {
+            Ok(_) => {}
+            Err(e) if session_is_over(&e) => tracing::info!(reason = %e.message, "logout of a session that had already ended"),
+            // The session still exists: keep the cookie, so the person can try again.
+            Err(e) => return pages::unavailable(e.status, &format!("Infra could not end the session right now ({}). You are still signed in; try again in a moment.", e.message), &base),
         }
     }
     redirect(&base, vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{SessionError, Verdict};
+
+    #[test]
+    fn only_a_session_that_is_over_loses_its_cookie() {
+        assert!(session_is_over(&FlowError::from(SessionError::Unknown)));
+        assert!(session_is_over(&FlowError::from(SessionError::Ended(Verdict::Idle))));
+        assert!(session_is_over(&FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "user gone")));
+        // The API server unreachable or refusing: the session is still there.
+        let down = kube::Error::Api(kube::core::Status::failure("connection refused", "ServiceUnavailable").with_code(503).boxed());
+        assert!(!session_is_over(&FlowError::from(SessionError::Kube(down))));
+        assert!(!session_is_over(&FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")));
+        assert!(!session_is_over(&FlowError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "bug")));
+    }
+
+    #[test]
+    fn provider_error_text_is_bounded_and_single_line() {
+        assert_eq!(shown("a\nb\r\u{1b}[31mc"), "ab[31mc");
+        assert_eq!(shown(&"x".repeat(1000)).len(), 300);
+    }
 }

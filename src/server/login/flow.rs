@@ -13,6 +13,7 @@ use super::LoginState;
 use crate::api::{IdentityProvider, User, UserSpec};
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
+use crate::server::scim::store::WRITE_ATTEMPTS;
 use crate::metrics::Metrics;
 use crate::oidc::identity::{self, Identity, IdentityError};
 use crate::oidc::login::{LoginError, ProviderClient};
@@ -53,7 +54,42 @@ impl From<LoginError> for FlowError {
 
 impl From<IdentityError> for FlowError {
     fn from(e: IdentityError) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "login_failed", e.to_string())
+        let code = match e {
+            IdentityError::EmailNotVerified(_) => "email_not_verified",
+            _ => "login_failed",
+        };
+        Self::new(StatusCode::FORBIDDEN, code, e.to_string())
+    }
+}
+
+/// How a login's subject relates to the one recorded on its User.
+#[derive(Debug, PartialEq, Eq)]
+enum Binding {
+    /// The User has no subject yet (created by SCIM, or before subjects were recorded): this
+    /// login records its own.
+    Record,
+    /// The same account as before.
+    Same,
+}
+
+/// Whether a login by `presented` may use a User bound to `recorded`. Pure.
+fn bind_subject(recorded: Option<&str>, presented: &str, user_name: &str, provider: &str, object: &str, namespace: &str) -> Result<Binding, FlowError> {
+    match recorded {
+        None | Some("") => Ok(Binding::Record),
+        Some(r) if r == presented => Ok(Binding::Same),
+        Some(r) => {
+            // The person sees no subject of someone else; the log has both for the administrator.
+            tracing::warn!(provider, user = user_name, object, recorded = r, presented, "login subject differs from the one the user is bound to");
+            Err(FlowError::new(
+            StatusCode::FORBIDDEN,
+            "subject_mismatch",
+            format!(
+                "user {user_name} of identity provider {provider:?} belongs to another account at the provider (another subject logged in as it first); \
+                 if the account was re-created at the provider, an administrator can let the new one in by removing the recorded subject: \
+                 kubectl -n {namespace} patch user {object} --subresource=status --type=json -p '[{{\"op\":\"remove\",\"path\":\"/status/loginSubject\"}}]'"
+            ),
+            ))
+        }
     }
 }
 
@@ -172,7 +208,7 @@ impl LoginState {
             tracing::warn!(provider = r.provider, "the ID token's groups are in a distributed claim (groups overage), which Infra does not resolve; the user gets only the groups userinfo or SCIM provide");
         }
         let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
-        let user = self.upsert_user(r.provider, &person).await?;
+        let user = self.upsert_user(r.provider, &login.subject, &person).await?;
         let now = Timestamp::now();
         let (token, record) = self.sessions.create(&user, r.nonce, login.refresh_token.as_deref(), &client.binding(), now).await?;
         let who = self.who(&user, &record.provider, record.expires_at, Some(self.sessions.policy.idle_deadline(now)));
@@ -180,44 +216,77 @@ impl LoginState {
     }
 
     /// The User for this login: the one SCIM (or an earlier login) created under the same
-    /// userName, or a new one. Records the groups the provider asserted.
-    async fn upsert_user(&self, provider: &str, person: &Identity) -> Result<User, FlowError> {
-        let name = user_object_name(provider, &person.user_name);
-        let user = match self.users.get_opt(&name).await? {
-            Some(u) => u,
-            None => {
-                let mut attributes = serde_json::Map::new();
-                if let Some(email) = &person.email {
-                    attributes.insert("emails".into(), json!([{"value": email, "primary": true}]));
-                }
-                let spec = UserSpec {
-                    provider_ref: crate::api::ProviderRef { name: provider.to_string() },
-                    user_name: person.user_name.clone(),
-                    external_id: None,
-                    display_name: person.display_name.clone(),
-                    active: true,
-                    attributes: (!attributes.is_empty()).then_some(attributes),
-                };
-                match self.directory_store.create_user(provider, spec).await {
-                    Ok(u) => u,
-                    // SCIM created the same user a moment ago: link to it.
-                    Err(_) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in"))?,
-                }
+    /// userName, or a new one. It must be bound to this login's subject, or to none yet (then it
+    /// is bound now). Records the groups the provider asserted. A refused login leaves the User
+    /// untouched.
+    async fn upsert_user(&self, provider: &str, subject: &str, person: &Identity) -> Result<User, FlowError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let user = self.find_or_create_user(provider, person).await?;
+            let name = user.name_any();
+            let recorded = user.status.as_ref().and_then(|s| s.login_subject.as_deref());
+            let binding = bind_subject(recorded, subject, &person.user_name, provider, &name, &self.args.namespace)?;
+            if !user.spec.active {
+                return Err(FlowError::new(
+                    StatusCode::FORBIDDEN,
+                    "user_inactive",
+                    format!("{} is deactivated in identity provider {provider:?}; ask an administrator to reactivate the account", person.user_name),
+                ));
             }
-        };
-        if !user.spec.active {
-            return Err(FlowError::new(
-                StatusCode::FORBIDDEN,
-                "user_inactive",
-                format!("{} is deactivated in identity provider {provider:?}; ask an administrator to reactivate the account", person.user_name),
-            ));
+            let mut patch = json!({"status": {
+                "loginGroups": person.groups,
+                "lastLoginTime": Time(Timestamp::now()),
+            }});
+            if binding == Binding::Record {
+                // Bound only if nobody bound it since it was read: two first logins by different
+                // accounts cannot both win.
+                patch["status"]["loginSubject"] = json!(subject);
+                patch["metadata"] = json!({"resourceVersion": user.metadata.resource_version});
+            }
+            match self.users.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(stored) => {
+                    if binding == Binding::Record {
+                        tracing::info!(provider, user = %person.user_name, object = %name, "bound the user to its login subject");
+                    }
+                    return Ok(stored);
+                }
+                // Changed (or renamed by SCIM) since it was read: read it again.
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        let status = json!({"status": {
-            "loginGroups": person.groups,
-            "lastLoginTime": Time(Timestamp::now()),
-        }});
-        let stored = self.users.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
-        Ok(stored)
+        Err(internal("the user kept changing while logging in"))
+    }
+
+    async fn find_or_create_user(&self, provider: &str, person: &Identity) -> Result<User, FlowError> {
+        let name = user_object_name(provider, &person.user_name);
+        if let Some(u) = self.users.get_opt(&name).await? {
+            return Ok(u);
+        }
+        // A User stored before userNames folded ASCII letters only (one with upper-case
+        // non-ASCII letters) has another object name; the userName index knows it.
+        let indexed = self.directory_store.directory.read().expect("directory lock").user_by_user_name(provider, &person.user_name).map(|u| u.name_any());
+        if let Some(other) = indexed.filter(|n| *n != name)
+            && let Some(u) = self.users.get_opt(&other).await?
+        {
+            return Ok(u);
+        }
+        let mut attributes = serde_json::Map::new();
+        if let Some(email) = &person.email {
+            attributes.insert("emails".into(), json!([{"value": email, "primary": true}]));
+        }
+        let spec = UserSpec {
+            provider_ref: crate::api::ProviderRef { name: provider.to_string() },
+            user_name: person.user_name.clone(),
+            external_id: None,
+            display_name: person.display_name.clone(),
+            active: true,
+            attributes: (!attributes.is_empty()).then_some(attributes),
+        };
+        match self.directory_store.create_user(provider, spec).await {
+            Ok(u) => Ok(u),
+            // SCIM created the same user a moment ago: link to it.
+            Err(_) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in")),
+        }
     }
 
     fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
@@ -280,5 +349,21 @@ impl LoginState {
         Metrics::count(&self.metrics.sessions_ended, "logout");
         tracing::info!(user = %who.user, provider = %who.provider, "logged out");
         Ok(who)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_binds_to_the_first_subject_and_refuses_others() {
+        assert_eq!(bind_subject(None, "00u1", "kate@x", "okta", "u-1", "infra").unwrap(), Binding::Record);
+        assert_eq!(bind_subject(Some(""), "00u1", "kate@x", "okta", "u-1", "infra").unwrap(), Binding::Record);
+        assert_eq!(bind_subject(Some("00u1"), "00u1", "kate@x", "okta", "u-1", "infra").unwrap(), Binding::Same);
+        let e = bind_subject(Some("00u1"), "00u2", "kate@x", "okta", "u-1", "infra").unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "subject_mismatch"));
+        assert!(e.message.contains("kubectl -n infra patch user u-1 --subresource=status"), "{}", e.message);
+        assert!(!e.message.contains("00u1"), "another account's subject is not shown: {}", e.message);
     }
 }

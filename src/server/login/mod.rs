@@ -2,6 +2,7 @@
 //! `/login/callback`, the CLI's `POST /api/login`, and `whoami`/`logout` for both.
 
 mod api;
+mod csrf;
 mod dashboard;
 mod flow;
 mod pages;

@@ -62,6 +62,17 @@ pub fn failed(status: StatusCode, reason: &str, retry_href: &str) -> Response {
     no_store(status, layout("Login failed", &body))
 }
 
+/// A request that was not carried out (the session could not be checked, a form from another
+/// site): says why, and links back to the dashboard.
+pub fn unavailable(status: StatusCode, reason: &str, base: &str) -> Response {
+    let body = format!(
+        "<h1>Infra</h1><p id=\"reason\" class=\"error\">{}</p><p><a id=\"back\" href=\"{}\">Back to Infra</a></p>",
+        escape(reason),
+        escape(base)
+    );
+    no_store(status, layout("Infra", &body))
+}
+
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

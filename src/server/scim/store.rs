@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
@@ -154,10 +154,32 @@ impl DirectoryStore {
             }
             Err(e) => return Err(api_error(e, "renaming the user")),
         };
+        let stored = self.carry_login_status(current, stored).await?;
         self.directory.write().expect("directory lock").apply_user(stored.clone());
         self.delete_object(&self.users, current).await?;
         self.directory.write().expect("directory lock").delete_user(&current.name_any());
         Ok(stored)
+    }
+
+    /// A rename creates a new object, and a create cannot set status: copy what logins recorded
+    /// (above all the subject the user is bound to) from the old object before it is deleted, so
+    /// a rename never unbinds a user. The directory keeps no status, so the old one is read.
+    async fn carry_login_status(&self, old: &User, moved: User) -> Result<User, WriteError> {
+        let Some(status) = self.users.get_opt(&old.name_any()).await.map_err(|e| api_error(e, "reading the user"))?.and_then(|u| u.status) else {
+            return Ok(moved);
+        };
+        if status.login_subject.is_none() && status.login_groups.is_none() && status.last_login_time.is_none() {
+            return Ok(moved);
+        }
+        let patch = serde_json::json!({"status": {
+            "loginSubject": status.login_subject,
+            "loginGroups": status.login_groups,
+            "lastLoginTime": status.last_login_time,
+        }});
+        self.users
+            .patch_status(&moved.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| api_error(e, "keeping the user's login status"))
     }
 
     /// Deletes a user, then removes it from every group, so no group lists a deleted member. The
