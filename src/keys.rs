@@ -94,11 +94,18 @@ pub fn verify(presented: &str, stored: &str) -> bool {
 }
 
 /// The token from an `Authorization` header value: `Bearer <token>` with the scheme matched
-/// case-insensitively (RFC 7235 §2.1).
+/// case-insensitively (RFC 7235 §2.1) and the token in RFC 6750's `b64token` shape, so nothing
+/// else (a tab or a control character inside it, say) is ever taken for a token.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && is_b64token(token)).then_some(token)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 #[cfg(test)]
@@ -163,5 +170,11 @@ mod tests {
         assert_eq!(bearer_token("Bearer"), None);
         assert_eq!(bearer_token("Bearer "), None);
         assert_eq!(bearer_token("Bearer a b"), None);
+        assert_eq!(bearer_token("Bearer abc=="), Some("abc=="));
+        // Found by tests/fuzz.rs: whitespace other than a space inside the token was accepted.
+        assert_eq!(bearer_token("Bearer a\tb"), None);
+        assert_eq!(bearer_token("Bearer a\u{b}b"), None);
+        assert_eq!(bearer_token("Bearer =="), None);
+        assert_eq!(bearer_token("Bearer a=b"), None);
     }
 }
