@@ -229,7 +229,7 @@ proptest! {
 }
 
 #[test]
-fn filter_deep_nesting_is_refused_not_a_stack_overflow() {
+fn nesting_depth_is_refused_not_a_stack_overflow() {
     for depth in [1_000, 100_000] {
         let deep = format!("{}userName pr{}", "(".repeat(depth), ")".repeat(depth));
         assert_eq!(filter::parse(&deep, ResourceType::User).unwrap_err().scim_type, Some("invalidFilter"));
