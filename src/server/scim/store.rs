@@ -49,11 +49,13 @@ fn params() -> PostParams {
 
 /// Whether the API server refused a write because the object is too large to store: etcd's
 /// limit on one request (1.5 MiB by default; the API server passes etcd's "etcdserver: request is
-/// too large" on, as a 500 in older versions) or the API server's own body limit (413, "Request
-/// entity too large"). Retrying cannot help, so this must not look like an outage.
+/// too large" on, as a 500), its etcd client's limit on what it sends (2 MiB: "trying to send
+/// message larger than max"), or the API server's own body limit (413, "Request entity too
+/// large"). Retrying cannot help, so this must not look like an outage.
 fn is_too_large(s: &kube::core::Status) -> bool {
     let message = s.message.to_ascii_lowercase();
-    s.code == 413 || message.contains("request is too large") || message.contains("request entity too large")
+    s.code == 413
+        || ["request is too large", "request entity too large", "message larger than max"].iter().any(|m| message.contains(m))
 }
 
 /// The SCIM error for a write the API server will never accept because of its size: a permanent
@@ -341,6 +343,7 @@ mod tests {
             // What kube-apiserver answers when etcd refuses the write (it has used 500 for this).
             status(500, "InternalError", "etcdserver: request is too large"),
             status(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"),
+            status(500, "InternalError", "rpc error: code = ResourceExhausted desc = trying to send message larger than max (2200000 vs. 2097152)"),
             status(413, "", ""),
         ] {
             let s = mapped(e);
