@@ -8,6 +8,10 @@
 //!   Target: p99 < 5 ms.
 //! - server resident memory with 10,000 users and 500 groups cached, against the same server's
 //!   memory before they were loaded. Target: < 64 MiB.
+//! - a PATCH adding 10,000 members to a group, against one adding 1,000 in the same run: the
+//!   ratio is about 10 when the work is linear (it was quadratic). `/healthz` is polled while the
+//!   big PATCH runs; its worst latency shows whether the request held up the async workers.
+//!   Target: ratio < 15, /healthz worst < 100 ms.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,10 +29,11 @@ struct Args {
     stored: usize,
     groups: usize,
     samples: usize,
+    members: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { users: 2000, concurrency: 16, stored: 10_000, groups: 500, samples: 1000 };
+    let mut a = Args { users: 2000, concurrency: 16, stored: 10_000, groups: 500, samples: 1000, members: 10_000 };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -39,6 +44,7 @@ fn args() -> Args {
             "--stored" => a.stored = next(),
             "--groups" => a.groups = next(),
             "--samples" => a.samples = next(),
+            "--members" => a.members = next(),
             _ => {
                 i += 1;
                 continue;
@@ -333,6 +339,77 @@ async fn main() {
         a.stored + imported,
         a.groups,
         if rss_after < 64.0 { "PASS" } else { "FAIL" }
+    );
+
+    // ---- a big membership PATCH -------------------------------------------------------------
+    let mut member_ids = vec![];
+    while member_ids.len() < a.members.min(a.stored) {
+        let page: serde_json::Value = http
+            .get(format!("{server}/api/scim/v2/Users?attributes=id&count=1000&startIndex={}", member_ids.len() + 1))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got = page["Resources"].as_array().unwrap();
+        assert!(!got.is_empty(), "ran out of users at {}", member_ids.len());
+        member_ids.extend(got.iter().map(|u| u["id"].as_str().unwrap().to_string()));
+    }
+    member_ids.truncate(a.members.min(a.stored));
+    let patch_members = |n: usize| {
+        let (http, server, key, ids) = (http.clone(), server.clone(), key.clone(), member_ids.clone());
+        async move {
+            let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("bench members {n}")});
+            let created: serde_json::Value =
+                http.post(format!("{server}/api/scim/v2/Groups")).bearer_auth(&key).json(&group).send().await.unwrap().json().await.unwrap();
+            let gid = created["id"].as_str().unwrap().to_string();
+            let members: Vec<serde_json::Value> = ids[..n].iter().map(|id| json!({"value": id})).collect();
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": members}]});
+            let start = Instant::now();
+            let resp = http
+                .patch(format!("{server}/api/scim/v2/Groups/{gid}?excludedAttributes=members"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+            start.elapsed()
+        }
+    };
+    let big = member_ids.len();
+    let small = big / 10;
+    let small_took = patch_members(small).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn({
+        let (http, url) = (http.clone(), format!("{server}/healthz"));
+        async move {
+            let mut ms = vec![];
+            while !*stopped.borrow() {
+                let start = Instant::now();
+                assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            ms
+        }
+    });
+    let big_took = patch_members(big).await;
+    stop.send(true).unwrap();
+    let healthz = poller.await.unwrap();
+    let ratio = big_took.as_secs_f64() / small_took.as_secs_f64();
+    println!("PATCH adding {small:>6} members:      {:8.1} ms", small_took.as_secs_f64() * 1000.0);
+    println!("PATCH adding {big:>6} members:      {:8.1} ms", big_took.as_secs_f64() * 1000.0);
+    println!("ratio: {ratio:.1} (linear is about {:.0}; target < 15) {}", big as f64 / small as f64, if ratio < 15.0 { "PASS" } else { "FAIL" });
+    let worst = healthz.last().copied().unwrap_or(0.0);
+    println!(
+        "/healthz during the big PATCH: {} polls, p50 {:.2} ms, worst {worst:.2} ms (target < 100 ms) {}",
+        healthz.len(),
+        if healthz.is_empty() { 0.0 } else { percentile(&healthz, 0.5) },
+        if worst < 100.0 { "PASS" } else { "FAIL" }
     );
 
     // The garbage collector removes the users and groups with their providers; waiting for it

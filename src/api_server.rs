@@ -19,17 +19,6 @@ pub fn is_unavailable(err: &kube::Error) -> bool {
     }
 }
 
-/// Whether the API server refused a write for its size (etcd's request limit, about 1.5 MiB per
-/// object): a permanent answer that retrying cannot change.
-pub fn is_too_large(err: &kube::Error) -> bool {
-    match err {
-        kube::Error::Api(s) => {
-            s.code == 413 || s.message.contains("request is too large") || s.message.contains("Request entity too large")
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,8 +37,5 @@ mod tests {
             assert!(!is_unavailable(&api(code, "x")), "{code}");
         }
         assert!(is_unavailable(&kube::Error::Service("connection refused".into())));
-        assert!(is_too_large(&api(500, "etcdserver: request is too large")));
-        assert!(is_too_large(&api(413, "Request entity too large: limit is 3145728")));
-        assert!(!is_too_large(&api(500, "etcdserver: leader changed")));
     }
 }

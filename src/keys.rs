@@ -105,11 +105,18 @@ pub fn verify_hash(presented: &str, stored_hex: &str) -> bool {
 }
 
 /// The token from an `Authorization` header value: `Bearer <token>` with the scheme matched
-/// case-insensitively (RFC 7235 §2.1).
+/// case-insensitively (RFC 7235 §2.1) and the token in RFC 6750's `b64token` shape, so nothing
+/// else (a tab or a control character inside it, say) is ever taken for a token.
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && is_b64token(token)).then_some(token)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 #[cfg(test)]
@@ -174,5 +181,13 @@ mod tests {
         assert_eq!(bearer_token("Bearer"), None);
         assert_eq!(bearer_token("Bearer "), None);
         assert_eq!(bearer_token("Bearer a b"), None);
+        assert_eq!(bearer_token("Bearer abc=="), Some("abc=="));
+        // Found by tests/fuzz.rs (bearer_headers_yield_only_b64tokens): anything but a space was
+        // taken for a token, quotes and tabs included.
+        assert_eq!(bearer_token("bEAREr \""), None);
+        assert_eq!(bearer_token("Bearer a\tb"), None);
+        assert_eq!(bearer_token("Bearer a\u{b}b"), None);
+        assert_eq!(bearer_token("Bearer =="), None);
+        assert_eq!(bearer_token("Bearer a=b"), None);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value};
 
@@ -87,6 +88,56 @@ pub(crate) fn equal(def: &AttrDef, a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Feeds `v` to `h` so that values that are `==` hash alike: object members in key order (so the
+/// map's own order never matters) and numbers by their `f64` value (`1` and `1.0` are not `==`, but
+/// hashing them alike only costs a comparison). Used to index elements for linear-time merging.
+pub(crate) fn hash_json<H: Hasher>(v: &Value, h: &mut H) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, number_bits(n.as_f64())).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            items.iter().for_each(|i| hash_json(i, h));
+        }
+        Value::Object(members) => {
+            (5u8, members.len()).hash(h);
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort_unstable();
+            for k in keys {
+                k.hash(h);
+                hash_json(&members[k], h);
+            }
+        }
+    }
+}
+
+/// `-0.0 == 0.0`, so both hash as `0.0`. JSON has no NaN.
+fn number_bits(n: Option<f64>) -> u64 {
+    match n {
+        Some(f) if f == 0.0 => 0f64.to_bits(),
+        Some(f) => f.to_bits(),
+        None => u64::MAX,
+    }
+}
+
+/// Feeds `v`, a value of the attribute `def`, to `h` so that values [`equal`] for `def` hash alike:
+/// strings folded unless caseExact, numbers by value, dateTimes by the instant they name. Values
+/// `compare` cannot order (the wrong type for `def`) fall back to [`hash_json`], matching `equal`'s
+/// fallback to `==`.
+pub(crate) fn hash_value<H: Hasher>(def: &AttrDef, v: &Value, h: &mut H) {
+    match (def.ty, v) {
+        (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(s)) => (10u8, fold(def, s)).hash(h),
+        (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => (11u8, number_bits(n.as_f64())).hash(h),
+        (AttrType::DateTime, Value::String(s)) => match parse_datetime(s) {
+            Some(ts) => (12u8, ts.as_nanosecond()).hash(h),
+            None => hash_json(v, h),
+        },
+        _ => hash_json(v, h),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +200,34 @@ mod tests {
         // The Kelvin sign is not `k`: only ASCII letters fold.
         assert!(!equal(def("userName"), &json!("\u{212A}ate@x"), &json!("KATE@x")));
         assert!(equal(def("userName"), &json!("kate@x"), &json!("KATE@x")));
+    }
+
+    fn hash_of(f: impl FnOnce(&mut std::collections::hash_map::DefaultHasher)) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        f(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn equal_values_hash_alike() {
+        let pairs = [
+            ("emails.value", json!("A@example.com"), json!("a@EXAMPLE.com")),
+            ("meta.created", json!("2011-05-13T04:42:34Z"), json!("2011-05-13T06:42:34+02:00")),
+            ("meta.created", json!("2011-05-13T04:42:34Z"), json!("2011-05-13T04:42:34")),
+            ("active", json!(true), json!(true)),
+            ("userName", json!(1), json!(1)),
+        ];
+        for (path, a, b) in pairs {
+            let d = def(path);
+            assert!(equal(d, &a, &b), "{path}: {a} {b}");
+            assert_eq!(hash_of(|h| hash_value(d, &a, h)), hash_of(|h| hash_value(d, &b, h)), "{path}: {a} {b}");
+        }
+        // Case matters for caseExact attributes, and the hash says so.
+        let id = def("id");
+        assert_ne!(hash_of(|h| hash_value(id, &json!("A1"), h)), hash_of(|h| hash_value(id, &json!("a1"), h)));
+        // Object member order never matters, -0.0 is 0.0.
+        let (a, b) = (json!({"a": 1, "b": [0.0]}), json!({"b": [-0.0], "a": 1}));
+        assert_eq!(a, b);
+        assert_eq!(hash_of(|h| hash_json(&a, h)), hash_of(|h| hash_json(&b, h)));
     }
 }

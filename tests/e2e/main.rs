@@ -26,3 +26,4 @@ mod scim_keys;
 mod shutdown;
 mod scim_okta;
 mod scim_protocol;
+mod scim_bounds;

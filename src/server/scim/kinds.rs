@@ -14,7 +14,7 @@ use crate::scim::ResourceType;
 
 pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
     const RT: ResourceType;
-    type Spec: Send;
+    type Spec: Send + 'static;
 
     fn lookup(dir: &Directory, provider: &str, id: &str) -> Option<Self>;
     /// Every resource of `provider`, in a stable order.

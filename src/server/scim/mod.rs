@@ -8,6 +8,7 @@ mod request;
 pub mod resources;
 mod search;
 pub mod store;
+mod work;
 
 use axum::extract::Request;
 use axum::middleware;

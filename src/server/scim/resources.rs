@@ -2,6 +2,7 @@
 //! both through `ScimKind`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,6 +16,7 @@ use super::error::{ScimError, CONTENT_TYPE};
 use super::kinds::ScimKind;
 use super::request::{check_if_match, json_body, Params};
 use super::store::{scim_of, DirectoryStore, WriteError, WRITE_ATTEMPTS};
+use super::work::heavy;
 use crate::directory::codec::version;
 use crate::directory::Directory;
 use crate::scim::filter::{self, equality_hint, Filter};
@@ -114,16 +116,17 @@ pub async fn list_resources<K: ScimKind>(
     Extension(p): Extension<Principal>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Response {
-    result(list_page::<K>(&state, &p.provider, &Params::new(raw)).map(|body| scim_json(StatusCode::OK, &body)))
+    let run = move || list_page::<K>(&state, &p.provider, &Params::new(raw)).map(|body| scim_json(StatusCode::OK, &body));
+    result(heavy(run).await)
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3).
 pub async fn search_resources<K: ScimKind>(State(state): State<ScimState>, Extension(p): Extension<Principal>, body: Bytes) -> Response {
-    let run = || {
+    let run = move || {
         let params = Params::from_search_body(&json_body(&body)?)?;
-        list_page::<K>(&state, &p.provider, &params)
+        list_page::<K>(&state, &p.provider, &params).map(|body| scim_json(StatusCode::OK, &body))
     };
-    result(run().map(|body| scim_json(StatusCode::OK, &body)))
+    result(heavy(run).await)
 }
 
 // ---- single resources ----------------------------------------------------------------------------
@@ -138,12 +141,22 @@ pub async fn get_resource<K: ScimKind>(
     Path(id): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Response {
-    let params = Params::new(raw);
-    let dir = state.directory();
-    let Some(obj) = K::lookup(&dir, &p.provider, &id) else { return not_found::<K>(&id).into_response() };
-    let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
-    let body = projection.apply(&K::render(&dir, &obj, &state.base_url));
-    resource_response(StatusCode::OK, &body, &version(&obj), None)
+    let Some(obj) = K::lookup(&state.directory(), &p.provider, &id) else { return not_found::<K>(&id).into_response() };
+    reply(&state, obj, Params::new(raw), StatusCode::OK).await
+}
+
+/// Renders `obj` and shapes it by `attributes`/`excludedAttributes` (RFC 7644 §3.9: every
+/// returned resource, not only reads), off the async workers: a large group's members take a
+/// while to render. A `201 Created` carries the resource's `Location`.
+async fn reply<K: ScimKind>(state: &ScimState, obj: K, params: Params, status: StatusCode) -> Response {
+    let state = state.clone();
+    let run = move || {
+        let body = K::render(&state.directory(), &obj, &state.base_url);
+        let location = (status == StatusCode::CREATED).then(|| body["meta"]["location"].as_str().map(str::to_string)).flatten();
+        let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+        Ok(resource_response(status, &body, &version(&obj), location.as_deref()))
+    };
+    result(heavy(run).await)
 }
 
 /// Attributes the server owns. Clients send them back in PUTs (Okta's profile updates do), and
@@ -168,8 +181,7 @@ fn validate_full<K: ScimKind>(mut body: Value, current_id: Option<&str>) -> Resu
     }
     // Attribute names are case-insensitive: drop server-owned ones in any case.
     obj.retain(|k, _| !SERVER_OWNED.iter().any(|s| s.eq_ignore_ascii_case(k)));
-    let request = json!({"Operations": [{"op": "add", "value": body}]});
-    patch::apply(&json!({"schemas": [schema]}), K::RT, &request)
+    patch::write_resource(&json!({"schemas": [schema]}), K::RT, &body)
 }
 
 pub async fn create_resource<K: ScimKind>(
@@ -178,46 +190,39 @@ pub async fn create_resource<K: ScimKind>(
     Query(raw): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let params = Params::new(raw);
+    let provider = p.provider.clone();
+    let validate = move || K::spec_from(&validate_full::<K>(json_body(&body)?, None)?, &provider);
     let run = async {
-        let resource = validate_full::<K>(json_body(&body)?, None)?;
-        let spec = K::spec_from(&resource, &p.provider)?;
-        let created = K::create(&state.store, &p.provider, spec).await?;
-        Ok::<_, ScimError>(created)
+        let spec = heavy(validate).await?;
+        K::create(&state.store, &p.provider, spec).await
     };
     match run.await {
-        Ok(obj) => {
-            let dir = state.directory();
-            let body = K::render(&dir, &obj, &state.base_url);
-            let location = body["meta"]["location"].as_str().map(str::to_string);
-            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::CREATED, &body, &version(&obj), location.as_deref())
-        }
+        Ok(obj) => reply(&state, obj, Params::new(raw), StatusCode::CREATED).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// Replaces or patches resource `id`: `compute` turns the current rendered resource into the new
 /// one. On a write conflict the resource is re-read and `compute` runs again, so concurrent
-/// changes are never lost.
+/// changes are never lost. Rendering and `compute` run off the async workers (see `work`).
 async fn update_with<K: ScimKind>(
     state: &ScimState,
     provider: &str,
     id: &str,
     headers: &HeaderMap,
-    compute: impl Fn(&Value) -> Result<Value, ScimError>,
-) -> Result<(K, Value), ScimError> {
+    compute: impl Fn(&Value) -> Result<Value, ScimError> + Clone + Send + 'static,
+) -> Result<K, ScimError> {
     let mut current = K::lookup(&state.directory(), provider, id).ok_or_else(|| not_found::<K>(id))?;
     for _ in 0..WRITE_ATTEMPTS {
         check_if_match(headers, &version(&current))?;
-        let rendered = K::render(&state.directory(), &current, &state.base_url);
-        let next = compute(&rendered)?;
-        let spec = K::spec_from(&next, provider)?;
+        let (st, cur, f, prov) = (state.clone(), current.clone(), compute.clone(), provider.to_string());
+        let spec = heavy(move || {
+            let rendered = K::render(&st.directory(), &cur, &st.base_url);
+            K::spec_from(&f(&rendered)?, &prov)
+        })
+        .await?;
         match K::update(&state.store, &current, spec).await {
-            Ok(stored) => {
-                let body = K::render(&state.directory(), &stored, &state.base_url);
-                return Ok((stored, body));
-            }
+            Ok(stored) => return Ok(stored),
             Err(WriteError::Conflict) => {
                 current = K::reload(&state.store, &current).await?.ok_or_else(|| not_found::<K>(id))?;
             }
@@ -227,14 +232,10 @@ async fn update_with<K: ScimKind>(
     Err(scim_of(WriteError::Conflict))
 }
 
-/// The answer to a PUT or PATCH. RFC 7644 §3.9: `attributes` and `excludedAttributes` shape every
-/// returned resource, not only reads.
-fn updated<K: ScimKind>(params: &Params, result: Result<(K, Value), ScimError>) -> Response {
+/// The answer to a PUT or PATCH.
+async fn updated<K: ScimKind>(state: &ScimState, params: Params, result: Result<K, ScimError>) -> Response {
     match result {
-        Ok((obj, body)) => {
-            let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
-            resource_response(StatusCode::OK, &body, &version(&obj), None)
-        }
+        Ok(obj) => reply(state, obj, params, StatusCode::OK).await,
         Err(e) => e.into_response(),
     }
 }
@@ -247,12 +248,14 @@ pub async fn replace_resource<K: ScimKind>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = Params::new(raw);
     let run = async {
-        let sent = json_body(&body)?;
-        update_with::<K>(&state, &p.provider, &id, &headers, |_| validate_full::<K>(sent.clone(), Some(&id))).await
+        let sent = Arc::new(heavy(move || json_body(&body)).await?);
+        let current_id = id.clone();
+        let compute = move |_: &Value| validate_full::<K>((*sent).clone(), Some(&current_id));
+        update_with::<K>(&state, &p.provider, &id, &headers, compute).await
     };
-    updated::<K>(&params, run.await)
+    let outcome = run.await;
+    updated::<K>(&state, Params::new(raw), outcome).await
 }
 
 pub async fn patch_resource<K: ScimKind>(
@@ -263,12 +266,12 @@ pub async fn patch_resource<K: ScimKind>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = Params::new(raw);
     let run = async {
-        let request = json_body(&body)?;
-        update_with::<K>(&state, &p.provider, &id, &headers, |current| patch::apply(current, K::RT, &request)).await
+        let request = Arc::new(heavy(move || json_body(&body)).await?);
+        update_with::<K>(&state, &p.provider, &id, &headers, move |current: &Value| patch::apply(current, K::RT, &request)).await
     };
-    updated::<K>(&params, run.await)
+    let outcome = run.await;
+    updated::<K>(&state, Params::new(raw), outcome).await
 }
 
 pub async fn delete_resource<K: ScimKind>(

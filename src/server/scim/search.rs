@@ -10,13 +10,14 @@ use super::auth::Principal;
 use super::error::ScimError;
 use super::kinds::ScimKind;
 use super::request::{json_body, Params};
+use super::work::heavy;
 use super::resources::{matching, parse_query, scim_json, ScimState, MAX_RESULTS};
 use crate::api::{Group, User};
 use crate::scim::list::{list_response, Page};
 use crate::scim::projection::Projection;
 
 pub async fn root_search(State(state): State<ScimState>, Extension(p): Extension<Principal>, body: Bytes) -> Response {
-    match run(&state, &p.provider, &body) {
+    match heavy(move || run(&state, &p.provider, &body)).await {
         Ok(body) => scim_json(StatusCode::OK, &body),
         Err(e) => e.into_response(),
     }

@@ -47,8 +47,33 @@ fn params() -> PostParams {
     PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
 }
 
+/// Whether the API server refused a write because the object is too large to store: etcd's
+/// limit on one request (1.5 MiB by default; the API server passes etcd's "etcdserver: request is
+/// too large" on, as a 500), its etcd client's limit on what it sends (2 MiB: "trying to send
+/// message larger than max"), or the API server's own body limit (413, "Request entity too
+/// large"). Retrying cannot help, so this must not look like an outage.
+fn is_too_large(s: &kube::core::Status) -> bool {
+    let message = s.message.to_ascii_lowercase();
+    s.code == 413
+        || ["request is too large", "request entity too large", "message larger than max"].iter().any(|m| message.contains(m))
+}
+
+/// The SCIM error for a write the API server will never accept because of its size: a permanent
+/// 413, since Okta and Entra retry a 503 forever.
+fn too_large(what: &str) -> ScimError {
+    ScimError::new(
+        413,
+        None,
+        format!("{what}: the resource is too large to store (the cluster refuses objects over about 1.5 MiB); make it smaller"),
+    )
+}
+
 fn api_error(err: kube::Error, what: &str) -> WriteError {
     match err {
+        kube::Error::Api(s) if is_too_large(&s) => {
+            tracing::warn!(code = s.code, message = %s.message, "API server refused a write as too large");
+            WriteError::Scim(too_large(what))
+        }
         kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict" => WriteError::Conflict,
         kube::Error::Api(s) if s.code == 422 || s.code == 400 => {
             WriteError::Scim(ScimError::invalid_value(format!("{what}: {}", s.message)))
@@ -319,5 +344,41 @@ pub fn scim_of(e: WriteError) -> ScimError {
     match e {
         WriteError::Conflict => unavailable("the resource kept changing while updating it; retry"),
         WriteError::Scim(s) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure(message, reason).with_code(code).boxed())
+    }
+
+    fn mapped(e: kube::Error) -> ScimError {
+        scim_of(api_error(e, "updating the group"))
+    }
+
+    #[test]
+    fn too_large_writes_are_permanent_413s() {
+        for e in [
+            // What kube-apiserver answers when etcd refuses the write (it has used 500 for this).
+            status(500, "InternalError", "etcdserver: request is too large"),
+            status(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"),
+            status(500, "InternalError", "rpc error: code = ResourceExhausted desc = trying to send message larger than max (2200000 vs. 2097152)"),
+            status(413, "", ""),
+        ] {
+            let s = mapped(e);
+            assert_eq!(s.status, 413, "{}", s.detail);
+            assert!(s.detail.starts_with("updating the group: the resource is too large"), "{}", s.detail);
+        }
+    }
+
+    #[test]
+    fn outages_stay_retryable_and_bad_values_stay_400() {
+        assert_eq!(mapped(status(500, "InternalError", "etcdserver: leader changed")).status, 503);
+        assert_eq!(mapped(status(429, "TooManyRequests", "slow down")).status, 503);
+        assert_eq!(mapped(status(422, "Invalid", "spec.displayName: Required value")).status, 400);
+        assert!(matches!(api_error(status(409, "Conflict", "the object has been modified"), "x"), WriteError::Conflict));
     }
 }
