@@ -158,12 +158,14 @@ async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
 }
 
 /// The body limit answers in plain text (from the limit layer, or from the body extractor for
-/// chunked bodies); SCIM clients get an RFC 7644 error body instead.
+/// chunked bodies); SCIM clients get an RFC 7644 error body instead. A 413 that already is a SCIM
+/// error (a resource too large for the cluster to store) is left as it is.
 async fn scim_body_limit_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;
     let scim = req.uri().path().starts_with(SCIM_PREFIX);
     let resp = next.run(req).await;
-    if scim && resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    let scim_error = resp.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|t| t == scim::error::CONTENT_TYPE);
+    if scim && resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !scim_error {
         let detail = format!("the request body is larger than {} bytes", MAX_BODY_BYTES);
         return scim::error::ScimError::new(413, None, detail).into_response();
     }
