@@ -473,10 +473,11 @@ async fn re_pointing_a_provider_at_another_issuer_ends_its_sessions() {
 #[tokio::test]
 async fn an_invalid_groups_filter_is_reported_and_refuses_logins() {
     let name = unique("badfilter");
+    // The Secret first, so that the filter is the only thing wrong from the first reconcile on.
     let manifest = format!(
-        "apiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: infra-e2e\n  clientSecretRef:\n    name: {name}-secret\n  groupsFilter: \"eng(\"\n---\n{}",
-        idp_domain_and_path(),
-        crate::harness::client_secret_manifest(&format!("{name}-secret"), "infra-e2e-secret")
+        "{}---\napiVersion: infrahq.com/v1alpha1\nkind: IdentityProvider\nmetadata:\n  name: {name}\nspec:\n  kind: okta\n  url: {}\n  clientID: infra-e2e\n  clientSecretRef:\n    name: {name}-secret\n  groupsFilter: \"eng(\"\n",
+        crate::harness::client_secret_manifest(&format!("{name}-secret"), "infra-e2e-secret"),
+        idp_domain_and_path()
     );
     crate::harness::kubectl_apply(&manifest).ok();
     let p = TestProvider(name);
