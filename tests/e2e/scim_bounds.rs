@@ -140,7 +140,11 @@ async fn users_directly(p: &ScimProvider, n: usize, concurrency: usize) -> Vec<S
     ids
 }
 
+// Its 10,000 users keep the garbage collector busy for minutes once the provider is removed (it
+// deletes them one by one at the controller manager's API rate), and every other test's provider
+// removal would wait behind them: e2e/test runs it alone, after the parallel suite.
 #[tokio::test]
+#[ignore = "creates 10,000 users: e2e/test runs it alone after the suite"]
 async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     let p = ScimProvider::new("bounds-big").await;
     let scim = p.client(0);
@@ -182,12 +186,6 @@ async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     let stored = kubectl(&["get", "groups", "-n", &env().namespace, "-l", &format!("infrahq.com/scim-id={gid}"), "-o", "jsonpath={.items[0].spec.members[*].value}"]).ok().stdout;
     assert_eq!(stored.split_whitespace().count(), 10_000);
 
-    // Left to the garbage collector, ten thousand users would keep it busy for minutes (it deletes
-    // them one by one at the controller manager's API rate), and every other test's provider
-    // removal would wait behind them: delete them in one call instead.
-    let users: kube::Api<infra::api::User> = kube::Api::namespaced(client().await, &env().namespace);
-    let selector = format!("infrahq.com/provider={}", p.name);
-    users.delete_collection(&kube::api::DeleteParams::default(), &kube::api::ListParams::default().labels(&selector)).await.unwrap();
 }
 
 /// A value a third of the server's body limit: three of them fit in one User (a 1.4 MB object),
