@@ -77,6 +77,9 @@ pub fn explain(err: kube::Error, what: &str) -> anyhow::Error {
             )
         }
         kube::Error::Api(s) if s.code == 422 || s.code == 400 => anyhow::anyhow!("the API server refused to {what}: {}", s.message),
+        kube::Error::Api(s) if s.code == 401 => {
+            anyhow::anyhow!("could not {what}: the API server did not accept your credentials ({}); check your kubeconfig", s.message)
+        }
         kube::Error::Api(s) if crate::api_server::is_unavailable(&err) => {
             anyhow::anyhow!("could not {what}: the Kubernetes API server is unavailable ({}, HTTP {}); try again in a few seconds", s.message, s.code)
         }
