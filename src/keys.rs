@@ -93,9 +93,15 @@ pub fn verify(presented: &str, stored: &str) -> bool {
     hash(presented).ct_eq(&hash(stored)).into()
 }
 
-/// The SHA-256 of a token in lower-case hex: what is stored instead of the token.
+/// The SHA-256 of a token in lower-case hex: what is stored instead of the token (session tokens
+/// and SCIM keys alike).
 pub fn hash_hex(token: &str) -> String {
-    hash(token).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&hash(token))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares a presented token with a stored [`hash_hex`] in constant time.

@@ -54,11 +54,7 @@ pub struct SessionStore {
 
 /// Label values are at most 63 characters: 40 hex digits of SHA-256 are plenty to tell nonces apart.
 pub fn nonce_hash(nonce: &str) -> String {
-    hex(&Sha256::digest(nonce.as_bytes()))[..40].to_string()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    keys::hex(&Sha256::digest(nonce.as_bytes()))[..40].to_string()
 }
 
 fn text(secret: &Secret, key: &str) -> Option<String> {
@@ -100,7 +96,7 @@ impl SessionStore {
         let record = self.policy.new_record(&user.spec.user_name, &user.name_any(), &user.spec.provider_ref.name, binding, now);
         let mut data = BTreeMap::from([
             (RECORD_KEY.to_string(), ByteString(serde_json::to_vec(&record).expect("record serializes"))),
-            (TOKEN_HASH_KEY.to_string(), ByteString(hex(&keys::hash(&key.token)).into_bytes())),
+            (TOKEN_HASH_KEY.to_string(), ByteString(keys::hash_hex(&key.token).into_bytes())),
         ]);
         if let Some(rt) = refresh_token {
             data.insert(REFRESH_TOKEN_KEY.to_string(), ByteString(rt.as_bytes().to_vec()));
@@ -136,8 +132,7 @@ impl SessionStore {
         let id = keys::parse_id_with(keys::SESSION_PREFIX, token).ok_or(SessionError::Unknown)?;
         let secret = self.secrets.get_opt(&secret_name(id)).await?.ok_or(SessionError::Unknown)?;
         let stored_hash = text(&secret, TOKEN_HASH_KEY).ok_or(SessionError::Unknown)?;
-        let presented_hash = hex(&keys::hash(token));
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(presented_hash.as_bytes(), stored_hash.as_bytes())) {
+        if !keys::verify_hash(token, &stored_hash) {
             return Err(SessionError::Unknown);
         }
         let mut session = parse(&secret).ok_or(SessionError::Unknown)?;
