@@ -143,6 +143,19 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(scim_body_limit_errors))
+        .layer(axum::middleware::from_fn(retry_after_on_unavailable))
+}
+
+/// Every 503 the server answers means "try again soon" (the API server is unavailable, a
+/// provider is not ready yet, a write kept conflicting): SCIM clients, the CLI and browsers are
+/// told when, here for every kind of response rather than in each.
+async fn retry_after_on_unavailable(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::RETRY_AFTER;
+    let mut resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE && !resp.headers().contains_key(RETRY_AFTER) {
+        resp.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from(crate::api_server::RETRY_AFTER_SECS));
+    }
+    resp
 }
 
 const SCIM_PREFIX: &str = "/api/scim/v2";
@@ -240,4 +253,33 @@ fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Arc<std:
             metrics.groups.set(groups as i64);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_503_says_when_to_retry() {
+        let app = Router::new()
+            .route("/scim", get(|| async { scim::error::unavailable("down").into_response() }))
+            .route("/login", get(|| async { login::FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "down").into_response() }))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(retry_after_on_unavailable));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let http = reqwest::Client::new();
+        for path in ["/scim", "/login"] {
+            let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 503, "{path}");
+            assert_eq!(resp.headers()["retry-after"], "5", "{path}");
+        }
+        let resp = http.get(format!("{base}/ok")).send().await.unwrap();
+        assert!(resp.headers().get("retry-after").is_none());
+    }
 }

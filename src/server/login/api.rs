@@ -20,9 +20,6 @@ impl IntoResponse for FlowError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from(crate::api_server::RETRY_AFTER_SECS));
-        }
         resp
     }
 }

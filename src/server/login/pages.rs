@@ -17,11 +17,7 @@ fn layout(title: &str, body: &str) -> String {
 }
 
 fn no_store(status: StatusCode, html: String) -> Response {
-    let mut resp = (status, [("cache-control", "no-store"), ("x-frame-options", "DENY"), ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")], Html(html)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from(crate::api_server::RETRY_AFTER_SECS));
-    }
-    resp
+    (status, [("cache-control", "no-store"), ("x-frame-options", "DENY"), ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")], Html(html)).into_response()
 }
 
 /// The dashboard root for a signed-in person. (The dashboard itself comes later; this page says

@@ -32,9 +32,6 @@ impl IntoResponse for ScimError {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, self.body().to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api_server::RETRY_AFTER_SECS));
-        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="infra-scim""#));
         }
@@ -52,9 +49,6 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
         assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
-        let resp = unavailable("down").into_response();
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
         let resp = ScimError::invalid_filter("bad").into_response();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     }
