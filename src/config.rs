@@ -58,10 +58,16 @@ pub struct SessionArgs {
     pub recheck_interval: Duration,
 }
 
+impl From<&SessionArgs> for crate::session::Policy {
+    fn from(a: &SessionArgs) -> Self {
+        Self { lifetime: a.lifetime, idle_timeout: a.idle_timeout, recheck_interval: a.recheck_interval }
+    }
+}
+
 /// A positive duration flag such as `30s`, `15m`, `12h` or `7d` (the syntax of
 /// `ScimKey.spec.expiresAfter`), for every binary's clap parsers.
 pub fn parse_span(raw: &str) -> Result<Duration, String> {
-    crate::controller::scim_key::parse_duration(raw)
+    crate::api::scim_key::parse_duration(raw)
         .and_then(|d| Duration::try_from(d).ok())
         .ok_or_else(|| format!("{raw:?} is not a duration such as 30s, 15m, 12h or 7d"))
 }

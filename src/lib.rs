@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod directory;
+pub mod health;
 pub mod html;
 pub mod keys;
 pub mod metrics;

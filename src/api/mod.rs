@@ -2,10 +2,10 @@
 //! Nothing here does I/O.
 
 pub mod conditions;
-mod group;
-mod identity_provider;
-mod scim_key;
-mod user;
+pub mod group;
+pub mod identity_provider;
+pub mod scim_key;
+pub mod user;
 
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
 pub use identity_provider::{

@@ -1,4 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::SignedDuration;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,9 @@ pub const KEY_HASH_DATA: &str = "keyHash";
 /// Data key of the key itself, in Secrets generated before keys were stored hashed; the controller
 /// replaces it with [`KEY_HASH_DATA`] and the server accepts it until then.
 pub const LEGACY_KEY_DATA: &str = "key";
+
+/// Type of the Secret that holds a ScimKey's hash.
+pub const SECRET_TYPE: &str = "infrahq.com/scim-key";
 
 /// Which provider the key is for and how long it lasts.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -85,4 +89,44 @@ pub struct ScimKeyStatus {
     /// without a recipient are never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_key: Option<String>,
+}
+
+/// Parses `90d`, `12h`, `1w2d`, `30m`, `45s` (the forms the CRD's pattern admits).
+pub fn parse_duration(raw: &str) -> Option<SignedDuration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && total > 0).then(|| SignedDuration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Some(SignedDuration::from_hours(90 * 24)));
+        assert_eq!(parse_duration("1w2d"), Some(SignedDuration::from_hours(9 * 24)));
+        assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(parse_duration("45s"), Some(SignedDuration::from_secs(45)));
+        for bad in ["", "10", "h", "1x", "0s", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use super::kube_client::{explain, Kube, KubeArgs};
 use super::output::{self, Format};
 use super::{spinner, FIELD_MANAGER};
 use crate::api::{annotations, labels, IdentityProvider, ScimKey, ScimKeySpec};
-use crate::controller::scim_key::parse_duration;
+use crate::api::scim_key::parse_duration;
 use crate::sealed::Recipient;
 
 #[derive(Subcommand)]

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
-use crate::{oidc, server};
+use crate::{health, oidc};
 
 #[derive(Args, Clone, Debug)]
 pub struct ControllerArgs {
@@ -57,7 +57,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    server::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
+    health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
 
     let ns = args.operator.namespace.clone();
     let identity = match &args.identity {

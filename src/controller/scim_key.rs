@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -16,12 +16,12 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::context::{now, Context, Error};
 use crate::api::conditions::{self, Check};
+use crate::api::scim_key::{parse_duration, SECRET_TYPE};
 use crate::api::{annotations, labels, IdentityProvider, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
 use crate::{keys, sealed};
 
 pub const KIND: &str = "ScimKey";
 pub const READY: &str = "Ready";
-pub const SECRET_TYPE: &str = "infrahq.com/scim-key";
 /// How often to look again for a provider that does not exist yet.
 const PROVIDER_RECHECK: Duration = Duration::from_secs(30);
 
@@ -185,44 +185,9 @@ fn until(at: Timestamp) -> Duration {
     Duration::try_from(left).unwrap_or(Duration::ZERO) + Duration::from_secs(1)
 }
 
-/// Parses `90d`, `12h`, `1w2d`, `30m`, `45s` (the forms the CRD's pattern admits).
-pub fn parse_duration(raw: &str) -> Option<SignedDuration> {
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    for c in raw.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().ok()?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    (digits.is_empty() && total > 0).then(|| SignedDuration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90d"), Some(SignedDuration::from_hours(90 * 24)));
-        assert_eq!(parse_duration("1w2d"), Some(SignedDuration::from_hours(9 * 24)));
-        assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
-        assert_eq!(parse_duration("45s"), Some(SignedDuration::from_secs(45)));
-        for bad in ["", "10", "h", "1x", "0s", "99999999999999999999d"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn readiness_prefers_expiry() {

@@ -16,6 +16,13 @@ use openidconnect::{
 use super::{describe_error, ProviderHttp};
 use super::identity::{Claims, IdentityError};
 
+/// Where a session's credentials came from: its refresh token may only ever go back there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderBinding {
+    pub issuer: String,
+    pub token_endpoint: String,
+}
+
 /// Everything needed to talk to one provider's token, userinfo and key endpoints as its client.
 /// `Debug` leaves the secret out.
 pub struct ProviderClient {
@@ -179,8 +186,8 @@ impl ProviderClient {
     }
 
     /// The issuer and token endpoint a session started with this client is bound to.
-    pub fn binding(&self) -> crate::session::ProviderBinding {
-        crate::session::ProviderBinding { issuer: self.issuer.clone(), token_endpoint: self.token_url.clone() }
+    pub fn binding(&self) -> ProviderBinding {
+        ProviderBinding { issuer: self.issuer.clone(), token_endpoint: self.token_url.clone() }
     }
 
     fn auth_type(&self) -> AuthType {

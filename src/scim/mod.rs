@@ -14,6 +14,7 @@
 pub mod case;
 pub mod error;
 pub mod filter;
+mod json;
 pub mod list;
 pub mod patch;
 pub mod projection;

@@ -1,13 +1,11 @@
 //! The server role: SCIM and login over HTTP, reading from reflector caches.
 
-mod health;
 mod http_metrics;
 pub mod login;
 mod providers;
 pub mod rate_limit;
 pub mod scim;
 
-pub use health::{health_router, spawn_metrics_listener};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +109,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
-    spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
+    crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let app = router(auth, scim_state, providers, login, limits, metrics.clone(), ready);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
@@ -138,7 +136,7 @@ pub fn router(
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(login::router(login).layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)))
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
-        .merge(health::probe_router(ready))
+        .merge(crate::health::probe_router(ready))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -12,6 +12,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::oidc::ProviderBinding;
+
 pub use store::{SessionError, SessionStore};
 
 pub const SECRET_TYPE: &str = "infrahq.com/session";
@@ -48,13 +50,6 @@ pub struct SessionRecord {
     pub token_endpoint: Option<String>,
 }
 
-/// Where a session's credentials came from: its refresh token may only ever go back there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProviderBinding {
-    pub issuer: String,
-    pub token_endpoint: String,
-}
-
 impl SessionRecord {
     /// Whether the provider now resolves to another issuer or token endpoint than the one that
     /// started the session: then the session must end, since its refresh token belongs to the old
@@ -75,11 +70,6 @@ pub struct Policy {
     pub recheck_interval: Duration,
 }
 
-impl From<&crate::config::SessionArgs> for Policy {
-    fn from(a: &crate::config::SessionArgs) -> Self {
-        Self { lifetime: a.lifetime, idle_timeout: a.idle_timeout, recheck_interval: a.recheck_interval }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

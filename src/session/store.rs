@@ -88,7 +88,7 @@ impl SessionStore {
         user: &User,
         nonce: &str,
         refresh_token: Option<&str>,
-        binding: &super::ProviderBinding,
+        binding: &crate::oidc::ProviderBinding,
         now: Timestamp,
     ) -> Result<(String, SessionRecord), SessionError> {
         let nonce_label = nonce_hash(nonce);
