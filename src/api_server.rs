@@ -2,6 +2,11 @@
 //! server being down, restarting or overloaded is an outage: SCIM clients, browsers and the CLI get
 //! `503 Service Unavailable` with `Retry-After` (which Okta and Entra ID treat as "retry later"),
 //! never a `500` that looks like a bug or a `4xx` that says their request was wrong.
+//!
+//! It also says who is writing: every write carries its role's [`FieldManager`].
+
+use kube::api::{PatchParams, PostParams};
+use kube::{Api, Client, Resource};
 
 /// What clients are told to wait before retrying during an outage, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -16,6 +21,61 @@ pub fn is_unavailable(err: &kube::Error) -> bool {
         kube::Error::Api(s) => s.code >= 500 || matches!(s.code, 401 | 403 | 429),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
+    }
+}
+
+/// The field manager a role writes with. Every create, patch and replace names it, so
+/// `kubectl get --show-managed-fields`, server-side apply conflicts and the audit log say which part
+/// of Infra changed a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldManager(&'static str);
+
+impl FieldManager {
+    pub const CONTROLLER: Self = Self("infra-controller");
+    pub const SERVER: Self = Self("infra-server");
+    pub const CLI: Self = Self("infra-cli");
+
+    /// The manager's name, also the `app.kubernetes.io/managed-by` label of what the role creates.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+
+    pub fn post(self) -> PostParams {
+        PostParams { field_manager: Some(self.0.into()), ..Default::default() }
+    }
+
+    /// For merge and JSON patches.
+    pub fn patch(self) -> PatchParams {
+        PatchParams { field_manager: Some(self.0.into()), ..Default::default() }
+    }
+
+    /// Server-side apply, taking over fields another manager set (the role owns what it applies).
+    pub fn apply(self) -> PatchParams {
+        PatchParams::apply(self.0).force()
+    }
+}
+
+/// A role's view of the API server: its client, the namespace it serves and the field manager it
+/// writes with, handed to everything that talks to the API server.
+#[derive(Clone)]
+pub struct Kube {
+    pub client: Client,
+    pub namespace: String,
+    pub manager: FieldManager,
+}
+
+impl Kube {
+    pub fn new(client: Client, namespace: impl Into<String>, manager: FieldManager) -> Self {
+        Self { client, namespace: namespace.into(), manager }
+    }
+
+    /// `K` in the role's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
     }
 }
 
@@ -37,5 +97,15 @@ mod tests {
             assert!(!is_unavailable(&api(code, "x")), "{code}");
         }
         assert!(is_unavailable(&kube::Error::Service("connection refused".into())));
+    }
+
+    #[test]
+    fn every_write_names_its_manager() {
+        let m = FieldManager::SERVER;
+        assert_eq!(m.post().field_manager.as_deref(), Some("infra-server"));
+        assert_eq!(m.patch().field_manager.as_deref(), Some("infra-server"));
+        let apply = m.apply();
+        assert_eq!(apply.field_manager.as_deref(), Some("infra-server"));
+        assert!(apply.force);
     }
 }

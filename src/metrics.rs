@@ -17,6 +17,12 @@ pub struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -37,6 +43,8 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
+    /// Reconciles that failed, by kind and by the class of error (`kube`, `random`, …).
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<HttpLabels, Histogram>,
     pub scim_auth: Family<OutcomeLabels, Counter>,
@@ -73,6 +81,8 @@ impl Default for Metrics {
         let (scim_keys_active, users, groups, sessions) = (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("reconcile_errors", "Failed reconciles by kind and error class", reconcile_errors.clone());
         registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request duration", http_duration.clone());
         registry.register("scim_authentications", "SCIM bearer authentications by outcome", scim_auth.clone());
@@ -88,6 +98,7 @@ impl Default for Metrics {
             registry: Mutex::new(registry),
             reconciles,
             reconcile_duration,
+            reconcile_errors,
             http_requests,
             http_duration,
             scim_auth,
@@ -122,6 +133,11 @@ impl Metrics {
 
     pub fn reconciled(&self, kind: &str, result: &str) {
         self.reconciles.get_or_create(&ReconcileLabels { kind: kind.into(), result: result.into() }).inc();
+    }
+
+    pub fn reconcile_failed(&self, kind: &str, error: &str) {
+        self.reconciled(kind, "error");
+        self.reconcile_errors.get_or_create(&ErrorLabels { kind: kind.into(), error: error.into() }).inc();
     }
 }
 

@@ -19,7 +19,7 @@ pub use kube_client::KubeArgs;
 
 /// The field manager the CLI applies with, so `kubectl get --show-managed-fields` tells CLI edits
 /// apart from GitOps and from the operator.
-pub const FIELD_MANAGER: &str = "infra-cli";
+pub const MANAGER: crate::api_server::FieldManager = crate::api_server::FieldManager::CLI;
 
 #[derive(Parser)]
 #[command(name = "infra", version, about = "Connect your identity provider to Kubernetes")]

@@ -7,14 +7,14 @@ use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ListParams, Patch, Preconditions};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::kube_client::{explain, Kube, KubeArgs};
 use super::output::{self, Format};
-use super::{spinner, FIELD_MANAGER};
+use super::{spinner, MANAGER};
 use crate::api::conditions::{self, FALSE, TRUE};
 use crate::api::{labels, ClaimMapping, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY};
 use crate::oidc::issuer;
@@ -243,10 +243,10 @@ async fn apply_provider(idps: &Api<IdentityProvider>, name: &str, spec: &Identit
     let body = json!({
         "apiVersion": IdentityProvider::api_version(&()),
         "kind": IdentityProvider::kind(&()),
-        "metadata": {"name": name, "labels": {labels::MANAGED_BY: FIELD_MANAGER}},
+        "metadata": {"name": name, "labels": {labels::MANAGED_BY: MANAGER.name()}},
         "spec": spec,
     });
-    idps.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+    idps.patch(name, &MANAGER.apply(), &Patch::Apply(&body))
         .await
         .map_err(|e| explain(e, "create the IdentityProvider"))
 }
@@ -255,7 +255,7 @@ async fn apply_secret(kube: &Kube, provider: &str, value: &str, owner: Option<&I
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let mut metadata = json!({
         "name": secret_name(provider),
-        "labels": {labels::MANAGED_BY: FIELD_MANAGER, labels::PROVIDER: provider},
+        "labels": {labels::MANAGED_BY: MANAGER.name(), labels::PROVIDER: provider},
     });
     if let Some(owner) = owner {
         metadata["ownerReferences"] = json!([owner.controller_owner_ref(&()).expect("applied objects have a uid")]);
@@ -269,7 +269,7 @@ async fn apply_secret(kube: &Kube, provider: &str, value: &str, owner: Option<&I
     });
     retype_if_needed(&secrets, &secret_name(provider)).await?;
     secrets
-        .patch(&secret_name(provider), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .patch(&secret_name(provider), &MANAGER.apply(), &Patch::Apply(&body))
         .await
         .map_err(|e| explain(e, "write the client secret's Secret"))?;
     Ok(())
@@ -301,7 +301,7 @@ async fn retype_if_needed(secrets: &Api<Secret>, name: &str) -> anyhow::Result<(
     let precondition = DeleteParams { preconditions: Some(Preconditions { uid: old.uid(), resource_version: old.resource_version() }), ..Default::default() };
     secrets.delete(name, &precondition).await.map_err(|e| explain(e, "replace the client secret's Secret with one of the required type"))?;
     secrets
-        .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &recreated)
+        .create(&MANAGER.post(), &recreated)
         .await
         .map_err(|e| explain(e, "recreate the client secret's Secret with the required type"))?;
     eprintln!("Recreated Secret {name:?} with type {CLIENT_SECRET_TYPE:?} (required since Infra 0.2)");
@@ -463,7 +463,7 @@ async fn update_secret(kube: &Kube, r: &SecretKeyRef, value: &str) -> anyhow::Re
         "stringData": {r.key.clone(): value},
     });
     secrets
-        .patch(&r.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .patch(&r.name, &MANAGER.apply(), &Patch::Apply(&body))
         .await
         .map_err(|e| explain(e, "update the client secret"))?;
     Ok(())
@@ -496,7 +496,7 @@ async fn remove(kube: &Kube, name: &str) -> anyhow::Result<()> {
     // this command returns. Only the Secret `providers add` created is touched.
     let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if let Some(secret) = secrets.get_opt(&secret_name(name)).await.map_err(|e| explain(e, "read the client secret"))? {
-        let ours = secret.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(FIELD_MANAGER)
+        let ours = secret.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(MANAGER.name())
             && secret.labels().get(labels::PROVIDER).map(String::as_str) == Some(name);
         if ours {
             match secrets.delete(&secret_name(name), &DeleteParams::default()).await {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::kube_client::{explain, Kube, KubeArgs};
 use super::output::{self, Format};
-use super::{spinner, FIELD_MANAGER};
+use super::{spinner, MANAGER};
 use crate::api::{annotations, labels, IdentityProvider, ScimKey, ScimKeySpec};
 use crate::api::scim_key::parse_duration;
 use crate::sealed::Recipient;
@@ -94,12 +94,12 @@ async fn create(
         "kind": ScimKey::kind(&()),
         "metadata": {
             "name": name,
-            "labels": {labels::MANAGED_BY: FIELD_MANAGER, labels::PROVIDER: provider},
+            "labels": {labels::MANAGED_BY: MANAGER.name(), labels::PROVIDER: provider},
             "annotations": {annotations::KEY_RECIPIENT: recipient.public()},
         },
         "spec": spec,
     });
-    keys.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&body))
+    keys.patch(&name, &PatchParams::apply(MANAGER.name()), &Patch::Apply(&body))
         .await
         .map_err(|e| explain(e, "create the ScimKey"))?;
 

@@ -5,38 +5,29 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kube::api::{ListParams, PostParams};
-use kube::core::PartialObjectMeta;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
-use super::context::{Context, Error, FIELD_MANAGER};
+use super::context::{Context, Error};
 use crate::api::{labels, Group, User};
 
 pub const KIND: &str = "Group";
-
-pub struct Members {
-    pub ctx: Arc<Context>,
-    /// Metadata of every User (the SCIM id is a label), kept by a watch.
-    pub users: Store<PartialObjectMeta<User>>,
-}
 
 /// Member ids of `group` that no cached user carries.
 pub fn unknown_members(group: &Group, known: &HashSet<String>) -> Vec<String> {
     group.spec.members.iter().map(|m| m.value.clone()).filter(|id| !known.contains(id)).collect()
 }
 
-pub async fn reconcile(group: Arc<Group>, members: Arc<Members>) -> Result<Action, Error> {
-    let ctx = &members.ctx;
+pub async fn reconcile(group: Arc<Group>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
     // Membership is judged against the user cache, so nothing is decided before it has synced.
-    tokio::time::timeout(std::time::Duration::from_secs(30), members.users.wait_until_ready())
+    tokio::time::timeout(std::time::Duration::from_secs(30), ctx.users.wait_until_ready())
         .await
-        .map_err(|_| Error::Other("the user cache has not synced yet".into()))?
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|_| Error::UsersNotSynced)?
+        .map_err(|_| Error::UsersNotSynced)?;
     let provider = &group.spec.provider_ref.name;
-    let known: HashSet<String> = members
+    let known: HashSet<String> = ctx
         .users
         .state()
         .iter()
@@ -51,7 +42,7 @@ pub async fn reconcile(group: Arc<Group>, members: Arc<Members>) -> Result<Actio
     // The cache may lag behind a user created a moment ago: only the API server may say a member
     // is gone.
     let ns = group.namespace().unwrap_or_default();
-    let users: Api<User> = Api::namespaced(ctx.client.clone(), &ns);
+    let users: Api<User> = Api::namespaced(ctx.kube.client.clone(), &ns);
     let mut gone = vec![];
     for chunk in suspects.chunks(50) {
         let selector = format!("{}={provider},{} in ({})", labels::PROVIDER, labels::SCIM_ID, chunk.join(","));
@@ -65,19 +56,16 @@ pub async fn reconcile(group: Arc<Group>, members: Arc<Members>) -> Result<Actio
     }
     let mut next = (*group).clone();
     next.spec.members.retain(|m| !gone.contains(&m.value));
-    let groups: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
+    let groups: Api<Group> = Api::namespaced(ctx.kube.client.clone(), &ns);
     // A replace with the resource version read: a concurrent change makes it fail and requeue.
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    groups.replace(&group.name_any(), &pp, &next).await?;
+    groups.replace(&group.name_any(), &ctx.kube.manager.post(), &next).await?;
     tracing::info!(group = %group.name_any(), removed = gone.len(), "removed members whose users no longer exist");
     ctx.metrics.reconciled(KIND, "cleaned");
     Ok(Action::await_change())
 }
 
-pub fn error_policy(group: Arc<Group>, err: &Error, members: Arc<Members>) -> Action {
-    tracing::warn!(group = %group.name_any(), error = %err, "membership check failed");
-    members.ctx.metrics.reconciled(KIND, "error");
-    Action::requeue(members.ctx.backoff(&format!("group/{}", group.name_any())))
+pub fn error_policy(group: Arc<Group>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::context::error_policy(KIND, group.as_ref(), err, &ctx)
 }
 
 #[cfg(test)]

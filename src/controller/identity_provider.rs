@@ -25,10 +25,10 @@ const MISCONFIGURED_RECHECK: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
-    let key = format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any());
+    let key = format!("{KIND}/{}", idp.name_any());
     let ns = idp.namespace().unwrap_or_default();
 
-    let secret = oidc::read_client_secret(&ctx.client, &ns, &idp).await?;
+    let secret = oidc::read_client_secret(&ctx.kube.client, &ns, &idp).await?;
     let http = oidc::provider_http(&ctx.http, ctx.extra_ca.as_deref(), &idp);
     let (discovery, discovered) = run_discovery(&idp, &http).await;
     let credentials = match (&secret, &discovered, &http) {
@@ -87,20 +87,18 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     ctx.metrics.reconciled(KIND, result);
     tracing::info!(provider = %key, phase = status.phase.as_deref().unwrap_or(""), reason = ready.reason, "reconciled");
     Ok(if ready.is_true() {
-        ctx.reset_backoff(&key);
+        ctx.backoff.reset(&key);
         Action::requeue(ctx.recheck_interval)
     } else if transient {
-        Action::requeue(ctx.backoff(&key))
+        Action::requeue(ctx.backoff.next(&key))
     } else {
-        ctx.reset_backoff(&key);
+        ctx.backoff.reset(&key);
         Action::requeue(MISCONFIGURED_RECHECK)
     })
 }
 
 pub fn error_policy(idp: Arc<IdentityProvider>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(provider = %idp.name_any(), error = %err, "reconcile failed");
-    ctx.metrics.reconciled(KIND, "error");
-    Action::requeue(ctx.backoff(&format!("{}/{}", idp.namespace().unwrap_or_default(), idp.name_any())))
+    super::context::error_policy(KIND, idp.as_ref(), err, &ctx)
 }
 
 async fn run_discovery(

@@ -7,9 +7,10 @@ pub mod identity_provider;
 pub mod scim_key;
 pub mod sessions;
 
-pub use context::{Context, Error, FIELD_MANAGER};
+pub use context::{Context, Error};
 
 use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +21,12 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{predicates, reflector::reflector, watcher, Controller, WatchStreamExt};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
-use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
+use crate::api::{labels, Group, IdentityProvider, ScimKey, User, CLIENT_SECRET_TYPE};
+use crate::api_server::{FieldManager, Kube};
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
 use crate::{health, oidc};
@@ -60,6 +62,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
 
     let ns = args.operator.namespace.clone();
+    let kube = Kube::new(client.clone(), &ns, FieldManager::CONTROLLER);
     let identity = match &args.identity {
         Some(id) => id.clone(),
         None => format!(
@@ -101,7 +104,12 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let extra_ca = args.operator.read_extra_ca()?;
     let http = args.operator.provider_http()?;
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
-    let rechecks = Arc::new(sessions::Rechecks {
+    // Users as metadata only (the SCIM id is a label): group membership is judged against them.
+    let (users, user_writer) = reflector::store();
+    let user_events = reflector(user_writer, watcher(kube.api::<PartialObjectMeta<User>>(), watcher::Config::default().labels(labels::SCIM_ID)))
+        .default_backoff()
+        .touched_objects();
+    let ctx = Arc::new(Context {
         access: oidc::login::ProviderAccess {
             kube: client.clone(),
             namespace: ns.clone(),
@@ -109,19 +117,17 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
             extra_ca: extra_ca.clone(),
             key_sets: Default::default(),
         },
-        providers: Api::namespaced(client.clone(), &ns),
-        store: crate::session::SessionStore { secrets: Api::namespaced(client.clone(), &ns), policy: (&args.operator.sessions).into() },
+        sessions: crate::session::SessionStore::new(&kube, (&args.operator.sessions).into()),
+        recorder: Recorder::new(client.clone(), reporter),
+        args: args.operator.clone(),
         metrics: metrics.clone(),
-    });
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        args.operator.clone(),
-        Recorder::new(client.clone(), reporter),
-        metrics.clone(),
         http,
         extra_ca,
-        args.recheck_interval,
-    ));
+        recheck_interval: args.recheck_interval,
+        users,
+        backoff: Default::default(),
+        kube: kube.clone(),
+    });
 
     let stop = {
         let mut s = shutdown.clone();
@@ -137,10 +143,10 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let wait_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    let idps = identity_provider_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
-    let keys = scim_key_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
-    let members = group_members_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
-    let session_checks = session_controller(client.clone(), &ns, rechecks, wait_stop(stop_rx.clone()));
+    let idps = identity_provider_controller(&kube, ctx.clone(), wait_stop(stop_rx.clone()));
+    let keys = scim_key_controller(&kube, ctx.clone(), wait_stop(stop_rx.clone()));
+    let members = group_members_controller(&kube, user_events, ctx.clone(), wait_stop(stop_rx.clone()));
+    let session_checks = session_controller(&kube, ctx.clone(), wait_stop(stop_rx.clone()));
     let reconcilers = futures::future::join4(idps, keys, members, session_checks);
     tokio::pin!(reconcilers);
     tokio::select! {
@@ -166,25 +172,23 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     }
 }
 
-/// Spec changes (a new generation) and Secret changes trigger a reconcile; status writes do not,
-/// so a status update never causes another round of network checks.
-async fn identity_provider_controller(
-    client: Client,
-    ns: &str,
-    ctx: Arc<Context>,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), ns);
-    let secrets: Api<Secret> = Api::namespaced(client, ns);
+/// Spec changes (a new generation) and changes to client-secret Secrets trigger a reconcile; status
+/// writes do not, so a status update never causes another round of network checks. Only Secrets of
+/// the client-secret type are watched, and only their metadata: session and key Secrets, which
+/// change often, never wake this controller, and no secret value is held in its cache.
+async fn identity_provider_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let (reader, writer) = reflector::store();
-    let stream = watcher(idps, watcher::Config::default())
+    let stream = watcher(kube.api::<IdentityProvider>(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+    let client_secrets = watcher(kube.api::<PartialObjectMeta<Secret>>(), watcher::Config::default().fields(&format!("type={CLIENT_SECRET_TYPE}")))
+        .default_backoff()
+        .touched_objects();
     let store = reader.clone();
     Controller::for_stream(stream, reader)
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+        .watches_stream(client_secrets, move |secret| {
             let name = secret.name_any();
             store
                 .state()
@@ -199,22 +203,15 @@ async fn identity_provider_controller(
         .await;
 }
 
-async fn scim_key_controller(
-    client: Client,
-    ns: &str,
-    ctx: Arc<Context>,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let keys: Api<ScimKey> = Api::namespaced(client.clone(), ns);
-    let secrets: Api<Secret> = Api::namespaced(client, ns);
+async fn scim_key_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let (reader, writer) = reflector::store();
-    let stream = watcher(keys, watcher::Config::default())
+    let stream = watcher(kube.api::<ScimKey>(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     Controller::for_stream(stream, reader)
-        .owns(secrets, watcher::Config::default().labels(labels::SCIM_KEY))
+        .owns(kube.api::<Secret>(), watcher::Config::default().labels(labels::SCIM_KEY))
         .graceful_shutdown_on(stop)
         .run(scim_key::reconcile, scim_key::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -222,22 +219,15 @@ async fn scim_key_controller(
 }
 
 /// Group membership follows the users that exist: Group changes and User deletions trigger a
-/// check of the group's members. Users are watched as metadata only (the SCIM id is a label).
+/// check of the group's members.
 async fn group_members_controller(
-    client: Client,
-    ns: &str,
+    kube: &Kube,
+    user_events: impl futures::Stream<Item = Result<PartialObjectMeta<User>, watcher::Error>> + Send + 'static,
     ctx: Arc<Context>,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let groups: Api<Group> = Api::namespaced(client.clone(), ns);
-    let users: Api<PartialObjectMeta<User>> = Api::namespaced(client, ns);
-    let (user_reader, user_writer) = reflector::store();
-    let user_events = reflector(user_writer, watcher(users, watcher::Config::default().labels(labels::SCIM_ID)))
-        .default_backoff()
-        .touched_objects();
-    let controller = Controller::new(groups, watcher::Config::default());
+    let controller = Controller::new(kube.api::<Group>(), watcher::Config::default());
     let group_store = controller.store();
-    let members = Arc::new(group_members::Members { ctx, users: user_reader });
     controller
         .watches_stream(user_events, move |user| {
             let Some(id) = user.labels().get(labels::SCIM_ID).cloned() else { return vec![] };
@@ -249,20 +239,14 @@ async fn group_members_controller(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stop)
-        .run(group_members::reconcile, group_members::error_policy, members)
+        .run(group_members::reconcile, group_members::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
 /// Login sessions (Secrets labelled `infrahq.com/session`), each re-checked on its own schedule.
-async fn session_controller(
-    client: Client,
-    ns: &str,
-    ctx: Arc<sessions::Rechecks>,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let secrets: Api<Secret> = Api::namespaced(client, ns);
-    let controller = Controller::new(secrets, watcher::Config::default().labels(labels::SESSION));
+async fn session_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let controller = Controller::new(kube.api::<Secret>(), watcher::Config::default().labels(labels::SESSION));
     let (store, metrics) = (controller.store(), ctx.metrics.clone());
     let gauge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
@@ -28,19 +28,19 @@ const PROVIDER_RECHECK: Duration = Duration::from_secs(30);
 pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
     let ns = key.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.client.clone(), &ns);
     let old = key.status.clone().unwrap_or_default();
     let mut status = old.clone();
 
     let secret = match owned_secret(&secrets, &key).await? {
-        Some(secret) => hash_legacy_key(&secrets, secret).await?,
+        Some(secret) => hash_legacy_key(&secrets, secret, &ctx).await?,
         None => {
             if old.key_id.is_some() {
                 tracing::warn!(scimkey = %key.name_any(), "the key's Secret is gone; generating a new key");
                 let check = Check::failed(READY, "SecretMissing", "the Secret holding the key was deleted; a new key was generated");
                 ctx.record(key.as_ref(), &check).await;
             }
-            create_secret(&secrets, &key).await?
+            create_secret(&secrets, &key, &ctx).await?
         }
     };
     let (key_id, created, expires) = describe(&secret);
@@ -50,7 +50,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
     status.created_at = created.map(Time);
     status.expires_at = expires.map(Time);
 
-    let providers: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let providers: Api<IdentityProvider> = Api::namespaced(ctx.kube.client.clone(), &ns);
     let provider = &key.spec.provider_ref.name;
     let provider_exists = providers.get_opt(provider).await?.is_some();
     let check = readiness(provider, provider_exists, expires, now());
@@ -80,9 +80,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 pub fn error_policy(key: Arc<ScimKey>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(scimkey = %key.name_any(), error = %err, "reconcile failed");
-    ctx.metrics.reconciled(KIND, "error");
-    Action::requeue(ctx.backoff(&format!("scimkey/{}", key.name_any())))
+    super::context::error_policy(KIND, key.as_ref(), err, &ctx)
 }
 
 /// The Secret this ScimKey owns, found by label and owner UID so that a retried reconcile adopts
@@ -94,14 +92,14 @@ async fn owned_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Option<Sec
     Ok(list.items.into_iter().find(|s| s.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true))))
 }
 
-async fn create_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Secret, Error> {
-    let generated = keys::generate().map_err(|e| Error::Other(e.to_string()))?;
+async fn create_secret(secrets: &Api<Secret>, key: &ScimKey, ctx: &Context) -> Result<Secret, Error> {
+    let generated = keys::generate()?;
     let created = now();
     let expires = match &key.spec.expires_after {
         Some(raw) => Some(
             parse_duration(raw)
                 .and_then(|d| created.checked_add(d).ok())
-                .ok_or_else(|| Error::Other(format!("spec.expiresAfter {raw:?} is not a valid duration")))?,
+                .ok_or_else(|| Error::InvalidExpiry(raw.clone()))?,
         ),
         None => None,
     };
@@ -137,14 +135,14 @@ async fn create_secret(secrets: &Api<Secret>, key: &ScimKey) -> Result<Secret, E
         data: Some(BTreeMap::from([(KEY_HASH_DATA.to_string(), ByteString(keys::hash_hex(&generated.token).into_bytes()))])),
         ..Default::default()
     };
-    let created = secrets.create(&PostParams { field_manager: Some(super::context::FIELD_MANAGER.into()), ..Default::default() }, &secret).await?;
+    let created = secrets.create(&ctx.kube.manager.post(), &secret).await?;
     tracing::info!(scimkey = %key.name_any(), key_id = %generated.id, "generated SCIM key");
     Ok(created)
 }
 
 /// Replaces the key that Secrets generated before hashing hold with its hash. The server accepts
 /// either form, so keys keep working through the change.
-async fn hash_legacy_key(secrets: &Api<Secret>, secret: Secret) -> Result<Secret, Error> {
+async fn hash_legacy_key(secrets: &Api<Secret>, secret: Secret, ctx: &Context) -> Result<Secret, Error> {
     let data = secret.data.as_ref();
     let Some(plain) = data.and_then(|d| d.get(LEGACY_KEY_DATA)).and_then(|v| std::str::from_utf8(&v.0).ok()) else {
         return Ok(secret);
@@ -152,7 +150,7 @@ async fn hash_legacy_key(secrets: &Api<Secret>, secret: Secret) -> Result<Secret
     let hash = ByteString(keys::hash_hex(plain).into_bytes());
     let patch = serde_json::json!({"data": {KEY_HASH_DATA: hash, LEGACY_KEY_DATA: null}});
     let name = secret.name_any();
-    let patched = secrets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let patched = secrets.patch(&name, &ctx.kube.manager.patch(), &Patch::Merge(&patch)).await?;
     tracing::info!(secret = %name, "replaced a stored SCIM key with its hash");
     Ok(patched)
 }

@@ -10,36 +10,35 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
 
-use super::Error;
+use super::context::{Context, Error};
 use crate::api::IdentityProvider;
 use crate::metrics::Metrics;
-use crate::oidc::login::{LoginError, ProviderAccess};
+use crate::oidc::login::LoginError;
 use crate::session::store::parse;
-use crate::session::{SessionStore, Verdict};
+use crate::session::Verdict;
 
+/// The kind in metrics and logs: sessions are Secrets, but reported as what they are.
+pub const KIND: &str = "Session";
 /// How soon an unreachable provider is tried again.
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(60);
-
-pub struct Rechecks {
-    pub access: ProviderAccess,
-    pub providers: Api<IdentityProvider>,
-    pub store: SessionStore,
-    pub metrics: Arc<Metrics>,
-}
 
 fn until(t: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
 }
 
-pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action, Error> {
-    let Some(session) = parse(&secret) else { return Ok(Action::await_change()) };
-    let (r, policy, now) = (&session.record, ctx.store.policy, Timestamp::now());
+pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_timer(KIND);
+    let Some(session) = parse(&secret) else {
+        ctx.metrics.reconciled(KIND, "malformed");
+        return Ok(Action::await_change());
+    };
+    let (r, policy, now) = (&session.record, ctx.sessions.policy, Timestamp::now());
     let (id, c) = (&session.id, &ctx);
     let end = |reason: &'static str| async move {
-        c.store.delete(id).await?;
+        c.sessions.delete(id).await?;
         Metrics::count(&c.metrics.sessions_ended, reason);
+        c.metrics.reconciled(KIND, "ended");
         tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
         Ok::<Action, Error>(Action::await_change())
     };
@@ -51,17 +50,20 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action
     let deadline = r.expires_at.min(policy.idle_deadline(session.last_seen));
     let Some(refresh_token) = session.refresh_token.as_deref() else {
         // Nothing to re-check with (the provider granted no refresh token); the lifetimes still apply.
+        ctx.metrics.reconciled(KIND, "valid");
         return Ok(Action::requeue(until(deadline, now)));
     };
     let next = policy.next_check(r);
     if now < next {
+        ctx.metrics.reconciled(KIND, "valid");
         return Ok(Action::requeue(until(next.min(deadline), now)));
     }
-    let Some(idp) = ctx.providers.get_opt(&r.provider).await? else { return end("provider_gone").await };
+    let Some(idp) = ctx.kube.api::<IdentityProvider>().get_opt(&r.provider).await? else { return end("provider_gone").await };
     let client = match ctx.access.client(&idp).await {
         Ok(c) => c,
         Err(message) => {
             tracing::warn!(user = %r.user, provider = %r.provider, %message, "cannot re-check the session now");
+            ctx.metrics.reconciled(KIND, "unreachable");
             return Ok(Action::requeue(RETRY_UNREACHABLE));
         }
     };
@@ -74,13 +76,15 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action
         Ok(rotated) => {
             let mut record = r.clone();
             record.checked_at = Some(now);
-            ctx.store.record_check(&secret, &record, rotated.as_deref()).await?;
+            ctx.sessions.record_check(&secret, &record, rotated.as_deref()).await?;
             Metrics::count(&ctx.metrics.session_rechecks, "confirmed");
+            ctx.metrics.reconciled(KIND, "confirmed");
             tracing::debug!(user = %r.user, provider = %r.provider, "provider confirmed the session");
             Ok(Action::requeue(until(policy.next_check(&record).min(deadline), now)))
         }
         Err(e @ (LoginError::Unreachable(_) | LoginError::BadResponse(_))) => {
             Metrics::count(&ctx.metrics.session_rechecks, "unreachable");
+            ctx.metrics.reconciled(KIND, "unreachable");
             tracing::warn!(user = %r.user, provider = %r.provider, error = %e, "could not re-check the session with the provider; it stays valid, retrying");
             Ok(Action::requeue(RETRY_UNREACHABLE))
         }
@@ -92,7 +96,6 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Rechecks>) -> Result<Action
     }
 }
 
-pub fn error_policy(secret: Arc<Secret>, err: &Error, _ctx: Arc<Rechecks>) -> Action {
-    tracing::warn!(session = %secret.name_any(), error = %err, "session re-check failed");
-    Action::requeue(RETRY_UNREACHABLE)
+pub fn error_policy(secret: Arc<Secret>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::context::error_policy(KIND, secret.as_ref(), err, &ctx)
 }

@@ -2,6 +2,7 @@
 
 mod http_metrics;
 pub mod login;
+pub(crate) mod cache;
 mod providers;
 pub mod rate_limit;
 pub mod scim;
@@ -15,13 +16,15 @@ use axum::Router;
 use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::api_server::{FieldManager, Kube};
+use cache::Cache;
 use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
 use crate::config::OperatorArgs;
 use crate::directory::Directory;
@@ -54,15 +57,16 @@ pub struct ServerArgs {
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let ns = &args.operator.namespace;
+    let kube = Kube::new(client.clone(), ns, FieldManager::SERVER);
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
 
-    let keys = cache::<ScimKey>(Api::namespaced(client.clone(), ns), watcher::Config::default());
-    let secrets = cache::<Secret>(Api::namespaced(client.clone(), ns), watcher::Config::default().labels(labels::SCIM_KEY));
-    let providers = cache::<IdentityProvider>(Api::namespaced(client.clone(), ns), watcher::Config::default());
+    let keys = cache::watch::<ScimKey>(kube.api(), ns, watcher::Config::default());
+    let secrets = cache::watch::<Secret>(kube.api(), ns, watcher::Config::default().labels(labels::SCIM_KEY));
+    let providers = cache::watch::<IdentityProvider>(kube.api(), ns, watcher::Config::default());
     let directory = Arc::new(std::sync::RwLock::new(Directory::default()));
-    let users_synced = feed_directory::<User>(Api::namespaced(client.clone(), ns), directory.clone(), Directory::on_user_event);
-    let groups_synced = feed_directory::<Group>(Api::namespaced(client.clone(), ns), directory.clone(), Directory::on_group_event);
+    let users_synced = feed_directory::<User>(kube.api(), directory.clone(), Directory::on_user_event);
+    let groups_synced = feed_directory::<Group>(kube.api(), directory.clone(), Directory::on_group_event);
     {
         let (keys, secrets, providers, ready) = (keys.clone(), secrets.clone(), providers.clone(), ready.clone());
         tokio::spawn(async move {
@@ -80,12 +84,12 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     }
 
     let store = DirectoryStore {
-        users: Api::namespaced(client.clone(), ns),
-        groups: Api::namespaced(client.clone(), ns),
-        providers: providers.clone(),
+        users: kube.api(),
+        groups: kube.api(),
+        providers: (*providers).clone(),
         directory,
     };
-    spawn_gauges(metrics.clone(), keys.clone(), store.directory.clone());
+    spawn_gauges(metrics.clone(), (*keys).clone(), store.directory.clone());
     let extra_ca = args.operator.read_extra_ca()?;
     let login = Arc::new(login::LoginState {
         access: crate::oidc::login::ProviderAccess {
@@ -96,14 +100,11 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             key_sets: Default::default(),
         },
         providers: providers.clone(),
-        users: Api::namespaced(client.clone(), ns),
+        users: kube.api(),
         directory_store: store.clone(),
-        sessions: crate::session::SessionStore {
-            secrets: Api::namespaced(client.clone(), ns),
-            policy: (&args.operator.sessions).into(),
-        },
+        sessions: crate::session::SessionStore::new(&kube, (&args.operator.sessions).into()),
         metrics: metrics.clone(),
-        state_key: login::load_state_key(&Api::namespaced(client.clone(), ns)).await?,
+        state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
@@ -126,7 +127,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
 pub fn router(
     auth: AuthState,
     scim: ScimState,
-    providers: Store<IdentityProvider>,
+    providers: Cache<IdentityProvider>,
     login: Arc<login::LoginState>,
     limits: Arc<rate_limit::Limits>,
     metrics: Arc<Metrics>,
@@ -184,24 +185,6 @@ async fn scim_body_limit_errors(req: axum::extract::Request, next: axum::middlew
 }
 
 /// A reflector cache of `api`, kept current by a background watch.
-fn cache<K>(api: Api<K>, config: watcher::Config) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer).touched_objects();
-    tokio::spawn(async move {
-        stream
-            .for_each(|event| async move {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch error; retrying");
-                }
-            })
-            .await;
-    });
-    reader
-}
-
 /// Keeps `directory` current from a watch of `api`. The returned receiver fires once the initial
 /// list has been applied.
 fn feed_directory<K>(

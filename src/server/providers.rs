@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use kube::runtime::reflector::Store;
+use crate::server::cache::Cache;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
@@ -45,7 +45,7 @@ pub fn public_info(idp: &IdentityProvider) -> Option<Value> {
     }))
 }
 
-pub async fn list(State(providers): State<Store<IdentityProvider>>) -> impl IntoResponse {
+pub async fn list(State(providers): State<Cache<IdentityProvider>>) -> impl IntoResponse {
     let mut items: Vec<Value> = providers.state().iter().filter_map(|p| public_info(p)).collect();
     items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     ([(header::CONTENT_TYPE, "application/json")], json!({"items": items}).to_string())

@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use crate::api_server::{FieldManager, Kube};
 
 use super::{secret_name, Policy, SessionRecord, Verdict, RECORD_KEY, REFRESH_TOKEN_KEY, SECRET_TYPE, TOKEN_HASH_KEY};
 use crate::api::{annotations, labels, User};
 use crate::keys;
 
-const MANAGER: &str = "infra-server";
 
 /// A valid session. `Debug` leaves the refresh token out.
 #[derive(Clone)]
@@ -50,6 +51,7 @@ pub enum SessionError {
 pub struct SessionStore {
     pub secrets: Api<Secret>,
     pub policy: Policy,
+    manager: FieldManager,
 }
 
 /// Label values are at most 63 characters: 40 hex digits of SHA-256 are plenty to tell nonces apart.
@@ -74,6 +76,10 @@ pub fn parse(secret: &Secret) -> Option<Session> {
 }
 
 impl SessionStore {
+    pub fn new(kube: &Kube, policy: Policy) -> Self {
+        Self { secrets: kube.api(), policy, manager: kube.manager }
+    }
+
     /// Refuses a nonce that already opened a session: each login's nonce is good for one session.
     /// Checked before the code is redeemed, so a replay changes nothing.
     pub async fn ensure_nonce_unused(&self, nonce: &str) -> Result<(), SessionError> {
@@ -108,7 +114,7 @@ impl SessionStore {
             metadata: kube::api::ObjectMeta {
                 name: Some(secret_name(&key.id)),
                 labels: Some(BTreeMap::from([
-                    (labels::MANAGED_BY.to_string(), MANAGER.to_string()),
+                    (labels::MANAGED_BY.to_string(), self.manager.name().to_string()),
                     (labels::SESSION.to_string(), key.id.clone()),
                     (labels::PROVIDER.to_string(), record.provider.clone()),
                     (labels::USER.to_string(), record.user_object.clone()),
@@ -122,7 +128,7 @@ impl SessionStore {
             data: Some(data),
             ..Default::default()
         };
-        self.secrets.create(&PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &secret).await?;
+        self.secrets.create(&self.manager.post(), &secret).await?;
         Ok((key.token.clone(), record))
     }
 
@@ -143,7 +149,7 @@ impl SessionStore {
         }
         if self.policy.should_touch(session.last_seen, now) {
             let patch = json!({"metadata": {"annotations": {annotations::LAST_SEEN: now.to_string()}}});
-            self.secrets.patch(&secret.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            self.secrets.patch(&secret.name_any(), &self.manager.patch(), &Patch::Merge(&patch)).await?;
             session.last_seen = now;
         }
         Ok(session)
@@ -173,7 +179,7 @@ impl SessionStore {
             data.insert(REFRESH_TOKEN_KEY.into(), encode(rt.as_bytes()));
         }
         let patch = json!({"metadata": {"resourceVersion": secret.resource_version()}, "data": data});
-        self.secrets.patch(&secret.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.secrets.patch(&secret.name_any(), &self.manager.patch(), &Patch::Merge(&patch)).await?;
         Ok(())
     }
 }

@@ -4,13 +4,14 @@
 use axum::http::StatusCode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::json;
 
 use super::LoginState;
 use crate::api::{IdentityProvider, User, UserSpec};
+use crate::api_server::FieldManager;
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
 use crate::server::scim::store::WRITE_ATTEMPTS;
@@ -151,9 +152,7 @@ impl LoginState {
     pub fn ready_provider(&self, name: &str) -> Result<std::sync::Arc<IdentityProvider>, FlowError> {
         let idp = self
             .providers
-            .state()
-            .into_iter()
-            .find(|p| p.name_any() == name)
+            .get(name)
             .ok_or_else(|| FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}")))?;
         if !idp.is_ready() {
             return Err(FlowError::new(
@@ -242,7 +241,7 @@ impl LoginState {
                 patch["status"]["loginSubject"] = json!(subject);
                 patch["metadata"] = json!({"resourceVersion": user.metadata.resource_version});
             }
-            match self.users.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match self.users.patch_status(&name, &FieldManager::SERVER.patch(), &Patch::Merge(&patch)).await {
                 Ok(stored) => {
                     if binding == Binding::Record {
                         tracing::info!(provider, user = %person.user_name, object = %name, "bound the user to its login subject");
@@ -321,7 +320,7 @@ impl LoginState {
             tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
             Err::<(Session, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
         };
-        let Some(idp) = self.providers.state().into_iter().find(|p| p.name_any() == r.provider) else {
+        let Some(idp) = self.providers.get(&r.provider) else {
             return end("provider_gone", format!("identity provider {:?} was removed; the session has ended", r.provider)).await;
         };
         let resolved = idp.status.as_ref();

@@ -15,11 +15,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use kube::api::PostParams;
-use kube::runtime::reflector::Store;
+use crate::server::cache::Cache;
 use kube::Api;
 
 use crate::api::{labels, IdentityProvider, User};
+use crate::api_server::FieldManager;
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
 use crate::oidc::login::ProviderAccess;
@@ -37,7 +37,7 @@ pub const STATE_KEY_SECRET: &str = "infra-login-state-key";
 
 pub struct LoginState {
     pub access: ProviderAccess,
-    pub providers: Store<IdentityProvider>,
+    pub providers: Cache<IdentityProvider>,
     pub users: Api<User>,
     pub directory_store: DirectoryStore,
     pub sessions: SessionStore,
@@ -82,7 +82,7 @@ pub async fn load_state_key(secrets: &Api<Secret>) -> anyhow::Result<StateKey> {
             metadata: kube::api::ObjectMeta {
                 name: Some(STATE_KEY_SECRET.into()),
                 labels: Some(BTreeMap::from([
-                    (labels::MANAGED_BY.to_string(), "infra-server".to_string()),
+                    (labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string()),
                     (labels::LOGIN_STATE_KEY.to_string(), "true".to_string()),
                 ])),
                 ..Default::default()
@@ -90,7 +90,7 @@ pub async fn load_state_key(secrets: &Api<Secret>) -> anyhow::Result<StateKey> {
             data: Some(BTreeMap::from([("key".to_string(), ByteString(key.to_vec()))])),
             ..Default::default()
         };
-        match secrets.create(&PostParams::default(), &secret).await {
+        match secrets.create(&FieldManager::SERVER.post(), &secret).await {
             Ok(_) => {
                 tracing::info!(secret = STATE_KEY_SECRET, "generated the login state key");
                 return Ok(StateKey::from_bytes(&key).expect("key length"));

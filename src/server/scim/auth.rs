@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::reflector::Store;
+use crate::server::cache::Cache;
 use kube::{Resource, ResourceExt};
 
 use super::error::{self, ScimError};
@@ -29,9 +29,10 @@ pub struct Principal {
 
 #[derive(Clone)]
 pub struct KeyStores {
-    pub keys: Store<ScimKey>,
-    pub secrets: Store<Secret>,
-    pub providers: Store<IdentityProvider>,
+    pub keys: Cache<ScimKey>,
+    /// Key Secrets only (labelled with their ScimKey), named `scimkey-<key id>`.
+    pub secrets: Cache<Secret>,
+    pub providers: Cache<IdentityProvider>,
 }
 
 /// Why a request was refused; the variant is the metrics outcome, the message the SCIM detail.
@@ -68,9 +69,8 @@ impl KeyStores {
         let id = keys::parse_id(token).ok_or(Refusal::Unknown)?;
         let secret = self
             .secrets
-            .state()
-            .into_iter()
-            .find(|s| s.labels().get(labels::KEY_ID).map(String::as_str) == Some(id))
+            .get(&format!("scimkey-{id}"))
+            .filter(|s| s.labels().get(labels::KEY_ID).map(String::as_str) == Some(id))
             .ok_or(Refusal::Unknown)?;
         let stored = |k: &str| secret.data.as_ref().and_then(|d| d.get(k)).and_then(|v| std::str::from_utf8(&v.0).ok());
         let genuine = match (stored(KEY_HASH_DATA), stored(LEGACY_KEY_DATA)) {
@@ -85,11 +85,7 @@ impl KeyStores {
         // The key is alive only while the ScimKey that owns this very Secret exists.
         let owner = secret.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == ScimKey::kind(&()));
         let scim_key = owner
-            .and_then(|o| {
-                self.keys.state().into_iter().find(|k| {
-                    k.uid().as_deref() == Some(o.uid.as_str()) && k.meta().deletion_timestamp.is_none()
-                })
-            })
+            .and_then(|o| self.keys.live(&o.name).filter(|k| k.uid().as_deref() == Some(o.uid.as_str())))
             .ok_or(Refusal::Unknown)?;
         if let Some(at) = secret.annotations().get(annotations::EXPIRES_AT) {
             // An unreadable expiry is treated as expired: fail closed.
@@ -103,12 +99,7 @@ impl KeyStores {
         if secret.labels().get(labels::PROVIDER) != Some(&provider) {
             return Err(Refusal::Unknown);
         }
-        let provider_alive = self
-            .providers
-            .state()
-            .iter()
-            .any(|p| p.name_any() == provider && p.meta().deletion_timestamp.is_none());
-        if !provider_alive {
+        if self.providers.live(&provider).is_none() {
             return Err(Refusal::NoProvider(id.to_string(), provider));
         }
         Ok(Principal { provider, key_id: id.to_string(), scim_key: scim_key.name_any() })
@@ -178,7 +169,7 @@ mod tests {
         let (k, kw) = reflector::store();
         let (s, sw) = reflector::store();
         let (p, pw) = reflector::store();
-        Fixture { stores: KeyStores { keys: k, secrets: s, providers: p }, keys: kw, secrets: sw, providers: pw }
+        Fixture { stores: KeyStores { keys: Cache::new(k, "ns"), secrets: Cache::new(s, "ns"), providers: Cache::new(p, "ns") }, keys: kw, secrets: sw, providers: pw }
     }
 
     fn provider(name: &str) -> IdentityProvider {
