@@ -7,23 +7,59 @@ pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 pub const UNKNOWN: &str = "Unknown";
 
+/// A condition's reason: one variant of a per-kind enum (see [`reasons!`]), so a reconciler matches
+/// on variants and a typo is a compile error. `&'static str` is accepted for conditions that have
+/// no enum yet.
+pub trait Reason: Copy + std::fmt::Debug + PartialEq {
+    fn as_str(self) -> &'static str;
+}
+
+impl Reason for &'static str {
+    fn as_str(self) -> &'static str {
+        self
+    }
+}
+
+/// Declares a reason enum whose variants are written into conditions under their own names.
+macro_rules! reasons {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant,)* }
+
+        impl $name {
+            /// The reason as written into the condition.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => stringify!($variant),)* }
+            }
+        }
+
+        impl $crate::api::conditions::Reason for $name {
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+        }
+    };
+}
+pub(crate) use reasons;
+
 /// The outcome of one check, before it becomes a condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
+pub struct Check<R = &'static str> {
     pub type_: &'static str,
     pub status: &'static str,
-    pub reason: &'static str,
+    pub reason: R,
     pub message: String,
 }
 
-impl Check {
-    pub fn passed(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+impl<R: Reason> Check<R> {
+    pub fn passed(type_: &'static str, reason: R, message: impl Into<String>) -> Self {
         Self { type_, status: TRUE, reason, message: message.into() }
     }
-    pub fn failed(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn failed(type_: &'static str, reason: R, message: impl Into<String>) -> Self {
         Self { type_, status: FALSE, reason, message: message.into() }
     }
-    pub fn unknown(type_: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn unknown(type_: &'static str, reason: R, message: impl Into<String>) -> Self {
         Self { type_, status: UNKNOWN, reason, message: message.into() }
     }
     pub fn is_true(&self) -> bool {
@@ -34,7 +70,7 @@ impl Check {
 /// Merges `check` into `conditions`, keeping `lastTransitionTime` when the status did not change
 /// (so that `kubectl describe` shows when something actually flipped, not when it was last checked).
 /// Returns true when the status changed, which is when an Event is worth recording.
-pub fn set(conditions: &mut Vec<Condition>, check: &Check, generation: Option<i64>, now: Timestamp) -> bool {
+pub fn set<R: Reason>(conditions: &mut Vec<Condition>, check: &Check<R>, generation: Option<i64>, now: Timestamp) -> bool {
     let existing = conditions.iter_mut().find(|c| c.type_ == check.type_);
     match existing {
         Some(c) => {
@@ -43,7 +79,7 @@ pub fn set(conditions: &mut Vec<Condition>, check: &Check, generation: Option<i6
                 c.last_transition_time = Time(now);
             }
             c.status = check.status.to_string();
-            c.reason = check.reason.to_string();
+            c.reason = check.reason.as_str().to_string();
             c.message = check.message.clone();
             c.observed_generation = generation;
             changed
@@ -52,7 +88,7 @@ pub fn set(conditions: &mut Vec<Condition>, check: &Check, generation: Option<i6
             conditions.push(Condition {
                 type_: check.type_.to_string(),
                 status: check.status.to_string(),
-                reason: check.reason.to_string(),
+                reason: check.reason.as_str().to_string(),
                 message: check.message.clone(),
                 observed_generation: generation,
                 last_transition_time: Time(now),

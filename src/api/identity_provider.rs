@@ -131,7 +131,7 @@ pub struct IdentityProviderStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Failed` or `Pending`: a summary of the conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<ProviderPhase>,
     /// Checks: `SecretValid`, `SettingsValid`, `DiscoverySucceeded`, `ClientCredentialsValid` and `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -181,6 +181,81 @@ pub struct ProviderEndpoints {
 impl IdentityProvider {
     /// Whether the operator's last check found the provider usable for logins.
     pub fn is_ready(&self) -> bool {
-        self.status.as_ref().is_some_and(|s| super::conditions::is_true(&s.conditions, "Ready"))
+        self.status.as_ref().is_some_and(|s| super::conditions::is_true(&s.conditions, READY))
+    }
+}
+
+/// Condition types of an IdentityProvider, in the order they are checked; `Ready` sums them up.
+pub const SECRET_VALID: &str = "SecretValid";
+/// Settings that need no network to check: today, that `spec.groupsFilter` compiles.
+pub const SETTINGS_VALID: &str = "SettingsValid";
+pub const DISCOVERY: &str = "DiscoverySucceeded";
+pub const CREDENTIALS: &str = "ClientCredentialsValid";
+pub const READY: &str = "Ready";
+
+/// A summary of the conditions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ProviderPhase {
+    /// Some check has not finished.
+    Pending,
+    /// Every check passed: people can log in and SCIM keys work.
+    Ready,
+    /// A check failed; the `Ready` condition says which and what to do.
+    Failed,
+}
+
+impl ProviderPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Ready => "Ready",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+super::conditions::reasons! {
+    /// Why an IdentityProvider's condition is what it is.
+    pub enum ProviderReason {
+        // SecretValid
+        Found,
+        Waiting,
+        SecretNotFound,
+        SecretWrongType,
+        SecretForOtherProvider,
+        SecretKeyMissing,
+        SecretEmpty,
+        SecretNotText,
+        // SettingsValid
+        Valid,
+        InvalidGroupsFilter,
+        // DiscoverySucceeded
+        Discovered,
+        InvalidURL,
+        InvalidCABundle,
+        NotOpenIDProvider,
+        IssuerMismatch,
+        InvalidDocument,
+        AddressRefused,
+        Unreachable,
+        ProviderError,
+        // ClientCredentialsValid
+        Accepted,
+        InvalidClient,
+        UnauthorizedClient,
+        NoTokenEndpoint,
+        UnexpectedResponse,
+        SecretInvalid,
+        DiscoveryFailed,
+        // Ready
+        Ready,
+    }
+}
+
+impl ProviderReason {
+    /// Whether the failure may heal by itself ("try again soon") rather than needing someone to
+    /// fix the configuration.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Unreachable | Self::ProviderError)
     }
 }

@@ -10,9 +10,9 @@ pub mod user;
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
-    SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,
+    ProviderPhase, ProviderReason, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,
 };
-pub use scim_key::{ScimKey, ScimKeySpec, ScimKeyStatus, KEY_HASH_DATA, LEGACY_KEY_DATA};
+pub use scim_key::{KeyPhase, KeyReason, ScimKey, ScimKeySpec, ScimKeyStatus, KEY_HASH_DATA, LEGACY_KEY_DATA};
 pub use user::{User, UserSpec, UserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -67,7 +67,7 @@ pub struct ScimKeyStatus {
     pub observed_generation: Option<i64>,
     /// `Active`, `Expired` or `Pending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<KeyPhase>,
     /// `Ready` says whether the key is issued and usable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -89,6 +89,50 @@ pub struct ScimKeyStatus {
     /// without a recipient are never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_key: Option<String>,
+}
+
+/// The one condition type of a ScimKey.
+pub const READY: &str = "Ready";
+
+/// Where a key is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum KeyPhase {
+    /// Not usable yet: its provider does not exist.
+    Pending,
+    /// Issued and accepted.
+    Active,
+    /// Past its expiry and refused.
+    Expired,
+}
+
+impl KeyPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Active => "Active",
+            Self::Expired => "Expired",
+        }
+    }
+}
+
+super::conditions::reasons! {
+    /// Why a ScimKey is or is not Ready.
+    pub enum KeyReason {
+        Active,
+        Expired,
+        ProviderNotFound,
+        SecretMissing,
+    }
+}
+
+impl KeyReason {
+    pub fn phase(self) -> KeyPhase {
+        match self {
+            Self::Active => KeyPhase::Active,
+            Self::Expired => KeyPhase::Expired,
+            Self::ProviderNotFound | Self::SecretMissing => KeyPhase::Pending,
+        }
+    }
 }
 
 /// Parses `90d`, `12h`, `1w2d`, `30m`, `45s` (the forms the CRD's pattern admits).

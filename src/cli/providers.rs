@@ -378,7 +378,7 @@ async fn list(kube: &Kube, format: Format) -> anyhow::Result<()> {
                     idp.name_any(),
                     idp.spec.kind.to_string(),
                     idp.spec.url.clone(),
-                    status.phase.unwrap_or_else(|| "Pending".into()),
+                    status.phase.map_or("Pending", |p| p.as_str()).to_string(),
                     output::age(idp.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
                     message,
                 ]

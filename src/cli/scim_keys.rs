@@ -150,7 +150,7 @@ async fn list(kube: &Kube, provider: Option<String>, format: Format) -> anyhow::
                     k.name_any(),
                     k.spec.provider_ref.name.clone(),
                     s.key_id.unwrap_or_default(),
-                    s.phase.unwrap_or_else(|| "Pending".into()),
+                    s.phase.map_or("Pending", |p| p.as_str()).to_string(),
                     output::age(k.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
                     s.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
                     k.spec.description.clone().unwrap_or_default(),

@@ -14,7 +14,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
-use crate::api::conditions::Check;
+use crate::api::conditions::{Check, Reason};
 use crate::api::User;
 use crate::api_server::Kube;
 use crate::config::OperatorArgs;
@@ -114,16 +114,16 @@ impl Context {
 
     /// Records a condition change as an Event on `obj`. Failures to record are logged, never
     /// fatal: an Event is a trace, not state.
-    pub async fn record<K: Resource<DynamicType = ()>>(&self, obj: &K, check: &Check) {
+    pub async fn record<K: Resource<DynamicType = ()>, R: Reason>(&self, obj: &K, check: &Check<R>) {
         let event = Event {
             type_: if check.status == crate::api::conditions::FALSE { EventType::Warning } else { EventType::Normal },
-            reason: check.reason.to_string(),
+            reason: check.reason.as_str().to_string(),
             note: Some(truncate(&format!("{}: {}", check.type_, check.message), 1000)),
             action: format!("Check{}", check.type_),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason = check.reason, "could not record event");
+            tracing::warn!(error = %e, reason = check.reason.as_str(), "could not record event");
         }
     }
 }

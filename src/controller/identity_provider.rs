@@ -8,15 +8,14 @@ use kube::runtime::controller::Action;
 use kube::ResourceExt;
 
 use super::context::{now, Context, Error};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::api::conditions::{self, Check};
-use crate::api::{IdentityProvider, ProviderEndpoints};
-use crate::oidc::{self, issuer, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
+use crate::api::identity_provider::{CREDENTIALS, DISCOVERY, READY, SECRET_VALID, SETTINGS_VALID};
+use crate::api::{IdentityProvider, ProviderEndpoints, ProviderPhase, ProviderReason as Reason};
+use crate::oidc::{self, issuer, Discovered};
 
 pub const KIND: &str = "IdentityProvider";
-pub use crate::oidc::SECRET_VALID;
-/// Settings that need no network to check: today, that `spec.groupsFilter` compiles.
-pub const SETTINGS_VALID: &str = "SettingsValid";
-pub const READY: &str = "Ready";
 
 /// How long to wait before checking again after a failure that needs a person to fix something.
 /// A fixed Secret triggers a reconcile at once through the Secret watch; this only catches fixes
@@ -33,21 +32,21 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     let (discovery, discovered) = run_discovery(&idp, &http).await;
     let credentials = match (&secret, &discovered, &http) {
         (Ok(secret), Some(found), Ok(http)) => oidc::check_credentials(http, found, &idp.spec.client_id, secret).await,
-        (Err(_), _, _) => Check::unknown(CREDENTIALS, "SecretInvalid", "waiting for a valid client secret (see SecretValid)"),
-        _ => Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting for discovery to succeed (see DiscoverySucceeded)"),
+        (Err(_), _, _) => Check::unknown(CREDENTIALS, Reason::SecretInvalid, "waiting for a valid client secret (see SecretValid)"),
+        _ => Check::unknown(CREDENTIALS, Reason::DiscoveryFailed, "waiting for discovery to succeed (see DiscoverySucceeded)"),
     };
     let secret_check = match &secret {
         Ok(_) => Check::passed(
             SECRET_VALID,
-            "Found",
+            Reason::Found,
             format!("read the client secret from key {:?} of Secret {:?}", idp.spec.client_secret_ref.key, idp.spec.client_secret_ref.name),
         ),
         Err(check) => check.clone(),
     };
 
     let settings = match crate::oidc::identity::groups_filter(idp.spec.groups_filter.as_deref()) {
-        Ok(_) => Check::passed(SETTINGS_VALID, "Valid", "spec.groupsFilter is a valid regular expression"),
-        Err(e) => Check::failed(SETTINGS_VALID, "InvalidGroupsFilter", format!("{e}; logins are refused until it is fixed")),
+        Ok(_) => Check::passed(SETTINGS_VALID, Reason::Valid, "spec.groupsFilter is a valid regular expression"),
+        Err(e) => Check::failed(SETTINGS_VALID, Reason::InvalidGroupsFilter, format!("{e}; logins are refused until it is fixed")),
     };
     let checks = [secret_check, settings, discovery, credentials];
     let ready = ready_check(&checks);
@@ -60,7 +59,8 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         }
     }
     status.observed_generation = idp.metadata.generation;
-    status.phase = Some(phase(&checks).to_string());
+    status.phase = Some(phase(&checks));
+    status.last_checked_time = Some(Time(now()));
     status.redirect_uris = ctx.args.cli_redirect_uris.iter().cloned().chain([ctx.args.login_callback_url()]).collect();
     status.scim_url = Some(ctx.args.scim_url());
     match &discovered {
@@ -82,10 +82,10 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         ctx.record(idp.as_ref(), check).await;
     }
 
-    let transient = checks.iter().any(|c| c.status == conditions::FALSE && TRANSIENT_REASONS.contains(&c.reason));
+    let transient = checks.iter().any(|c| c.status == conditions::FALSE && c.reason.is_transient());
     let result = if ready.is_true() { "ready" } else if transient { "transient" } else { "misconfigured" };
     ctx.metrics.reconciled(KIND, result);
-    tracing::info!(provider = %key, phase = status.phase.as_deref().unwrap_or(""), reason = ready.reason, "reconciled");
+    tracing::info!(provider = %key, phase = phase(&checks).as_str(), reason = ready.reason.as_str(), "reconciled");
     Ok(if ready.is_true() {
         ctx.backoff.reset(&key);
         Action::requeue(ctx.recheck_interval)
@@ -104,19 +104,19 @@ pub fn error_policy(idp: Arc<IdentityProvider>, err: &Error, ctx: Arc<Context>) 
 async fn run_discovery(
     idp: &IdentityProvider,
     http: &Result<oidc::ProviderHttp, oidc::HttpClientError>,
-) -> (Check, Option<Discovered>) {
+) -> (Check<Reason>, Option<Discovered>) {
     let issuer = match issuer::issuer_url(idp.spec.kind, &idp.spec.url) {
         Ok(i) => i,
-        Err(e) => return (Check::failed(DISCOVERY, "InvalidURL", format!("spec.url: {e}")), None),
+        Err(e) => return (Check::failed(DISCOVERY, Reason::InvalidURL, format!("spec.url: {e}")), None),
     };
     let http = match http {
         Ok(h) => h,
-        Err(e) => return (Check::failed(DISCOVERY, "InvalidCABundle", format!("spec.caBundle: {e}")), None),
+        Err(e) => return (Check::failed(DISCOVERY, Reason::InvalidCABundle, format!("spec.caBundle: {e}")), None),
     };
     match oidc::discover(http, &issuer).await {
         Ok(found) => {
             let msg = format!("discovered issuer {issuer} and its signing keys");
-            (Check::passed(DISCOVERY, "Discovered", msg), Some(found))
+            (Check::passed(DISCOVERY, Reason::Discovered, msg), Some(found))
         }
         Err(check) => (check, None),
     }
@@ -135,20 +135,20 @@ fn endpoints(found: &Discovered) -> ProviderEndpoints {
 
 /// `Ready` is true when every check passed; otherwise it carries the first failing check's
 /// message, which is the one a person should act on first.
-pub fn ready_check(checks: &[Check]) -> Check {
+pub fn ready_check(checks: &[Check<Reason>]) -> Check<Reason> {
     match checks.iter().find(|c| !c.is_true() && c.status == conditions::FALSE).or_else(|| checks.iter().find(|c| !c.is_true())) {
-        None => Check::passed(READY, "Ready", "the provider is reachable and accepts the client credentials"),
+        None => Check::passed(READY, Reason::Ready, "the provider is reachable and accepts the client credentials"),
         Some(c) => Check::failed(READY, c.reason, format!("{}: {}", c.type_, c.message)),
     }
 }
 
-pub fn phase(checks: &[Check]) -> &'static str {
+pub fn phase(checks: &[Check<Reason>]) -> ProviderPhase {
     if checks.iter().all(Check::is_true) {
-        "Ready"
+        ProviderPhase::Ready
     } else if checks.iter().any(|c| c.status == conditions::FALSE) {
-        "Failed"
+        ProviderPhase::Failed
     } else {
-        "Pending"
+        ProviderPhase::Pending
     }
 }
 
@@ -159,38 +159,38 @@ mod tests {
     #[test]
     fn ready_when_all_pass() {
         let checks = [
-            Check::passed(SECRET_VALID, "Found", ""),
-            Check::passed(DISCOVERY, "Discovered", ""),
-            Check::passed(CREDENTIALS, "Accepted", ""),
+            Check::passed(SECRET_VALID, Reason::Found, ""),
+            Check::passed(DISCOVERY, Reason::Discovered, ""),
+            Check::passed(CREDENTIALS, Reason::Accepted, ""),
         ];
         assert!(ready_check(&checks).is_true());
-        assert_eq!(phase(&checks), "Ready");
+        assert_eq!(phase(&checks), ProviderPhase::Ready);
     }
 
     #[test]
     fn ready_names_the_first_failure() {
         let checks = [
-            Check::passed(SECRET_VALID, "Found", ""),
-            Check::failed(DISCOVERY, "IssuerMismatch", "names issuer x"),
-            Check::unknown(CREDENTIALS, "DiscoveryFailed", "waiting"),
+            Check::passed(SECRET_VALID, Reason::Found, ""),
+            Check::failed(DISCOVERY, Reason::IssuerMismatch, "names issuer x"),
+            Check::unknown(CREDENTIALS, Reason::DiscoveryFailed, "waiting"),
         ];
         let ready = ready_check(&checks);
         assert_eq!(ready.status, conditions::FALSE);
-        assert_eq!(ready.reason, "IssuerMismatch");
+        assert_eq!(ready.reason, Reason::IssuerMismatch);
         assert_eq!(ready.message, "DiscoverySucceeded: names issuer x");
-        assert_eq!(phase(&checks), "Failed");
+        assert_eq!(phase(&checks), ProviderPhase::Failed);
     }
 
     #[test]
     fn a_false_check_wins_over_an_earlier_unknown_one() {
-        let checks = [Check::unknown(SECRET_VALID, "Waiting", ""), Check::failed(DISCOVERY, "Unreachable", "down")];
-        assert_eq!(ready_check(&checks).reason, "Unreachable");
+        let checks = [Check::unknown(SECRET_VALID, Reason::Waiting, ""), Check::failed(DISCOVERY, Reason::Unreachable, "down")];
+        assert_eq!(ready_check(&checks).reason, Reason::Unreachable);
     }
 
     #[test]
     fn pending_when_only_unknowns() {
-        let checks = [Check::passed(SECRET_VALID, "Found", ""), Check::unknown(CREDENTIALS, "Waiting", "")];
-        assert_eq!(phase(&checks), "Pending");
+        let checks = [Check::passed(SECRET_VALID, Reason::Found, ""), Check::unknown(CREDENTIALS, Reason::Waiting, "")];
+        assert_eq!(phase(&checks), ProviderPhase::Pending);
         assert_eq!(ready_check(&checks).status, conditions::FALSE);
     }
 }

@@ -16,12 +16,11 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::context::{now, Context, Error};
 use crate::api::conditions::{self, Check};
-use crate::api::scim_key::{parse_duration, SECRET_TYPE};
-use crate::api::{annotations, labels, IdentityProvider, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
+use crate::api::scim_key::{parse_duration, READY, SECRET_TYPE};
+use crate::api::{annotations, labels, IdentityProvider, KeyReason, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
 use crate::{keys, sealed};
 
 pub const KIND: &str = "ScimKey";
-pub const READY: &str = "Ready";
 /// How often to look again for a provider that does not exist yet.
 const PROVIDER_RECHECK: Duration = Duration::from_secs(30);
 
@@ -37,7 +36,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
         None => {
             if old.key_id.is_some() {
                 tracing::warn!(scimkey = %key.name_any(), "the key's Secret is gone; generating a new key");
-                let check = Check::failed(READY, "SecretMissing", "the Secret holding the key was deleted; a new key was generated");
+                let check = Check::failed(READY, KeyReason::SecretMissing, "the Secret holding the key was deleted; a new key was generated");
                 ctx.record(key.as_ref(), &check).await;
             }
             create_secret(&secrets, &key, &ctx).await?
@@ -56,25 +55,18 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
     let check = readiness(provider, provider_exists, expires, now());
     let changed = conditions::set(&mut status.conditions, &check, key.metadata.generation, now());
     status.observed_generation = key.metadata.generation;
-    status.phase = Some(
-        match check.reason {
-            "Expired" => "Expired",
-            "Active" => "Active",
-            _ => "Pending",
-        }
-        .to_string(),
-    );
+    status.phase = Some(check.reason.phase());
     if status != old {
         ctx.apply_status(key.as_ref(), &status).await?;
     }
     if changed {
         ctx.record(key.as_ref(), &check).await;
     }
-    ctx.metrics.reconciled(KIND, check.reason);
+    ctx.metrics.reconciled(KIND, check.reason.as_str());
     Ok(match (check.reason, expires) {
-        ("ProviderNotFound", _) => Action::requeue(PROVIDER_RECHECK),
+        (KeyReason::ProviderNotFound, _) => Action::requeue(PROVIDER_RECHECK),
         // Wake up when the key expires, so its phase flips at that moment.
-        ("Active", Some(at)) => Action::requeue(until(at).min(Duration::from_secs(3600))),
+        (KeyReason::Active, Some(at)) => Action::requeue(until(at).min(Duration::from_secs(3600))),
         _ => Action::await_change(),
     })
 }
@@ -164,18 +156,18 @@ fn describe(secret: &Secret) -> (Option<String>, Option<Timestamp>, Option<Times
     (id, created, expires)
 }
 
-pub fn readiness(provider: &str, provider_exists: bool, expires: Option<Timestamp>, now: Timestamp) -> Check {
+pub fn readiness(provider: &str, provider_exists: bool, expires: Option<Timestamp>, now: Timestamp) -> Check<KeyReason> {
     if expires.is_some_and(|at| at <= now) {
-        return Check::failed(READY, "Expired", "the key has expired and is refused; create a new ScimKey and update the provider");
+        return Check::failed(READY, KeyReason::Expired, "the key has expired and is refused; create a new ScimKey and update the provider");
     }
     if !provider_exists {
         return Check::failed(
             READY,
-            "ProviderNotFound",
+            KeyReason::ProviderNotFound,
             format!("IdentityProvider {provider:?} does not exist in this namespace; the key is refused until it does"),
         );
     }
-    Check::passed(READY, "Active", format!("the key is active for provider {provider:?}"))
+    Check::passed(READY, KeyReason::Active, format!("the key is active for provider {provider:?}"))
 }
 
 fn until(at: Timestamp) -> Duration {
@@ -190,10 +182,10 @@ mod tests {
     #[test]
     fn readiness_prefers_expiry() {
         let t = |s| Timestamp::from_second(s).unwrap();
-        assert_eq!(readiness("okta", true, None, t(100)).reason, "Active");
-        assert_eq!(readiness("okta", true, Some(t(200)), t(100)).reason, "Active");
-        assert_eq!(readiness("okta", true, Some(t(100)), t(100)).reason, "Expired");
-        assert_eq!(readiness("okta", false, Some(t(50)), t(100)).reason, "Expired");
-        assert_eq!(readiness("okta", false, None, t(100)).reason, "ProviderNotFound");
+        assert_eq!(readiness("okta", true, None, t(100)).reason, KeyReason::Active);
+        assert_eq!(readiness("okta", true, Some(t(200)), t(100)).reason, KeyReason::Active);
+        assert_eq!(readiness("okta", true, Some(t(100)), t(100)).reason, KeyReason::Expired);
+        assert_eq!(readiness("okta", false, Some(t(50)), t(100)).reason, KeyReason::Expired);
+        assert_eq!(readiness("okta", false, None, t(100)).reason, KeyReason::ProviderNotFound);
     }
 }

@@ -6,9 +6,9 @@ use kube::{Api, Client, ResourceExt};
 
 use super::{HttpClientError, ProviderHttp};
 use crate::api::conditions::Check;
-use crate::api::{labels, IdentityProvider, SecretKeyRef, CLIENT_SECRET_TYPE};
+use crate::api::identity_provider::SECRET_VALID;
+use crate::api::{labels, IdentityProvider, ProviderReason, SecretKeyRef, CLIENT_SECRET_TYPE};
 
-pub const SECRET_VALID: &str = "SecretValid";
 
 /// Reads the client secret. `Err` carries the failed `SecretValid` check; the secret itself is
 /// only ever held in memory and handed to the token endpoint.
@@ -17,7 +17,7 @@ pub const SECRET_VALID: &str = "SecretValid";
 /// otherwise name any Secret of the namespace (a session, a SCIM key) and have its value sent to a
 /// token endpoint of their choosing. A Secret of another type is not looked into at all, and no
 /// message ever lists a Secret's keys.
-pub async fn read_client_secret(client: &Client, ns: &str, idp: &IdentityProvider) -> Result<Result<String, Check>, kube::Error> {
+pub async fn read_client_secret(client: &Client, ns: &str, idp: &IdentityProvider) -> Result<Result<String, Check<ProviderReason>>, kube::Error> {
     let r = &idp.spec.client_secret_ref;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = secrets.get_opt(&r.name).await?;
@@ -25,11 +25,11 @@ pub async fn read_client_secret(client: &Client, ns: &str, idp: &IdentityProvide
 }
 
 /// The decision behind [`read_client_secret`], apart from the read.
-pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: Option<&Secret>) -> Result<String, Check> {
+pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: Option<&Secret>) -> Result<String, Check<ProviderReason>> {
     let Some(secret) = secret else {
         return Err(Check::failed(
             SECRET_VALID,
-            "SecretNotFound",
+            ProviderReason::SecretNotFound,
             format!(
                 "Secret {:?} does not exist in namespace {ns:?}; create it with type {CLIENT_SECRET_TYPE:?} and the client secret under key {:?}: \
                  kubectl -n {ns} create secret generic {} --type={CLIENT_SECRET_TYPE} --from-literal={}=<client secret>",
@@ -41,7 +41,7 @@ pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: O
     if found != CLIENT_SECRET_TYPE {
         return Err(Check::failed(
             SECRET_VALID,
-            "SecretWrongType",
+            ProviderReason::SecretWrongType,
             format!(
                 "Secret {:?} has type {found:?}, but an IdentityProvider may only use a Secret of type {CLIENT_SECRET_TYPE:?}, \
                  so that providers cannot be pointed at Secrets made for something else; nothing was read from it. \
@@ -57,7 +57,7 @@ pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: O
     if let Some(owner) = secret.metadata.labels.as_ref().and_then(|l| l.get(labels::PROVIDER)).filter(|p| p.as_str() != provider) {
         return Err(Check::failed(
             SECRET_VALID,
-            "SecretForOtherProvider",
+            ProviderReason::SecretForOtherProvider,
             format!(
                 "Secret {:?} is labelled {}={owner:?}: it holds the client secret of another provider and was not read; \
                  create a Secret of type {CLIENT_SECRET_TYPE:?} for this provider",
@@ -69,16 +69,16 @@ pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: O
     let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
         return Err(Check::failed(
             SECRET_VALID,
-            "SecretKeyMissing",
+            ProviderReason::SecretKeyMissing,
             format!("Secret {:?} has no key {:?}; set spec.clientSecretRef.key or add the key", r.name, r.key),
         ));
     };
     // `kubectl create secret --from-file` keeps a file's trailing newline; client secrets never
     // contain whitespace, so it is safe to trim.
     match std::str::from_utf8(&value.0).map(str::trim) {
-        Ok("") => Err(Check::failed(SECRET_VALID, "SecretEmpty", format!("key {:?} of Secret {:?} is empty", r.key, r.name))),
+        Ok("") => Err(Check::failed(SECRET_VALID, ProviderReason::SecretEmpty, format!("key {:?} of Secret {:?} is empty", r.key, r.name))),
         Ok(s) => Ok(s.to_string()),
-        Err(_) => Err(Check::failed(SECRET_VALID, "SecretNotText", format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name))),
+        Err(_) => Err(Check::failed(SECRET_VALID, ProviderReason::SecretNotText, format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name))),
     }
 }
 
@@ -123,7 +123,7 @@ mod tests {
         for other in [None, Some("Opaque"), Some("infrahq.com/session"), Some("infrahq.com/scim-key"), Some("kubernetes.io/service-account-token")] {
             let s = secret(other, &[("clientSecret", "stolen"), ("refreshToken", "rt")]);
             let check = client_secret_value("ns", "okta", &reference(), Some(&s)).unwrap_err();
-            assert_eq!(check.reason, "SecretWrongType", "{other:?}");
+            assert_eq!(check.reason, ProviderReason::SecretWrongType, "{other:?}");
             assert!(check.message.contains(CLIENT_SECRET_TYPE), "{}", check.message);
             assert!(!check.message.contains("stolen") && !check.message.contains("refreshToken"), "{}", check.message);
         }
@@ -135,7 +135,7 @@ mod tests {
         s.metadata.labels = Some(BTreeMap::from([(labels::PROVIDER.to_string(), "okta".to_string())]));
         assert_eq!(client_secret_value("ns", "okta", &reference(), Some(&s)).unwrap(), "okta's");
         let check = client_secret_value("ns", "evil", &reference(), Some(&s)).unwrap_err();
-        assert_eq!(check.reason, "SecretForOtherProvider");
+        assert_eq!(check.reason, ProviderReason::SecretForOtherProvider);
         assert!(!check.message.contains("okta's"));
     }
 
@@ -143,10 +143,10 @@ mod tests {
     fn a_missing_key_does_not_list_the_secrets_keys() {
         let s = secret(Some(CLIENT_SECRET_TYPE), &[("other", "x"), ("tokenHash", "y")]);
         let check = client_secret_value("ns", "okta", &reference(), Some(&s)).unwrap_err();
-        assert_eq!(check.reason, "SecretKeyMissing");
+        assert_eq!(check.reason, ProviderReason::SecretKeyMissing);
         assert!(!check.message.contains("other") && !check.message.contains("tokenHash"), "{}", check.message);
-        assert_eq!(client_secret_value("ns", "okta", &reference(), None).unwrap_err().reason, "SecretNotFound");
+        assert_eq!(client_secret_value("ns", "okta", &reference(), None).unwrap_err().reason, ProviderReason::SecretNotFound);
         let empty = secret(Some(CLIENT_SECRET_TYPE), &[("clientSecret", " \n")]);
-        assert_eq!(client_secret_value("ns", "okta", &reference(), Some(&empty)).unwrap_err().reason, "SecretEmpty");
+        assert_eq!(client_secret_value("ns", "okta", &reference(), Some(&empty)).unwrap_err().reason, ProviderReason::SecretEmpty);
     }
 }

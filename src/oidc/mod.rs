@@ -8,10 +8,10 @@ pub mod login;
 pub mod outbound;
 mod provider_check;
 
-pub use client_config::{provider_http, read_client_secret, SECRET_VALID};
+pub use client_config::{provider_http, read_client_secret};
 pub use login::ProviderBinding;
 pub use outbound::{AddressPolicy, OutboundError, ProviderHttp};
-pub use provider_check::{check_credentials, discover, secret_in_body, Discovered, CREDENTIALS, DISCOVERY, TRANSIENT_REASONS};
+pub use provider_check::{check_credentials, discover, secret_in_body, Discovered};
 
 pub use openidconnect::reqwest;
 

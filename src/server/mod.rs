@@ -25,7 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::api_server::{FieldManager, Kube};
 use cache::Cache;
-use crate::api::{labels, Group, IdentityProvider, ScimKey, User};
+use crate::api::{labels, Group, IdentityProvider, KeyPhase, ScimKey, User};
 use crate::config::OperatorArgs;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
@@ -224,7 +224,7 @@ fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Arc<std:
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         loop {
             tick.tick().await;
-            let active = keys.state().iter().filter(|k| k.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active")).count();
+            let active = keys.state().iter().filter(|k| k.status.as_ref().and_then(|s| s.phase) == Some(KeyPhase::Active)).count();
             metrics.scim_keys_active.set(active as i64);
             let (users, groups) = {
                 let d = directory.read().expect("directory lock");

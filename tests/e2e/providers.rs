@@ -22,7 +22,7 @@ async fn okta_provider_added_with_the_cli_becomes_ready_and_prints_what_to_paste
 
     let idp = providers().await.get(&name).await.unwrap();
     let status = idp.status.unwrap();
-    assert_eq!(status.phase.as_deref(), Some("Ready"));
+    assert_eq!(status.phase, Some(infra::api::ProviderPhase::Ready));
     assert_eq!(status.issuer.as_deref(), Some(env().idp_url.as_str()));
     let endpoints = status.endpoints.unwrap();
     assert_eq!(endpoints.token.unwrap(), format!("{}/v1/token", env().idp_url));

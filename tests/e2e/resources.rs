@@ -30,7 +30,7 @@ async fn printer_columns_and_short_names() {
 async fn applying_the_samples_again_changes_nothing() {
     // e2e/up applied them; a GitOps tool re-applies them all the time.
     let before = providers().await.get("okta").await.unwrap();
-    assert_eq!(before.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Ready"));
+    assert_eq!(before.status.as_ref().and_then(|s| s.phase), Some(infra::api::ProviderPhase::Ready));
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples/");
     kubectl(&["apply", "-n", &env().namespace, "-f", dir]).ok();
     let after = providers().await.get("okta").await.unwrap();

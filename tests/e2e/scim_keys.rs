@@ -64,7 +64,7 @@ async fn a_key_authenticates_on_every_replica_until_revoked() {
     let status = key.status.clone().unwrap();
     let key_id = status.key_id.clone().unwrap();
     assert!(token.contains(&key_id));
-    assert_eq!(status.phase.as_deref(), Some("Active"));
+    assert_eq!(status.phase, Some(infra::api::KeyPhase::Active));
     let yaml = kubectl(&["get", "scimkey", &name, "-n", &env().namespace, "-o", "yaml"]).ok().stdout;
     assert!(!yaml.contains(&token));
     let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
@@ -122,7 +122,7 @@ async fn expired_keys_are_refused() {
     eventually(Duration::from_secs(15), "phase Expired", || {
         let api = api.clone();
         let name = name.clone();
-        async move { (api.get(&name).await.ok()?.status?.phase? == "Expired").then_some(()) }
+        async move { (api.get(&name).await.ok()?.status?.phase? == infra::api::KeyPhase::Expired).then_some(()) }
     })
     .await;
     infra(&["providers", "remove", &provider]).ok();
