@@ -12,6 +12,7 @@ use super::ProviderRef;
     version = "v1alpha1",
     kind = "Group",
     plural = "groups",
+    shortname = "igroup",
     category = "infra",
     namespaced,
     doc = "A group of users as their identity provider pushes it. Its SCIM id is the label infrahq.com/scim-id.",

@@ -159,6 +159,7 @@ pub struct IdentityProviderStatus {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ProviderEndpoints {
     /// The OAuth 2.0 authorization endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

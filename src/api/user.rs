@@ -12,6 +12,7 @@ use super::ProviderRef;
     version = "v1alpha1",
     kind = "User",
     plural = "users",
+    shortname = "iuser",
     category = "infra",
     namespaced,
     doc = "A person as their identity provider describes them. One User per person per provider; its SCIM id is the label infrahq.com/scim-id, which stays when a rename changes the object name.",
