@@ -57,7 +57,7 @@ const LEASE_NAME: &str = "infra-controller";
 
 pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(crate::metrics::Role::Controller));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
 

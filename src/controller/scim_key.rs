@@ -62,7 +62,7 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
     if changed {
         ctx.record(key.as_ref(), &check).await;
     }
-    ctx.metrics.reconciled(KIND, check.reason.as_str());
+    ctx.metrics.reconciled(KIND, &crate::metrics::reason_label(check.reason.as_str()));
     Ok(match (check.reason, expires) {
         (KeyReason::ProviderNotFound, _) => Action::requeue(PROVIDER_RECHECK),
         // Wake up when the key expires, so its phase flips at that moment.

@@ -58,7 +58,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let client = Client::try_default().await?;
     let ns = &args.operator.namespace;
     let kube = Kube::new(client.clone(), ns, FieldManager::SERVER);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(crate::metrics::Role::Server));
     let ready = Arc::new(AtomicBool::new(false));
 
     let keys = cache::watch::<ScimKey>(kube.api(), ns, watcher::Config::default());

@@ -62,3 +62,29 @@ async fn unknown_http_methods_add_no_label_values() {
     // would add well over 320 KB.
     assert!(after.len() < before.len() + 64 * 1024, "/metrics grew from {} to {} bytes", before.len(), after.len());
 }
+
+/// Each role's registry holds only what that role produces, plus the build and process metrics
+/// that every Prometheus target carries.
+#[tokio::test]
+async fn each_role_exports_only_its_own_metrics() {
+    let controllers: Vec<String> = std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS").split_whitespace().map(String::from).collect();
+    let version = env!("CARGO_PKG_VERSION");
+    for c in &controllers {
+        let text = metrics_text(c).await;
+        assert!(text.contains(&format!("infra_build_info{{version=\"{version}\",role=\"controller\"}} 1")), "{text}");
+        assert!(text.contains("infra_controller_leader "), "{text}");
+        for other in ["infra_http_requests", "infra_users ", "infra_scim_keys_active", "infra_scim_authentications"] {
+            assert!(!text.contains(other), "the controller exports the server's {other}: {text}");
+        }
+        assert!(text.lines().any(|l| l.starts_with("process_resident_memory_bytes ")), "{text}");
+    }
+    for s in &env().server_metrics_urls {
+        let text = metrics_text(s).await;
+        assert!(text.contains(&format!("infra_build_info{{version=\"{version}\",role=\"server\"}} 1")), "{text}");
+        for other in ["infra_controller_leader", "infra_reconciles", "infra_session_rechecks", "infra_sessions "] {
+            assert!(!text.contains(other), "the server exports the controller's {other}: {text}");
+        }
+        let cpu = text.lines().find_map(|l| l.strip_prefix("process_cpu_seconds_total ")).and_then(|v| v.trim().parse::<f64>().ok());
+        assert!(cpu.is_some_and(|v| v > 0.0), "process_cpu_seconds_total missing or zero: {text}");
+    }
+}
