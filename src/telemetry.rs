@@ -30,9 +30,14 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log_level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", args.log_level))?;
     let registry = tracing_subscriber::registry().with(filter);
+    // Logs go to stderr (stdout is for output, such as `crds`), coloured only for a person
+    // watching a terminal: log files and collectors get no escape sequences.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match args.log_format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(true).fmt_fields(escaped_fields())).try_init()?,
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).try_init()?,
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_target(true).fmt_fields(escaped_fields()))
+            .try_init()?,
+        LogFormat::Json => registry.with(fmt::layer().with_writer(std::io::stderr).json().flatten_event(true)).try_init()?,
     }
     Ok(())
 }

@@ -56,6 +56,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// A 409 from the API server: the object changed since it was read.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+    }
+
     /// The error's class, a fixed label for the `infra_reconcile_errors` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -70,7 +75,12 @@ impl Error {
 /// The error policy of every reconciler: log, count by kind and error class, and retry with
 /// exponential backoff per object.
 pub fn error_policy<K: Resource<DynamicType = ()>>(kind: &'static str, obj: &K, err: &Error, ctx: &Context) -> Action {
-    tracing::warn!(kind, name = %obj.name_any(), error = %err, "reconcile failed");
+    if err.is_conflict() {
+        // Someone else wrote the object since it was read: routine, retried at once from fresh state.
+        tracing::debug!(kind, name = %obj.name_any(), error = %err, "reconcile raced another write; retrying");
+    } else {
+        tracing::warn!(kind, name = %obj.name_any(), error = %err, "reconcile failed");
+    }
     ctx.metrics.reconcile_failed(kind, err.metric_label());
     Action::requeue(ctx.backoff.next(&format!("{kind}/{}", obj.name_any())))
 }

@@ -85,7 +85,12 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     let transient = checks.iter().any(|c| c.status == conditions::FALSE && c.reason.is_transient());
     let result = if ready.is_true() { "ready" } else if transient { "transient" } else { "misconfigured" };
     ctx.metrics.reconciled(KIND, result);
-    tracing::info!(provider = %key, phase = phase(&checks).as_str(), reason = ready.reason.as_str(), "reconciled");
+    // A healthy provider is re-checked every few minutes; only a change is news.
+    if changed.is_empty() {
+        tracing::debug!(provider = %key, phase = phase(&checks).as_str(), reason = ready.reason.as_str(), "reconciled, unchanged");
+    } else {
+        tracing::info!(provider = %key, phase = phase(&checks).as_str(), reason = ready.reason.as_str(), "reconciled");
+    }
     Ok(if ready.is_true() {
         ctx.backoff.reset(&key);
         Action::requeue(ctx.recheck_interval)

@@ -2,6 +2,7 @@
 
 mod http_metrics;
 pub mod login;
+mod access_log;
 pub(crate) mod cache;
 mod providers;
 pub mod rate_limit;
@@ -52,6 +53,11 @@ pub struct ServerArgs {
     /// --listen-addr so that what an Ingress exposes never includes the metrics.
     #[arg(long, env = "INFRA_SERVER_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
+
+    /// A request still unanswered after this long gets 503 (with Retry-After), so a stuck
+    /// dependency cannot hold connections and workers forever.
+    #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "60s", value_parser = crate::config::parse_span)]
+    pub request_timeout: std::time::Duration,
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -111,7 +117,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
-    let app = router(auth, scim_state, providers, login, limits, metrics.clone(), ready);
+    let app = access_log::wrap(router(auth, scim_state, providers, login, limits, metrics.clone(), ready), args.request_timeout);
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();

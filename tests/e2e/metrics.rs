@@ -88,3 +88,14 @@ async fn each_role_exports_only_its_own_metrics() {
         assert!(cpu.is_some_and(|v| v > 0.0), "process_cpu_seconds_total missing or zero: {text}");
     }
 }
+
+/// Every answer names its request (for finding it in the access log), and one a proxy set is kept.
+#[tokio::test]
+async fn responses_carry_a_request_id() {
+    let public = &env().server_urls[0];
+    let resp = http().get(format!("{public}/healthz")).send().await.unwrap();
+    let id = resp.headers().get("x-request-id").expect("x-request-id").to_str().unwrap().to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    let resp = http().get(format!("{public}/api/scim/v2/ServiceProviderConfig")).header("x-request-id", "lb-1234").send().await.unwrap();
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "lb-1234");
+}
