@@ -11,8 +11,9 @@ pub const DEFAULT_NAMESPACE: &str = "infra-system";
 
 #[derive(Args, Clone, Debug)]
 pub struct KubeArgs {
-    /// Path to the kubeconfig file (defaults to $KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, global = true, env = "KUBECONFIG")]
+    /// Path to the kubeconfig file (default: the files in $KUBECONFIG, merged as kubectl does,
+    /// then ~/.kube/config, then the in-cluster ServiceAccount).
+    #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
@@ -31,19 +32,11 @@ pub struct Kube {
 impl KubeArgs {
     pub async fn connect(&self) -> anyhow::Result<Kube> {
         let options = KubeConfigOptions { context: self.context.clone(), ..Default::default() };
+        // Without --kubeconfig, kube's own loader reads $KUBECONFIG (several files merged as
+        // kubectl merges them; empty means unset) or ~/.kube/config.
         let config = match (&self.kubeconfig, &self.context) {
             (Some(path), _) => {
-                // KUBECONFIG may list several files, as for kubectl.
-                let paths = std::env::split_paths(path.as_os_str()).collect::<Vec<_>>();
-                let mut merged: Option<Kubeconfig> = None;
-                for p in &paths {
-                    let next = Kubeconfig::read_from(p).map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", p.display()))?;
-                    merged = Some(match merged {
-                        None => next,
-                        Some(m) => m.merge(next)?,
-                    });
-                }
-                let kubeconfig = merged.ok_or_else(|| anyhow::anyhow!("--kubeconfig is empty"))?;
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", path.display()))?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
                     .map_err(|e| anyhow::anyhow!("loading kubeconfig {}: {e}", path.display()))?

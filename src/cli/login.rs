@@ -55,6 +55,7 @@ pub struct WhoamiArgs {
     /// Fail unless the stored session belongs to this server.
     #[arg(long)]
     pub server: Option<String>,
+    /// Output format: table, json or yaml.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
     /// PEM file of CA certificates for a server behind a private CA.
@@ -296,26 +297,18 @@ async fn open_browser(url: &str) -> bool {
 }
 
 fn launch_browser(url: &str) -> bool {
-    use std::process::{Command, Stdio};
-    let program = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        // Over SSH or on a server there is nothing to open a browser on.
-        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-            return false;
-        }
-        "xdg-open"
-    };
-    let Ok(mut child) = Command::new(program).arg(url).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+    // Over SSH or on a server there is nothing to open a browser on, unless the person named one
+    // ($BROWSER) or Windows' browser is at hand (WSL). macOS and Windows always have one.
+    let desktop = ["DISPLAY", "WAYLAND_DISPLAY", "BROWSER"].iter().any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if cfg!(all(unix, not(target_os = "macos"))) && !desktop && !is_wsl() {
         return false;
-    };
-    // Launchers usually return at once; one that stays (some browsers keep it attached) is
-    // taken as having worked. The waiting thread reaps the child whenever it ends.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait().map(|s| s.success()).unwrap_or(false));
-    });
-    rx.recv_timeout(Duration::from_secs(2)).unwrap_or(true)
+    }
+    webbrowser::open(url).is_ok()
+}
+
+/// Windows Subsystem for Linux, where the browser is Windows' (the `webbrowser` crate opens it).
+fn is_wsl() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").is_ok_and(|r| r.to_ascii_lowercase().contains("microsoft"))
 }
 
 fn human_duration(d: Duration) -> String {

@@ -7,13 +7,13 @@ use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, Preconditions};
+use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::kube_client::{explain, Kube, KubeArgs};
-use super::output::{self, Format};
+use super::output::{self, col, wide, ListArgs};
 use super::{spinner, MANAGER};
 use crate::api::conditions::{self, FALSE, TRUE};
 use crate::api::{labels, ClaimMapping, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY};
@@ -25,10 +25,7 @@ pub enum ProvidersCommand {
     /// IdentityProvider and waits until Infra has checked it.
     Add(AddArgs),
     /// List identity providers and whether they are ready.
-    List {
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
-    },
+    List(ListArgs),
     /// Change a provider's settings or client secret, then wait until it is checked again.
     Edit(EditArgs),
     /// Remove a provider and the Secret `providers add` created for it.
@@ -101,10 +98,13 @@ pub struct AddArgs {
 pub struct EditArgs {
     /// Name of the provider.
     pub name: String,
+    /// A new provider URL (the issuer is discovered again).
     #[arg(long)]
     pub url: Option<String>,
+    /// A new OAuth client ID.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// A new kind: okta, azure, google or oidc.
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
     #[command(flatten)]
@@ -148,7 +148,7 @@ pub async fn run(args: &KubeArgs, cmd: ProvidersCommand) -> anyhow::Result<()> {
             let kube = args.connect().await?;
             add_provider(&kube, add, kind, secret, ca_bundle).await
         }
-        ProvidersCommand::List { output } => list(&args.connect().await?, output).await,
+        ProvidersCommand::List(list_args) => list(&args.connect().await?, &list_args).await,
         ProvidersCommand::Edit(edit) => {
             let secret = read_secret(&edit.secret)?;
             let ca_bundle = read_ca(&edit.settings)?;
@@ -357,39 +357,26 @@ async fn wait_and_report(idps: &Api<IdentityProvider>, name: &str, timeout: Dura
     }
 }
 
-async fn list(kube: &Kube, format: Format) -> anyhow::Result<()> {
+async fn list(kube: &Kube, args: &ListArgs) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let items = idps.list(&ListParams::default()).await.map_err(|e| explain(e, "list identity providers"))?.items;
-    if let Format::Table = format {
-        if items.is_empty() {
-            eprintln!("No identity providers in namespace {:?}. Add one with `infra providers add`.", kube.namespace);
-            return Ok(());
-        }
-        let now = Timestamp::now();
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|idp| {
-                let status = idp.status.clone().unwrap_or_default();
-                let message = conditions::find(&status.conditions, "Ready")
-                    .filter(|c| c.status != TRUE)
-                    .map(|c| c.message.clone())
-                    .unwrap_or_default();
-                vec![
-                    idp.name_any(),
-                    idp.spec.kind.to_string(),
-                    idp.spec.url.clone(),
-                    status.phase.map_or("Pending", |p| p.as_str()).to_string(),
-                    output::age(idp.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
-                    message,
-                ]
-            })
-            .collect();
-        print!("{}", output::table(&["NAME", "KIND", "URL", "PHASE", "AGE", "MESSAGE"], &rows));
-        return Ok(());
-    }
-    let items: Vec<IdentityProvider> = items.into_iter().map(output::without_managed_fields).collect();
-    print!("{}", output::structured(format, &items)?);
-    Ok(())
+    let items = idps.list(&args.params()).await.map_err(|e| explain(e, "list identity providers"))?.items;
+    let now = Timestamp::now();
+    let columns = [col("NAME"), col("KIND"), col("URL"), col("PHASE"), col("AGE"), wide("ISSUER"), col("MESSAGE")];
+    let row = |idp: &IdentityProvider| {
+        let status = idp.status.clone().unwrap_or_default();
+        let message = conditions::find(&status.conditions, "Ready").filter(|c| c.status != TRUE).map(|c| c.message.clone()).unwrap_or_default();
+        vec![
+            idp.name_any(),
+            idp.spec.kind.to_string(),
+            idp.spec.url.clone(),
+            status.phase.map_or("Pending", |p| p.as_str()).to_string(),
+            output::age(idp.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+            status.issuer.unwrap_or_default(),
+            message,
+        ]
+    };
+    let empty = format!("No identity providers in namespace {:?}. Add one with `infra providers add`.", kube.namespace);
+    output::print_list(args, items, &columns, row, &empty)
 }
 
 async fn edit_provider(kube: &Kube, edit: EditArgs, secret: Option<String>, ca_bundle: Option<String>) -> anyhow::Result<()> {

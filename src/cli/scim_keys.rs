@@ -5,13 +5,13 @@ use std::time::Duration;
 use clap::Subcommand;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::kube_client::{explain, Kube, KubeArgs};
-use super::output::{self, Format};
+use super::output::{self, col, wide, ListArgs};
 use super::{spinner, MANAGER};
 use crate::api::{annotations, labels, IdentityProvider, ScimKey, ScimKeySpec};
 use crate::api::scim_key::parse_duration;
@@ -33,14 +33,17 @@ pub enum ScimKeysCommand {
         /// What the key is for.
         #[arg(long)]
         description: Option<String>,
+        /// Print only the key, for scripts (`KEY=$(infra scim-keys create -q --provider okta)`).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// List SCIM keys (never their values).
     List {
         /// Only keys of this provider.
         #[arg(long)]
         provider: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
+        #[command(flatten)]
+        list: ListArgs,
     },
     /// Revoke a key: deletes the ScimKey and its Secret; the server refuses the key at once.
     Revoke {
@@ -56,10 +59,10 @@ fn check_duration(raw: &str) -> Result<String, String> {
 pub async fn run(args: &KubeArgs, cmd: ScimKeysCommand) -> anyhow::Result<()> {
     let kube = args.connect().await?;
     match cmd {
-        ScimKeysCommand::Create { provider, name, expires_after, description } => {
-            create(&kube, provider, name, expires_after, description).await
+        ScimKeysCommand::Create { provider, name, expires_after, description, quiet } => {
+            create(&kube, provider, name, expires_after, description, quiet).await
         }
-        ScimKeysCommand::List { provider, output } => list(&kube, provider, output).await,
+        ScimKeysCommand::List { provider, list: args } => list(&kube, provider, &args).await,
         ScimKeysCommand::Revoke { name } => revoke(&kube, &name).await,
     }
 }
@@ -70,6 +73,7 @@ async fn create(
     name: Option<String>,
     expires_after: Option<String>,
     description: Option<String>,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
     let idp = idps
@@ -103,7 +107,7 @@ async fn create(
         .await
         .map_err(|e| explain(e, "create the ScimKey"))?;
 
-    let spin = spinner::start("Generating the key");
+    let spin = if quiet { indicatif::ProgressBar::hidden() } else { spinner::start("Generating the key") };
     let issued = |k: Option<&ScimKey>| k.and_then(|k| k.status.as_ref()).is_some_and(|s| s.sealed_key.is_some() && s.key_id.is_some());
     let waited = tokio::time::timeout(Duration::from_secs(60), await_condition(keys.clone(), &name, issued)).await;
     spin.finish_and_clear();
@@ -120,6 +124,10 @@ async fn create(
         anyhow::anyhow!("{e}: the key of ScimKey {name:?} cannot be shown; revoke it (`infra scim-keys revoke {name}`) and create another")
     })?;
     let scim_url = idp.status.and_then(|s| s.scim_url).unwrap_or_else(|| "<external URL>/api/scim/v2".into());
+    if quiet {
+        println!("{token}");
+        return Ok(());
+    }
     let expires = status.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into());
     println!("Created SCIM key {name:?} for provider {provider:?} (key id {}, expires {expires}).", status.key_id.unwrap_or_default());
     println!("The key is shown only now; Infra keeps only its hash.");
@@ -130,39 +138,29 @@ async fn create(
     Ok(())
 }
 
-async fn list(kube: &Kube, provider: Option<String>, format: Format) -> anyhow::Result<()> {
+async fn list(kube: &Kube, provider: Option<String>, args: &ListArgs) -> anyhow::Result<()> {
     let keys: Api<ScimKey> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let mut items = keys.list(&ListParams::default()).await.map_err(|e| explain(e, "list SCIM keys"))?.items;
+    let mut items = keys.list(&args.params()).await.map_err(|e| explain(e, "list SCIM keys"))?.items;
     if let Some(p) = &provider {
         items.retain(|k| &k.spec.provider_ref.name == p);
     }
-    if let Format::Table = format {
-        if items.is_empty() {
-            eprintln!("No SCIM keys in namespace {:?}. Create one with `infra scim-keys create --provider NAME`.", kube.namespace);
-            return Ok(());
-        }
-        let now = Timestamp::now();
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|k| {
-                let s = k.status.clone().unwrap_or_default();
-                vec![
-                    k.name_any(),
-                    k.spec.provider_ref.name.clone(),
-                    s.key_id.unwrap_or_default(),
-                    s.phase.map_or("Pending", |p| p.as_str()).to_string(),
-                    output::age(k.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
-                    s.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
-                    k.spec.description.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        print!("{}", output::table(&["NAME", "PROVIDER", "KEY ID", "PHASE", "AGE", "EXPIRES", "DESCRIPTION"], &rows));
-        return Ok(());
-    }
-    let items: Vec<ScimKey> = items.into_iter().map(output::without_managed_fields).collect();
-    print!("{}", output::structured(format, &items)?);
-    Ok(())
+    let now = Timestamp::now();
+    let columns = [col("NAME"), col("PROVIDER"), col("KEY ID"), col("PHASE"), col("AGE"), col("EXPIRES"), wide("SECRET"), col("DESCRIPTION")];
+    let row = |k: &ScimKey| {
+        let s = k.status.clone().unwrap_or_default();
+        vec![
+            k.name_any(),
+            k.spec.provider_ref.name.clone(),
+            s.key_id.unwrap_or_default(),
+            s.phase.map_or("Pending", |p| p.as_str()).to_string(),
+            output::age(k.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+            s.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
+            s.secret_name.unwrap_or_default(),
+            k.spec.description.clone().unwrap_or_default(),
+        ]
+    };
+    let empty = format!("No SCIM keys in namespace {:?}. Create one with `infra scim-keys create --provider NAME`.", kube.namespace);
+    output::print_list(args, items, &columns, row, &empty)
 }
 
 async fn revoke(kube: &Kube, name: &str) -> anyhow::Result<()> {

@@ -44,7 +44,28 @@ async fn okta_provider_added_with_the_cli_becomes_ready_and_prints_what_to_paste
     let table = infra(&["providers", "list"]).ok().stdout;
     assert!(table.lines().any(|l| l.starts_with(&name) && l.contains("Ready")), "{table}");
     let json: serde_json::Value = serde_json::from_str(&infra(&["providers", "list", "-o", "json"]).ok().stdout).unwrap();
-    assert!(json.as_array().unwrap().iter().any(|p| p["metadata"]["name"] == name.as_str()));
+    assert_eq!((json["apiVersion"].as_str(), json["kind"].as_str()), (Some("v1"), Some("List")), "{json}");
+    let item = json["items"].as_array().unwrap().iter().find(|p| p["metadata"]["name"] == name.as_str()).expect("listed");
+    assert_eq!(item["kind"], "IdentityProvider");
+    assert!(item["metadata"].get("managedFields").is_none());
+    // The way kubectl prints names and bare rows, and the wide columns.
+    let names = infra(&["providers", "list", "-o", "name"]).ok().stdout;
+    assert!(names.lines().any(|l| l == format!("identityprovider.infrahq.com/{name}")), "{names}");
+    let bare = infra(&["providers", "list", "--no-headers"]).ok().stdout;
+    assert!(!bare.contains("NAME") && bare.lines().any(|l| l.starts_with(&name)), "{bare}");
+    let wide = infra(&["providers", "list", "-o", "wide"]).ok().stdout;
+    assert!(wide.lines().next().unwrap().contains("ISSUER"), "{wide}");
+    let selected = infra(&["providers", "list", "-o", "name", "-l", "infrahq.com/no-such-label=x"]).ok().stdout;
+    assert!(selected.trim().is_empty(), "{selected}");
+    // A kubeconfig named by an empty KUBECONFIG counts as unset (kubectl's rule), and the session
+    // commands take no kubectl flags.
+    let home = std::env::temp_dir().join(format!("infra-home-{name}"));
+    std::fs::create_dir_all(home.join(".kube")).unwrap();
+    std::fs::copy(&env().kubeconfig, home.join(".kube/config")).unwrap();
+    let empty = infra_with(&["providers", "list", "-o", "name"], &[("KUBECONFIG", ""), ("HOME", home.to_str().unwrap())], None).ok().stdout;
+    assert!(empty.contains(&name), "{empty}");
+    let _ = std::fs::remove_dir_all(&home);
+    assert_ne!(infra(&["whoami", "--context", "x"]).status, 0);
 
     // remove deletes the provider and the Secret add created.
     infra(&["providers", "remove", &name]).ok();
