@@ -231,7 +231,17 @@ start() {
   [[ -f "${logf}" ]] && mv -f "${logf}" "${logf}.1"
   log "starting ${name} (log: ${logf})"
   setsid "$@" </dev/null >"${logf}" 2>&1 &
-  echo "$!" >"${PID_DIR}/${name}.pid"
+  local pid=$!
+  echo "${pid}" >"${PID_DIR}/${name}.pid"
+  # The background job is bash, then setsid, then the component, under one pid: wait until the
+  # exec has happened, or pid_alive's name check would take a starting component for a dead one
+  # (on a busy machine this window is long enough to fail a start).
+  local comm deadline=$((SECONDS + 10))
+  while proc_alive "${pid}" && ((SECONDS < deadline)); do
+    comm="$(cat "/proc/${pid}/comm" 2>/dev/null || true)"
+    [[ "${comm}" == "${name:0:15}" ]] && return 0
+    sleep 0.05
+  done
 }
 
 BIN="${K8S_BIN_DIR}"
