@@ -118,7 +118,7 @@ fn user_object(provider: &IdentityProvider, user_name: &str) -> User {
             user_name: user_name.into(),
             external_id: None,
             display_name: Some("Bench User".into()),
-            active: true,
+            active: Some(true),
             attributes: attributes.as_object().cloned(),
         },
         status: None,
@@ -276,7 +276,7 @@ async fn main() {
                 let id = new_id().unwrap();
                 let mut owner = idp.controller_owner_ref(&()).unwrap();
                 owner.controller = Some(false);
-                let members = (0..20).map(|k| GroupMember { value: ids[(i * 7 + k) % ids.len()].clone(), type_: None }).collect();
+                let members = (0..20).map(|k| GroupMember { value: ids[(i * 7 + k) % ids.len()].clone(), ..Default::default() }).collect();
                 let group = infra::api::Group {
                     metadata: ObjectMeta {
                         name: Some(group_object_name(&id)),

@@ -42,6 +42,10 @@ pub struct GroupSpec {
 pub struct GroupMember {
     /// The SCIM id of the member (the User's infrahq.com/scim-id label).
     pub value: String,
+    /// The member's `display` as the provider wrote it (Okta sends the userName), returned as
+    /// written. Absent when the provider sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
     /// `User` (the only member type this server accepts).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,

@@ -38,9 +38,10 @@ pub struct UserSpec {
     /// The name to display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Whether the user may log in. Deactivated users stay listed but are refused.
-    #[serde(default = "default_active")]
-    pub active: bool,
+    /// The SCIM `active` the provider wrote: false deactivates the user (listed but refused at
+    /// login); true or absent (never sent, or removed) lets the user log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
     /// The remaining SCIM attributes (name, emails, phoneNumbers, the enterprise extension under
     /// its schema URN, and so on), in SCIM wire form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,8 +49,20 @@ pub struct UserSpec {
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn default_active() -> bool {
-    true
+impl UserSpec {
+    /// Whether the user may log in: unless the provider deactivated them (`active: false`).
+    ///
+    /// An unassigned `active` is kept unassigned and lets the user log in. RFC 7644 §3.5.2.2 says a
+    /// removed attribute "SHALL be considered unassigned", so `remove active` cannot store `false`:
+    /// that would assert a deactivation the client never sent, and the user would read back
+    /// `active: false` rather than without `active`. RFC 7643 §2.5 makes unassigned and null the
+    /// same state, and a User created without `active` (RFC 7643 §4.1's minimal user has none)
+    /// must be able to log in, so that state cannot mean deactivated either. RFC 7643 §4.1.1 leaves
+    /// the meaning of `active` to the service provider and gives `false` as the suspended state;
+    /// Okta and Entra deactivate by writing `active: false`, which this honours.
+    pub fn is_active(&self) -> bool {
+        self.active != Some(false)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -59,7 +59,7 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
         vec![
             u.spec.user_name.clone(),
             u.spec.display_name.clone().unwrap_or_default(),
-            u.spec.active.to_string(),
+            u.spec.is_active().to_string(),
             u.spec.provider_ref.name.clone(),
             member_of.join(","),
             id.to_string(),

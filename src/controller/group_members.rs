@@ -81,7 +81,7 @@ mod tests {
                 provider_ref: ProviderRef { name: "okta".into() },
                 display_name: "eng".into(),
                 external_id: None,
-                members: ["a", "b", "c"].iter().map(|v| GroupMember { value: v.to_string(), type_: None }).collect(),
+                members: ["a", "b", "c"].iter().map(|v| GroupMember { value: v.to_string(), ..Default::default() }).collect(),
             },
         );
         let known: HashSet<String> = ["a".to_string(), "c".to_string()].into();

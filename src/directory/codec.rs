@@ -70,7 +70,9 @@ pub fn user_to_scim(user: &User, groups: &[Membership], base_url: &str) -> Value
     if let Some(d) = &user.spec.display_name {
         out.insert("displayName".into(), json!(d));
     }
-    out.insert("active".into(), json!(user.spec.active));
+    if let Some(active) = user.spec.active {
+        out.insert("active".into(), json!(active));
+    }
     if !groups.is_empty() {
         let groups: Vec<Value> = groups
             .iter()
@@ -94,9 +96,10 @@ pub fn user_spec_from_scim(resource: &Value, provider: &str) -> Result<UserSpec,
         }
         Some(_) => return Err(ScimError::invalid_value("userName must be a string")),
     };
+    // Unassigned stays unassigned (see `UserSpec::is_active` for what that means).
     let active = match obj.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(ScimError::invalid_value("active must be a boolean")),
     };
     let string = |key: &str| -> Result<Option<String>, ScimError> {
@@ -175,7 +178,8 @@ pub fn group_spec_from_scim(resource: &Value, provider: &str) -> Result<GroupSpe
                 }
             }
             if seen.insert(value) {
-                members.push(GroupMember { value: value.to_string(), type_: None });
+                let display = m.get("display").and_then(Value::as_str).map(str::to_string);
+                members.push(GroupMember { value: value.to_string(), display, type_: None });
             }
         }
     }
@@ -214,7 +218,7 @@ mod tests {
         });
         let spec = user_spec_from_scim(&input, "okta").unwrap();
         assert_eq!(spec.user_name, "alice@example.com");
-        assert!(!spec.active);
+        assert_eq!(spec.active, Some(false));
         let attrs = spec.attributes.clone().unwrap();
         assert!(!attrs.contains_key("password") && !attrs.contains_key("id") && !attrs.contains_key("groups"));
         let u = user(spec, "id-1");
@@ -235,7 +239,22 @@ mod tests {
         for bad in [json!({}), json!({"userName": ""}), json!({"userName": 5}), json!({"userName": "a", "active": "yes"})] {
             assert!(user_spec_from_scim(&bad, "okta").is_err(), "{bad}");
         }
-        assert!(user_spec_from_scim(&json!({"userName": "a"}), "okta").unwrap().active);
+    }
+
+    #[test]
+    fn an_unassigned_active_stays_unassigned_and_may_log_in() {
+        for input in [json!({"userName": "a"}), json!({"userName": "a", "active": null})] {
+            let spec = user_spec_from_scim(&input, "okta").unwrap();
+            assert_eq!(spec.active, None, "{input}");
+            assert!(spec.is_active(), "only active: false deactivates");
+            let out = user_to_scim(&user(spec, "id-1"), &[], "https://x/api/scim/v2");
+            assert!(out.get("active").is_none(), "read back unassigned, not invented: {out}");
+        }
+        for (active, may_log_in) in [(true, true), (false, false)] {
+            let spec = user_spec_from_scim(&json!({"userName": "a", "active": active}), "okta").unwrap();
+            assert_eq!((spec.active, spec.is_active()), (Some(active), may_log_in));
+            assert_eq!(user_to_scim(&user(spec, "id-1"), &[], "https://x")["active"], active);
+        }
     }
 
     #[test]
@@ -249,5 +268,27 @@ mod tests {
         assert!(group_spec_from_scim(&json!({"displayName": "eng", "members": [{"value": "g", "type": "Group"}]}), "okta").is_err());
         assert!(group_spec_from_scim(&json!({"members": []}), "okta").is_err());
         assert!(group_spec_from_scim(&json!({"displayName": "x", "bogus": 1}), "okta").is_err());
+    }
+
+    #[test]
+    fn members_read_back_as_written() {
+        // RFC 7643 §2.4: a member's `display` is the client's (immutable), not the server's; the
+        // server invents none for members written without one.
+        let spec = group_spec_from_scim(
+            &json!({"displayName": "eng", "members": [{"value": "a", "display": "alice@example.com", "type": "User"}, {"value": "b"}]}),
+            "okta",
+        )
+        .unwrap();
+        let mut g = Group::new("g-x", spec.clone());
+        g.metadata.labels = Some([(labels::SCIM_ID.to_string(), "g1".to_string())].into());
+        let members: Vec<Member> = spec.members.iter().map(|m| Member { id: &m.value, display: m.display.as_deref() }).collect();
+        let out = group_to_scim(&g, &members, "https://x/api/scim/v2");
+        assert_eq!(
+            out["members"],
+            json!([
+                {"value": "a", "display": "alice@example.com", "$ref": "https://x/api/scim/v2/Users/a", "type": "User"},
+                {"value": "b", "$ref": "https://x/api/scim/v2/Users/b", "type": "User"}
+            ])
+        );
     }
 }

@@ -23,7 +23,7 @@ pub struct CompactUser {
     pub user_name: Box<str>,
     pub external_id: Option<Box<str>>,
     pub display_name: Option<Box<str>>,
-    pub active: bool,
+    pub active: Option<bool>,
     attributes: Option<Box<str>>,
 }
 
@@ -80,10 +80,6 @@ impl CompactUser {
             .unwrap_or_default()
     }
 
-    pub fn display(&self) -> &str {
-        self.display_name.as_deref().unwrap_or(&self.user_name)
-    }
-
     pub fn to_user(&self) -> User {
         User {
             metadata: ObjectMeta {
@@ -122,7 +118,7 @@ mod tests {
                 user_name: "alice".into(),
                 external_id: Some("00u1".into()),
                 display_name: None,
-                active: false,
+                active: Some(false),
                 attributes: json!({"emails": [{"value": "Alice@Example.com"}], "name": {"givenName": "A"}}).as_object().cloned(),
             },
         );
@@ -132,7 +128,6 @@ mod tests {
         let c = CompactUser::new(u.clone(), "okta".into());
         assert_eq!(c.label("infrahq.com/scim-id"), Some("id-1"));
         assert_eq!(c.email_values(), vec!["alice@example.com"]);
-        assert_eq!(c.display(), "alice");
         let back = c.to_user();
         assert_eq!(back.spec, u.spec);
         assert_eq!(back.metadata.labels, u.metadata.labels);

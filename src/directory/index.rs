@@ -13,7 +13,7 @@ use kube::ResourceExt;
 
 use super::codec::scim_id;
 use super::compact::CompactUser;
-use crate::api::{Group, User};
+use crate::api::{Group, GroupMember, User};
 
 type Key = (String, String);
 
@@ -274,16 +274,11 @@ impl Directory {
             .collect()
     }
 
-    /// Members of `group` that exist, as (id, display). Members whose user is gone (deleted while
-    /// the group was not yet updated) are left out rather than shown dangling.
-    pub fn members_of(&self, group: &Group) -> Vec<(String, String)> {
+    /// Members of `group` that exist. Members whose user is gone (deleted while the group was not
+    /// yet updated) are left out rather than shown dangling.
+    pub fn members_of<'g>(&self, group: &'g Group) -> Vec<&'g GroupMember> {
         let provider = &group.spec.provider_ref.name;
-        group
-            .spec
-            .members
-            .iter()
-            .filter_map(|m| self.compact(provider, &m.value).map(|u| (m.value.clone(), u.display().to_string())))
-            .collect()
+        group.spec.members.iter().filter(|m| self.compact(provider, &m.value).is_some()).collect()
     }
 
     // ---- watch events ------------------------------------------------------------------------
@@ -328,7 +323,7 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{labels, GroupMember, GroupSpec, ProviderRef, UserSpec};
+    use crate::api::{labels, GroupSpec, ProviderRef, UserSpec};
     use serde_json::json;
 
     fn user(name: &str, id: &str, provider: &str, user_name: &str, rv: u64) -> User {
@@ -339,7 +334,7 @@ mod tests {
                 user_name: user_name.into(),
                 external_id: Some(format!("ext-{id}")),
                 display_name: None,
-                active: true,
+                active: Some(true),
                 attributes: Some(json!({"emails": [{"value": format!("{user_name}@Example.com")}]}).as_object().unwrap().clone()),
             },
         );
@@ -355,7 +350,7 @@ mod tests {
                 provider_ref: ProviderRef { name: "okta".into() },
                 display_name: format!("Group {id}"),
                 external_id: None,
-                members: members.iter().map(|m| GroupMember { value: m.to_string(), type_: None }).collect(),
+                members: members.iter().map(|m| GroupMember { value: m.to_string(), ..Default::default() }).collect(),
             },
         );
         g.metadata.labels = Some([(labels::SCIM_ID.to_string(), id.to_string())].into());

@@ -21,6 +21,9 @@
 //! - Writes through `emails[type eq "work"].value` when there is no work email create it, where
 //!   RFC 7644 §3.5.2.3 says `noTarget` (see `write_matching`).
 //! - `manager` as a bare id or a one-element array (Entra's tutorial examples).
+//!
+//! And one departure of other clients: a `path` that is an extension schema's URN alone addresses
+//! the extension's object as a whole (see `extension_op`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -29,7 +32,7 @@ use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::filter::{Filter, Path, parse_path};
-use super::schema::{AttrDef, AttrType, Mutability, ResolvedAttr, ResourceType};
+use super::schema::{AttrDef, AttrType, Mutability, ResolvedAttr, ResourceType, Schema};
 use super::values::{self, canonicalize_key, field, parse_datetime};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -239,6 +242,9 @@ impl Budget {
 }
 
 fn apply_op(root: &mut Map<String, Value>, rt: ResourceType, op: &Operation, budget: &mut Budget) -> Result<(), ScimError> {
+    if let Some(ext) = op.path.as_deref().and_then(|p| rt.extension_by_urn(p.trim())) {
+        return extension_op(root, rt, ext, op, budget);
+    }
     match (op.op, op.path.as_deref()) {
         // RFC 7644 §3.5.2.2.
         (OpKind::Remove, None) => Err(ScimError::no_target("remove needs a \"path\" naming what to remove")),
@@ -272,12 +278,7 @@ fn write_each(
     };
     for (key, v) in attrs {
         if let Some(schema) = rt.schema_by_urn(key) {
-            let Some(inner) = v.as_object() else {
-                return Err(ScimError::invalid_value(format!("{key} must be an object of that schema's attributes")));
-            };
-            for (name, v) in inner {
-                write(root, kind, &parse_path(&format!("{}:{name}", schema.id), rt)?, v, budget)?;
-            }
+            write_schema_object(root, rt, kind, schema, v, budget)?;
             continue;
         }
         let path = parse_path(key, rt)?;
@@ -289,6 +290,67 @@ fn write_each(
         write(root, kind, &path, v, budget)?;
     }
     Ok(())
+}
+
+/// Writes `value`, an object of attributes of `schema` (the core schema or an extension), one
+/// attribute at a time: the attributes it names are added or replaced, the others stay (§3.5.2.1,
+/// §3.5.2.3 for a complex value: "Sub-attributes that are not specified in the value parameter
+/// are left unchanged").
+fn write_schema_object(
+    root: &mut Map<String, Value>,
+    rt: ResourceType,
+    kind: OpKind,
+    schema: &Schema,
+    value: &Value,
+    budget: &mut Budget,
+) -> Result<(), ScimError> {
+    let Some(attrs) = value.as_object() else {
+        return Err(ScimError::invalid_value(format!("{} must be an object of that schema's attributes, got {value}", schema.id)));
+    };
+    for (name, v) in attrs {
+        // scim2-models, and so scim2-tester, serializes an extension object with its own
+        // `schemas` inside. `schemas` is the server's to keep (see `sync_extensions`), as at the
+        // top level of a POST or PUT, so it is ignored here too.
+        if name.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        write(root, kind, &parse_path(&format!("{}:{name}", schema.id), rt)?, v, budget)?;
+    }
+    Ok(())
+}
+
+/// An operation whose `path` is an extension schema's URN alone, such as
+/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`. RFC 7644's path grammar (§3.5.2,
+/// Figure 1) always ends in an attribute name, but an extension's attributes live in one object
+/// under its URN (RFC 7643 §3.3), and clients address that object as a whole (scim2-tester does,
+/// for each of add, replace and remove). It is treated as the complex attribute it looks like:
+/// - add and replace write the value's attributes into it, as the same object under the URN key of
+///   a path-less value does (§3.5.2.1: "If the target location specifies a complex attribute, a set
+///   of sub-attributes SHALL be specified in the value parameter"); the others stay.
+/// - remove (and a null value, RFC 7643 §2.5) removes each of its attributes under the rules for
+///   removing that attribute by its own path, so a required or immutable one still refuses; then
+///   the object and its URN in `schemas` go (§3.5.2.2: the attribute "SHALL be considered
+///   unassigned").
+fn extension_op(
+    root: &mut Map<String, Value>,
+    rt: ResourceType,
+    ext: &'static Schema,
+    op: &Operation,
+    budget: &mut Budget,
+) -> Result<(), ScimError> {
+    match (op.op, op.value.as_ref()) {
+        (OpKind::Remove, _) | (_, Some(Value::Null)) => {
+            for attr in &ext.attributes {
+                let path = Path { attr: ResolvedAttr { container: Some(ext.id), attr, sub: None }, filter: None };
+                remove(root, &path, None, budget)?;
+            }
+            canonicalize_key(root, ext.id);
+            root.remove(ext.id);
+            Ok(())
+        }
+        (kind, Some(value)) => write_schema_object(root, rt, kind, ext, value, budget),
+        (kind, None) => Err(ScimError::invalid_value(format!("{} needs a \"value\"", kind.as_str()))),
+    }
 }
 
 /// Add and replace differ only for multi-valued attributes without a filter (append vs replace
@@ -429,8 +491,11 @@ fn remove(
     check_not_read_only(target)?;
     let def = target.attr;
     let shown = target.path();
+    // §3.5.2.2: "If an attribute is removed or becomes unassigned and is defined as a required
+    // attribute or a read-only attribute, the server SHALL return ... a "scimType" error code of
+    // "mutability"." (Read-only ones were refused above.)
     if path.filter.is_none() && target.sub.is_none() && def.required {
-        return Err(ScimError::invalid_value(format!("{shown} is required and cannot be removed")));
+        return Err(ScimError::mutability(format!("{shown} is required and cannot be removed")));
     }
     let Some(holder) = holder_existing_mut(root, target.container) else { return Ok(()) };
     canonicalize_key(holder, def.name);
@@ -749,13 +814,12 @@ fn tidy(root: &mut Map<String, Value>, target: &ResolvedAttr) {
 }
 
 /// Keeps `schemas` in step with the extension containers (RFC 7643 §3: it names the schemas whose
-/// attributes are present): a container the PATCH emptied goes, with its URN; a container with
-/// attributes gets its URN.
+/// attributes are present): a container the PATCH emptied or removed goes, with its URN; a
+/// container with attributes gets its URN.
 fn sync_extensions(root: &mut Map<String, Value>, rt: ResourceType) {
     for ext in rt.extensions() {
         canonicalize_key(root, ext.id);
-        let Some(container) = root.get(ext.id) else { continue };
-        let keep = !vacant(container);
+        let keep = root.get(ext.id).is_some_and(|c| !vacant(c));
         if !keep {
             root.remove(ext.id);
         }
@@ -1386,11 +1450,6 @@ mod tests {
     #[test]
     fn remove_semantics() {
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove"}])))), "noTarget");
-        assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove", "path": "userName"}])))), "invalidValue");
-        assert_eq!(
-            scim_type(patch_user(ops(json!([{"op": "replace", "path": "userName", "value": null}])))),
-            "invalidValue"
-        );
         let out = patch_user(ops(json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]))).unwrap();
         assert_eq!(out["emails"][0], json!({"value": "Test_User_11bb11bb@testuser.com", "type": "work"}));
         let out = patch_user(ops(json!([{"op": "remove", "path": "emails.type"}]))).unwrap();
@@ -1402,6 +1461,84 @@ mod tests {
         let out =
             patch_user(ops(json!([{"op": "remove", "path": format!("{ENTERPRISE_USER_SCHEMA}:department")}]))).unwrap();
         assert_eq!(out, user());
+    }
+
+    #[test]
+    fn required_attributes_cannot_be_removed() {
+        // RFC 7644 §3.5.2.2: removing a required attribute is a "mutability" error, whether by
+        // remove or by writing null (RFC 7643 §2.5).
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove", "path": "userName"}])))), "mutability");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "path": "userName", "value": null}])))), "mutability");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "value": {"USERNAME": null}}])))), "mutability");
+        assert_eq!(scim_type(patch_group(ops(json!([{"op": "remove", "path": "displayName"}])))), "mutability");
+    }
+
+    #[test]
+    fn removing_active_leaves_it_unassigned() {
+        // Not `false`: see `UserSpec::active` for what an unassigned `active` means.
+        for op in [json!({"op": "remove", "path": "active"}), json!({"op": "Remove", "path": "ACTIVE"})] {
+            let out = patch_user(ops(json!([op]))).unwrap();
+            assert!(out.get("active").is_none(), "{out}");
+            let mut expected = user();
+            expected.as_object_mut().unwrap().remove("active");
+            assert_eq!(out, expected, "nothing else changes");
+        }
+        let out = patch_user(ops(json!([{"op": "replace", "path": "active", "value": null}]))).unwrap();
+        assert!(out.get("active").is_none(), "{out}");
+    }
+
+    #[test]
+    fn extension_urn_as_path_adds_replaces_and_removes_the_extension() {
+        let urn = ENTERPRISE_USER_SCHEMA;
+        // scim2-tester's add: the extension object, with its own `schemas` inside.
+        let out = patch_user(ops(json!([{"op": "add", "path": urn, "value": {
+            "schemas": [urn],
+            "employeeNumber": "701984",
+            "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d", "$ref": "https://example.com/v2/Users/26118915"}
+        }}])))
+        .unwrap();
+        assert_eq!(
+            out[urn],
+            json!({"employeeNumber": "701984", "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d", "$ref": "https://example.com/v2/Users/26118915"}})
+        );
+        assert_eq!(out["schemas"], json!([USER_SCHEMA, urn]));
+
+        // Replace writes the attributes it names and leaves the others (§3.5.2.3, complex).
+        let replaced = apply(
+            &out,
+            ResourceType::User,
+            &ops(json!([{"op": "replace", "path": urn.to_uppercase(), "value": {"employeeNumber": "2", "department": "R&D"}}])),
+        )
+        .unwrap();
+        assert_eq!(replaced[urn]["employeeNumber"], "2");
+        assert_eq!(replaced[urn]["department"], "R&D");
+        assert_eq!(replaced[urn]["manager"]["value"], "26118915-6090-4610-87e4-49d8ca9f808d");
+
+        // Remove takes the whole extension, and its URN leaves `schemas`; so does a null value.
+        for op in [json!({"op": "remove", "path": urn}), json!({"op": "replace", "path": urn, "value": null})] {
+            let removed = apply(&replaced, ResourceType::User, &ops(json!([op]))).unwrap();
+            assert!(removed.get(urn).is_none(), "{removed}");
+            assert_eq!(removed["schemas"], json!([USER_SCHEMA]));
+            assert_eq!(removed, user());
+        }
+        let out = patch_user(ops(json!([{"op": "remove", "path": urn}]))).unwrap();
+        assert_eq!(out, user(), "removing an absent extension changes nothing");
+
+        // Its contents are checked like any other write.
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": urn, "value": {"nope": "x"}}])))), "invalidPath");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": urn, "value": {"employeeNumber": 7}}])))), "invalidValue");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": urn, "value": "701984"}])))), "invalidValue");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": urn}])))), "invalidValue");
+        // Groups have no enterprise extension, and the core schema's URN names no attribute.
+        assert_eq!(scim_type(patch_group(ops(json!([{"op": "add", "path": urn, "value": {"department": "x"}}])))), "invalidPath");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove", "path": USER_SCHEMA}])))), "invalidPath");
+    }
+
+    #[test]
+    fn path_less_extension_objects_ignore_their_own_schemas() {
+        let out = patch_user(ops(json!([{"op": "add", "value": {ENTERPRISE_USER_SCHEMA: {"schemas": [ENTERPRISE_USER_SCHEMA], "division": "D"}}}])))
+            .unwrap();
+        assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"division": "D"}));
     }
 
     #[test]

@@ -125,7 +125,7 @@ async fn users_directly(p: &ScimProvider, n: usize, concurrency: usize) -> Vec<S
                         user_name,
                         external_id: None,
                         display_name: None,
-                        active: true,
+                        active: Some(true),
                         attributes: None,
                     },
                     status: None,

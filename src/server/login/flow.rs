@@ -224,7 +224,7 @@ impl LoginState {
             let name = user.name_any();
             let recorded = user.status.as_ref().and_then(|s| s.login_subject.as_deref());
             let binding = bind_subject(recorded, subject, &person.user_name, provider, &name, &self.args.namespace)?;
-            if !user.spec.active {
+            if !user.spec.is_active() {
                 return Err(FlowError::new(
                     StatusCode::FORBIDDEN,
                     "user_inactive",
@@ -278,7 +278,7 @@ impl LoginState {
             user_name: person.user_name.clone(),
             external_id: None,
             display_name: person.display_name.clone(),
-            active: true,
+            active: Some(true),
             attributes: (!attributes.is_empty()).then_some(attributes),
         };
         match self.directory_store.create_user(provider, spec).await {
@@ -335,7 +335,7 @@ impl LoginState {
         let Some(user) = self.users.get_opt(&r.user_object).await? else {
             return end("user_gone", format!("user {} no longer exists in {:?}; the session has ended", r.user, r.provider)).await;
         };
-        if !user.spec.active {
+        if !user.spec.is_active() {
             return end("user_inactive", format!("{} was deactivated in {:?}; the session has ended", r.user, r.provider)).await;
         }
         let who = self.who(&user, &r.provider, r.expires_at, Some(self.sessions.policy.idle_deadline(session.last_seen)));

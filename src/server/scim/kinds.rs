@@ -105,7 +105,7 @@ impl ScimKind for Group {
     }
     fn render(dir: &Directory, group: &Self, base_url: &str) -> Value {
         let members = dir.members_of(group);
-        let members: Vec<Member> = members.iter().map(|(id, d)| Member { id, display: Some(d) }).collect();
+        let members: Vec<Member> = members.iter().map(|m| Member { id: &m.value, display: m.display.as_deref() }).collect();
         codec::group_to_scim(group, &members, base_url)
     }
     fn spec_from(resource: &Value, provider: &str) -> Result<GroupSpec, ScimError> {
