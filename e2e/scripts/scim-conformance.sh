@@ -73,8 +73,7 @@ trap cleanup EXIT
 # The stand-in Okta's client, as the e2e tests use it.
 CONFORMANCE_CLIENT_SECRET=infra-e2e-secret infra providers add "${provider}" --url "${INFRA_IDP_URL#https://}" \
   --client-id infra-e2e --client-secret-env CONFORMANCE_CLIENT_SECRET >/dev/null
-key="$(infra scim-keys create --provider "${provider}" --name "${provider}" --description "scim2-tester conformance suite" |
-  sed -n 's/^ *API Token: Bearer //p')"
+key="$(infra scim-keys create -q --provider "${provider}" --name "${provider}" --description "scim2-tester conformance suite")"
 [[ -n "${key}" ]] || die "conformance: infra scim-keys create printed no key"
 
 # The key works once the server's watch has seen its Secret. The key goes to curl on stdin and
