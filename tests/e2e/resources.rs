@@ -24,6 +24,14 @@ async fn printer_columns_and_short_names() {
     }
     assert!(out.contains("Ready"), "{out}");
     kubectl(&["get", "sk", "-n", &env().namespace]).ok();
+    // `users` and `groups` clash with OpenShift's and Rancher's; Infra's have their own short names.
+    kubectl(&["get", "iuser", "-n", &env().namespace]).ok();
+    kubectl(&["get", "igroup", "-n", &env().namespace]).ok();
+    // The `infra` category lists every kind.
+    let all = kubectl(&["get", "infra", "-n", &env().namespace, "-o", "name"]).ok().stdout;
+    for kind in ["identityprovider.infrahq.com/okta", "scimkey.infrahq.com/okta-scim"] {
+        assert!(all.lines().any(|l| l == kind), "`kubectl get infra` lacks {kind}: {all}");
+    }
 }
 
 #[tokio::test]
