@@ -7,7 +7,7 @@ mod identity_provider;
 mod scim_key;
 mod user;
 
-pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
+pub use group::{member_groups, member_label, Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
     SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,

@@ -63,6 +63,11 @@ impl CompactUser {
         self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
 
+    /// The ids of the groups this user's labels make it a member of.
+    pub fn member_groups(&self) -> impl Iterator<Item = &str> {
+        crate::api::member_groups(self.labels.iter().map(|(k, v)| (&**k, &**v)))
+    }
+
     /// The emails' values, case-folded (ASCII letters only, `scim::case`), for the email index.
     pub fn email_values(&self) -> Vec<String> {
         let Some(attrs) = &self.attributes else { return vec![] };

@@ -1,6 +1,10 @@
 //! The in-memory directory the server reads from: every User and Group of the namespace, with the
 //! indexes SCIM lookups need (id, userName, externalId, email, displayName, membership).
 //!
+//! Membership is read from both places it can be stored: the members' labels
+//! (`group.infrahq.com/<group id>`, see [`crate::api::member_label`]) and, for groups written by
+//! earlier versions until the controller has moved them, the Group's `spec.members`.
+//!
 //! It is fed by the API server's watch and by the server's own successful writes (so a client
 //! always reads its own writes); an object only replaces a newer-or-equal version of itself, so a
 //! late watch event never undoes a local write.
@@ -34,7 +38,10 @@ pub struct Directory {
     group_by_display: HashMap<Key, BTreeSet<String>>,
     group_by_external: HashMap<Key, BTreeSet<String>>,
     group_order: BTreeSet<Key>,
+    /// user id -> group ids, from groups' legacy `spec.members`.
     member_of: HashMap<String, BTreeSet<String>>,
+    /// group id -> user ids, from the users' membership labels.
+    labelled_members: HashMap<String, BTreeSet<String>>,
     user_resync: Option<HashSet<String>>,
     group_resync: Option<HashSet<String>>,
 }
@@ -86,6 +93,9 @@ impl Directory {
         let shared = self.provider_names.entry(provider.clone()).or_insert_with(|| Arc::from(provider.as_str())).clone();
         let user = CompactUser::new(user, shared);
         self.user_names_by_id.entry(id.clone()).or_default().push(name.clone());
+        for gid in user.member_groups() {
+            self.labelled_members.entry(gid.to_string()).or_default().insert(id.clone());
+        }
         self.user_by_name.insert((provider.clone(), lower(&user.user_name)), name.clone());
         if let Some(e) = &user.external_id {
             self.user_by_external.entry((provider.clone(), e.to_string())).or_default().insert(id.clone());
@@ -112,14 +122,26 @@ impl Directory {
             self.user_by_name.remove(&key);
         }
         // The id's other indexes stay while another object (mid-rename) still carries it.
-        let others_remain = match self.user_names_by_id.get_mut(&id) {
+        let others: Vec<String> = match self.user_names_by_id.get_mut(&id) {
             Some(names) => {
                 names.retain(|n| n != name);
-                !names.is_empty()
+                names.clone()
             }
-            None => false,
+            None => vec![],
         };
-        if others_remain {
+        for gid in old.member_groups() {
+            let kept = others.iter().filter_map(|n| self.users.get(n)).any(|u| u.member_groups().any(|g| g == gid));
+            if kept {
+                continue;
+            }
+            if let Some(set) = self.labelled_members.get_mut(gid) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.labelled_members.remove(gid);
+                }
+            }
+        }
+        if !others.is_empty() {
             return;
         }
         self.user_names_by_id.remove(&id);
@@ -182,12 +204,18 @@ impl Directory {
         (total, page)
     }
 
-    /// The groups `user_id` belongs to, as (id, displayName).
+    /// The object name and UID of the user with SCIM id `id`, for writes that address it.
+    pub fn user_object(&self, provider: &str, id: &str) -> Option<(String, Option<String>)> {
+        self.compact(provider, id).map(|u| (u.name.to_string(), u.uid.as_deref().map(str::to_string)))
+    }
+
+    /// The groups `user_id` belongs to, as (id, displayName). Labels naming a group that does not
+    /// exist (deleted while the user's label was being removed) are ignored.
     pub fn groups_of(&self, provider: &str, user_id: &str) -> Vec<(String, String)> {
-        self.member_of
-            .get(user_id)
-            .into_iter()
-            .flatten()
+        let labelled = self.compact(provider, user_id).into_iter().flat_map(|u| u.member_groups());
+        let legacy = self.member_of.get(user_id).into_iter().flatten().map(String::as_str);
+        let ids: BTreeSet<&str> = labelled.chain(legacy).collect();
+        ids.into_iter()
             .filter_map(|gid| self.group(provider, gid))
             .map(|g| (scim_id(g.as_ref()).unwrap_or_default().to_string(), g.spec.display_name.clone()))
             .collect()
@@ -274,16 +302,32 @@ impl Directory {
             .collect()
     }
 
-    /// Members of `group` that exist, as (id, display). Members whose user is gone (deleted while
-    /// the group was not yet updated) are left out rather than shown dangling.
+    /// Members of `group` that exist, as (id, display): those listed in its legacy `spec.members`
+    /// in their order, then those labelled as members, by id. Legacy members whose user is gone
+    /// (deleted before the controller moved the group) are left out rather than shown dangling.
     pub fn members_of(&self, group: &Group) -> Vec<(String, String)> {
         let provider = &group.spec.provider_ref.name;
-        group
-            .spec
-            .members
-            .iter()
-            .filter_map(|m| self.compact(provider, &m.value).map(|u| (m.value.clone(), u.display().to_string())))
+        let mut seen = HashSet::new();
+        let legacy = group.spec.members.iter().map(|m| m.value.as_str());
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(String::as_str);
+        legacy
+            .chain(labelled)
+            .filter(|id| seen.insert(*id))
+            .filter_map(|id| self.compact(provider, id).map(|u| (id.to_string(), u.display().to_string())))
             .collect()
+    }
+
+    /// The ids of `group`'s members that exist (see [`Self::members_of`]).
+    pub fn member_ids(&self, group: &Group) -> HashSet<String> {
+        let provider = &group.spec.provider_ref.name;
+        let legacy = group.spec.members.iter().map(|m| m.value.as_str());
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(String::as_str);
+        legacy.chain(labelled).filter(|id| self.compact(provider, id).is_some()).map(str::to_string).collect()
+    }
+
+    /// The ids of the users labelled as members of group `gid`.
+    pub fn labelled_member_ids(&self, gid: &str) -> HashSet<String> {
+        self.labelled_members.get(gid).into_iter().flatten().cloned().collect()
     }
 
     // ---- watch events ------------------------------------------------------------------------
@@ -450,6 +494,45 @@ mod tests {
         d.delete_group("g-x");
         assert!(d.groups_of("okta", "2").is_empty());
         assert!(d.groups("okta").is_empty());
+    }
+
+    fn labelled(mut u: User, groups: &[&str]) -> User {
+        let l = u.metadata.labels.get_or_insert_default();
+        for g in groups {
+            l.insert(crate::api::member_label(g), String::new());
+        }
+        u
+    }
+
+    #[test]
+    fn memberships_are_read_from_user_labels_and_legacy_lists_alike() {
+        let mut d = Directory::default();
+        d.apply_user(labelled(user("u-a", "1", "okta", "alice", 1), &["gx", "gone"]));
+        d.apply_user(user("u-b", "2", "okta", "bob", 1));
+        d.apply_group(group("g-x", "gx", &["2"], 1));
+        let g = d.group("okta", "gx").unwrap();
+        let ids: Vec<String> = d.members_of(&g).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec!["2", "1"], "legacy members first, then labelled ones");
+        assert_eq!(d.member_ids(&g), HashSet::from(["1".to_string(), "2".to_string()]));
+        assert_eq!(d.groups_of("okta", "1"), vec![("gx".to_string(), "Group gx".to_string())], "a label of a deleted group is ignored");
+        assert_eq!(d.groups_of("okta", "2").len(), 1);
+        // The label goes with a write that drops it, and with the user.
+        d.apply_user(user("u-a", "1", "okta", "alice", 2));
+        assert_eq!(d.member_ids(&g), HashSet::from(["2".to_string()]));
+        d.apply_user(labelled(user("u-a", "1", "okta", "alice", 3), &["gx"]));
+        d.delete_user("u-a");
+        assert!(d.labelled_member_ids("gx").is_empty());
+    }
+
+    #[test]
+    fn a_rename_keeps_memberships_while_either_object_carries_them() {
+        let mut d = Directory::default();
+        d.apply_user(labelled(user("u-old", "1", "okta", "alice", 5), &["gx"]));
+        d.apply_user(labelled(user("u-new", "1", "okta", "alicia", 6), &["gx"]));
+        d.apply_group(group("g-x", "gx", &[], 1));
+        d.delete_user("u-old");
+        assert_eq!(d.labelled_member_ids("gx"), HashSet::from(["1".to_string()]));
+        assert_eq!(d.groups_of("okta", "1").len(), 1);
     }
 
     #[test]

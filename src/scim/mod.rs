@@ -15,6 +15,7 @@ pub mod case;
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod members;
 pub mod patch;
 pub mod projection;
 pub mod schema;
