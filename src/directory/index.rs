@@ -16,23 +16,31 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 
 use super::codec::scim_id;
-use super::compact::CompactUser;
+use super::compact::{CompactUser, Interner};
 use crate::api::{Group, User};
 
 type Key = (String, String);
+type Id = Arc<str>;
+/// Per provider, an attribute value (case-folded where the attribute is caseExact=false) and what
+/// carries it. Nested by provider so that no key repeats the provider's name.
+type ByValue<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
 
+/// Memory is what bounds how many users one replica holds (README "SCIM limits"): every string a
+/// user's entries share (its id, object name, userName, provider, label keys) is one `Arc<str>`,
+/// and the small sets (users with an email, an externalId) are sorted vectors, not trees.
 #[derive(Default)]
 pub struct Directory {
-    users: HashMap<String, Arc<CompactUser>>,
+    users: HashMap<Arc<str>, Arc<CompactUser>>,
     /// Provider names, shared by every user of the provider.
     provider_names: HashMap<String, Arc<str>>,
+    strings: Interner,
     /// The object names carrying each SCIM id: one, or two while a rename moves the user.
-    user_names_by_id: HashMap<String, Vec<String>>,
-    user_by_name: HashMap<Key, String>,
-    user_by_external: HashMap<Key, BTreeSet<String>>,
-    user_by_email: HashMap<Key, BTreeSet<String>>,
+    user_names_by_id: HashMap<Id, Vec<Arc<str>>>,
+    user_by_name: ByValue<Arc<str>>,
+    user_by_external: ByValue<Vec<Id>>,
+    user_by_email: ByValue<Vec<Id>>,
     /// (provider, id): the stable order of list responses.
-    user_order: BTreeSet<Key>,
+    user_order: BTreeSet<(Arc<str>, Id)>,
     groups: HashMap<String, Arc<Group>>,
     group_by_id: HashMap<String, String>,
     group_by_display: HashMap<Key, BTreeSet<String>>,
@@ -41,7 +49,7 @@ pub struct Directory {
     /// user id -> group ids, from groups' legacy `spec.members`.
     member_of: HashMap<String, BTreeSet<String>>,
     /// group id -> user ids, from the users' membership labels.
-    labelled_members: HashMap<String, BTreeSet<String>>,
+    labelled_members: HashMap<String, BTreeSet<Id>>,
     user_resync: Option<HashSet<String>>,
     group_resync: Option<HashSet<String>>,
 }
@@ -61,8 +69,29 @@ fn lower(s: &str) -> String {
     crate::scim::case::fold_case(s).into_owned()
 }
 
-fn compact_id(u: &CompactUser) -> Option<&str> {
-    u.label(crate::api::labels::SCIM_ID)
+/// The folded form of `s`, sharing `s` when folding changes nothing (the usual case).
+fn folded(s: &Arc<str>) -> Arc<str> {
+    match crate::scim::case::fold_case(s) {
+        std::borrow::Cow::Borrowed(_) => s.clone(),
+        std::borrow::Cow::Owned(f) => Arc::from(f),
+    }
+}
+
+fn insert_sorted(ids: &mut Vec<Id>, id: &Id) {
+    if let Err(at) = ids.binary_search(id) {
+        ids.insert(at, id.clone());
+    }
+}
+
+/// Removes `id` from the set under `key`, and the set once empty.
+fn remove_from(map: &mut ByValue<Vec<Id>>, provider: &str, key: &str, id: &str) {
+    let Some(values) = map.get_mut(provider) else { return };
+    if let Some(ids) = values.get_mut(key) {
+        ids.retain(|i| &**i != id);
+        if ids.is_empty() {
+            values.remove(key);
+        }
+    }
 }
 
 impl Directory {
@@ -82,28 +111,31 @@ impl Directory {
         if let Some(seen) = self.user_resync.as_mut() {
             seen.insert(name.clone());
         }
-        if let Some(old) = self.users.get(&name) {
+        if let Some(old) = self.users.get(name.as_str()) {
             if !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref()) {
                 return false;
             }
         }
         self.remove_user_indexes(&name);
-        let Some(id) = scim_id(&user).map(str::to_string) else { return false };
         let provider = user.spec.provider_ref.name.clone();
         let shared = self.provider_names.entry(provider.clone()).or_insert_with(|| Arc::from(provider.as_str())).clone();
-        let user = CompactUser::new(user, shared);
+        let Some(user) = CompactUser::new(user, shared.clone(), &mut self.strings) else {
+            self.users.remove(name.as_str());
+            return false;
+        };
+        let (id, name) = (user.id.clone(), user.name.clone());
         self.user_names_by_id.entry(id.clone()).or_default().push(name.clone());
         for gid in user.member_groups() {
             self.labelled_members.entry(gid.to_string()).or_default().insert(id.clone());
         }
-        self.user_by_name.insert((provider.clone(), lower(&user.user_name)), name.clone());
+        self.user_by_name.entry(shared.clone()).or_default().insert(folded(&user.user_name), name.clone());
         if let Some(e) = &user.external_id {
-            self.user_by_external.entry((provider.clone(), e.to_string())).or_default().insert(id.clone());
+            insert_sorted(self.user_by_external.entry(shared.clone()).or_default().entry(Arc::from(&**e)).or_default(), &id);
         }
         for e in user.email_values() {
-            self.user_by_email.entry((provider.clone(), e)).or_default().insert(id.clone());
+            insert_sorted(self.user_by_email.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default(), &id);
         }
-        self.user_order.insert((provider, id));
+        self.user_order.insert((shared, id));
         self.users.insert(name, Arc::new(user));
         true
     }
@@ -115,16 +147,18 @@ impl Directory {
 
     fn remove_user_indexes(&mut self, name: &str) {
         let Some(old) = self.users.get(name).cloned() else { return };
-        let provider = old.provider.to_string();
-        let Some(id) = compact_id(&old).map(str::to_string) else { return };
-        let key = (provider.clone(), lower(&old.user_name));
-        if self.user_by_name.get(&key).map(String::as_str) == Some(name) {
-            self.user_by_name.remove(&key);
+        let provider = &*old.provider;
+        let id = old.id.clone();
+        let user_name = folded(&old.user_name);
+        if let Some(names) = self.user_by_name.get_mut(provider) {
+            if names.get(&user_name).is_some_and(|n| &**n == name) {
+                names.remove(&user_name);
+            }
         }
         // The id's other indexes stay while another object (mid-rename) still carries it.
-        let others: Vec<String> = match self.user_names_by_id.get_mut(&id) {
+        let others: Vec<Arc<str>> = match self.user_names_by_id.get_mut(&id) {
             Some(names) => {
-                names.retain(|n| n != name);
+                names.retain(|n| &**n != name);
                 names.clone()
             }
             None => vec![],
@@ -146,16 +180,12 @@ impl Directory {
         }
         self.user_names_by_id.remove(&id);
         if let Some(e) = &old.external_id {
-            if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.to_string())) {
-                set.remove(&id);
-            }
+            remove_from(&mut self.user_by_external, provider, e, &id);
         }
         for e in old.email_values() {
-            if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
-                set.remove(&id);
-            }
+            remove_from(&mut self.user_by_email, provider, &e, &id);
         }
-        self.user_order.remove(&(provider, id));
+        self.user_order.remove(&(old.provider.clone(), id));
     }
 
     /// The user with SCIM id `id`: while a rename leaves two objects with one id, the newer one.
@@ -172,23 +202,25 @@ impl Directory {
     }
 
     pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<User> {
-        self.users.get(self.user_by_name.get(&(provider.to_string(), lower(user_name)))?).map(|u| u.to_user())
+        let name = self.user_by_name.get(provider)?.get(lower(user_name).as_str())?;
+        self.users.get(name).map(|u| u.to_user())
     }
 
     pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
-        self.ids_to_users(provider, self.user_by_external.get(&(provider.to_string(), external_id.to_string())))
+        self.ids_to_users(provider, self.user_by_external.get(provider).and_then(|m| m.get(external_id)))
     }
 
     pub fn users_by_email(&self, provider: &str, email: &str) -> Vec<User> {
-        self.ids_to_users(provider, self.user_by_email.get(&(provider.to_string(), lower(email))))
+        self.ids_to_users(provider, self.user_by_email.get(provider).and_then(|m| m.get(lower(email).as_str())))
     }
 
-    fn ids_to_users(&self, provider: &str, ids: Option<&BTreeSet<String>>) -> Vec<User> {
+    fn ids_to_users(&self, provider: &str, ids: Option<&Vec<Id>>) -> Vec<User> {
         ids.into_iter().flatten().filter_map(|id| self.user(provider, id)).collect()
     }
 
-    fn user_ids(&self, provider: &str) -> impl Iterator<Item = &String> {
-        self.user_order.range((provider.to_string(), String::new())..).take_while(move |(p, _)| p == provider).map(|(_, id)| id)
+    fn user_ids(&self, provider: &str) -> impl Iterator<Item = &Id> {
+        let start: (Arc<str>, Id) = (Arc::from(provider), Arc::from(""));
+        self.user_order.range(start..).take_while(move |(p, _)| &**p == provider).map(|(_, id)| id)
     }
 
     /// Every user of `provider`, in a stable order (by id).
@@ -309,7 +341,7 @@ impl Directory {
         let provider = &group.spec.provider_ref.name;
         let mut seen = HashSet::new();
         let legacy = group.spec.members.iter().map(|m| m.value.as_str());
-        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(String::as_str);
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(|id| &**id);
         legacy
             .chain(labelled)
             .filter(|id| seen.insert(*id))
@@ -321,13 +353,13 @@ impl Directory {
     pub fn member_ids(&self, group: &Group) -> HashSet<String> {
         let provider = &group.spec.provider_ref.name;
         let legacy = group.spec.members.iter().map(|m| m.value.as_str());
-        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(String::as_str);
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(|id| &**id);
         legacy.chain(labelled).filter(|id| self.compact(provider, id).is_some()).map(str::to_string).collect()
     }
 
     /// The ids of the users labelled as members of group `gid`.
     pub fn labelled_member_ids(&self, gid: &str) -> HashSet<String> {
-        self.labelled_members.get(gid).into_iter().flatten().cloned().collect()
+        self.labelled_members.get(gid).into_iter().flatten().map(|id| id.to_string()).collect()
     }
 
     // ---- watch events ------------------------------------------------------------------------
@@ -341,7 +373,7 @@ impl Directory {
             watcher::Event::Delete(u) => self.delete_user(&u.name_any()),
             watcher::Event::InitDone => {
                 if let Some(seen) = self.user_resync.take() {
-                    let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                    let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(&***n)).map(|n| n.to_string()).collect();
                     for n in gone {
                         self.delete_user(&n);
                     }
