@@ -32,9 +32,27 @@ pub struct GroupSpec {
     /// The provider's own identifier for the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// Members, by User id.
+    /// Members written by versions before memberships moved onto the Users (each member's User
+    /// carries the label `group.infrahq.com/<group id>`). Read together with those labels; the
+    /// controller moves what it finds here onto the Users and empties it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<GroupMember>,
+}
+
+/// The prefix of the label that makes a User a member of a group: `group.infrahq.com/<group's
+/// SCIM id>` (the value is empty). Membership lives on the members, so adding or removing one is
+/// a small write to one User whatever the group's size, and a deleted User leaves every group.
+pub const MEMBER_LABEL_PREFIX: &str = "group.infrahq.com/";
+
+/// The membership label of the group with SCIM id `group_id` (a label value, so also a valid
+/// label name).
+pub fn member_label(group_id: &str) -> String {
+    format!("{MEMBER_LABEL_PREFIX}{group_id}")
+}
+
+/// The group ids a User's labels make it a member of.
+pub fn member_groups<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> impl Iterator<Item = &'a str> {
+    labels.into_iter().filter_map(|(k, _)| k.strip_prefix(MEMBER_LABEL_PREFIX))
 }
 
 /// A member of a group.

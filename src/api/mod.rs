@@ -7,7 +7,7 @@ pub mod identity_provider;
 pub mod scim_key;
 pub mod user;
 
-pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
+pub use group::{member_groups, member_label, Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
     ProviderPhase, ProviderReason, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,

@@ -1,12 +1,14 @@
 //! `infra users list` and `infra groups list`.
 
+use std::collections::{HashMap, HashSet};
+
 use clap::Subcommand;
 use kube::api::ListParams;
-use kube::Api;
+use kube::{Api, ResourceExt};
 
 use super::kube_client::{explain, KubeArgs};
 use super::output::{self, col, wide, ListArgs};
-use crate::api::{Group, User};
+use crate::api::{labels, Group, User};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -51,9 +53,12 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
     let columns = [col("USERNAME"), col("DISPLAY NAME"), col("ACTIVE"), col("PROVIDER"), col("GROUPS"), wide("SCIM ID"), wide("LAST LOGIN")];
     let row = |u: &User| {
         let id = crate::directory::codec::scim_id(u).unwrap_or_default();
+        let labelled: HashSet<&str> = crate::api::member_groups(u.labels().iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
+        // Members are labels on the user, or (groups of earlier versions) listed in the group.
         let member_of: Vec<String> = groups
             .iter()
-            .filter(|g| g.spec.provider_ref == u.spec.provider_ref && g.spec.members.iter().any(|m| m.value == id))
+            .filter(|g| g.spec.provider_ref == u.spec.provider_ref)
+            .filter(|g| crate::directory::codec::scim_id(*g).is_some_and(|gid| labelled.contains(gid)) || g.spec.members.iter().any(|m| m.value == id))
             .map(|g| g.spec.display_name.clone())
             .collect();
         vec![
@@ -79,14 +84,26 @@ pub async fn run_groups(args: &KubeArgs, cmd: GroupsCommand) -> anyhow::Result<(
         groups.retain(|g| &g.spec.provider_ref.name == p);
     }
     groups.sort_by(|a, b| crate::scim::case::fold_case(&a.spec.display_name).cmp(&crate::scim::case::fold_case(&b.spec.display_name)));
+    // Members are labels on their users: one list of user metadata counts them all (tables only).
+    let users = if matches!(list.output, output::Format::Table | output::Format::Wide) {
+        let users: Api<User> = Api::namespaced(kube.client.clone(), &kube.namespace);
+        users.list_metadata(&ListParams::default()).await.map_err(|e| explain(e, "list users"))?.items
+    } else {
+        vec![]
+    };
+    let mut counts: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for u in &users {
+        let id = u.labels().get(labels::SCIM_ID).map(String::as_str).unwrap_or_default();
+        for gid in crate::api::member_groups(u.labels().iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            counts.entry(gid).or_default().insert(id);
+        }
+    }
     let columns = [col("NAME"), col("MEMBERS"), col("PROVIDER"), wide("SCIM ID")];
     let row = |g: &Group| {
-        vec![
-            g.spec.display_name.clone(),
-            g.spec.members.len().to_string(),
-            g.spec.provider_ref.name.clone(),
-            crate::directory::codec::scim_id(g).unwrap_or_default().to_string(),
-        ]
+        let gid = crate::directory::codec::scim_id(g).unwrap_or_default();
+        let mut members = counts.get(gid).cloned().unwrap_or_default();
+        members.extend(g.spec.members.iter().map(|m| m.value.as_str()));
+        vec![g.spec.display_name.clone(), members.len().to_string(), g.spec.provider_ref.name.clone(), gid.to_string()]
     };
     let empty = format!("No groups in namespace {:?}.", kube.namespace);
     output::print_list(&list, groups, &columns, row, &empty)

@@ -1,16 +1,18 @@
-//! Keeps group membership consistent with the users that exist. The server removes a deleted
-//! user from every group itself, but a member added on one replica while the user is deleted on
-//! another, or a User deleted with kubectl, would otherwise stay in the Group for good.
+//! Moves memberships that earlier versions stored in a Group's `spec.members` onto the member
+//! Users (the label `group.infrahq.com/<group id>`, see [`crate::api::member_label`]), dropping
+//! members whose users no longer exist, then empties `spec.members`. Memberships recorded as
+//! labels need no cleanup: a deleted User takes its labels with it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::context::{Context, Error};
-use crate::api::{labels, Group, User};
+use crate::api::{labels, member_label, Group, User};
 
 pub const KIND: &str = "Group";
 
@@ -21,46 +23,61 @@ pub fn unknown_members(group: &Group, known: &HashSet<String>) -> Vec<String> {
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
+    if group.spec.members.is_empty() {
+        ctx.metrics.reconciled(KIND, "consistent");
+        return Ok(Action::await_change());
+    }
     // Membership is judged against the user cache, so nothing is decided before it has synced.
     tokio::time::timeout(std::time::Duration::from_secs(30), ctx.users.wait_until_ready())
         .await
         .map_err(|_| Error::UsersNotSynced)?
         .map_err(|_| Error::UsersNotSynced)?;
     let provider = &group.spec.provider_ref.name;
-    let known: HashSet<String> = ctx
+    let mut found: Vec<Arc<PartialObjectMeta<User>>> = ctx
         .users
         .state()
-        .iter()
+        .into_iter()
         .filter(|u| u.labels().get(labels::PROVIDER) == Some(provider))
-        .filter_map(|u| u.labels().get(labels::SCIM_ID).cloned())
         .collect();
-    let suspects = unknown_members(&group, &known);
-    if suspects.is_empty() {
-        ctx.metrics.reconciled(KIND, "consistent");
-        return Ok(Action::await_change());
-    }
+    let known: HashSet<String> = found.iter().filter_map(|u| u.labels().get(labels::SCIM_ID).cloned()).collect();
     // The cache may lag behind a user created a moment ago: only the API server may say a member
     // is gone.
     let ns = group.namespace().unwrap_or_default();
     let users: Api<User> = Api::namespaced(ctx.kube.client.clone(), &ns);
-    let mut gone = vec![];
+    let suspects = unknown_members(&group, &known);
     for chunk in suspects.chunks(50) {
         let selector = format!("{}={provider},{} in ({})", labels::PROVIDER, labels::SCIM_ID, chunk.join(","));
-        let found = users.list_metadata(&ListParams::default().labels(&selector)).await?;
-        let present: HashSet<&str> = found.items.iter().filter_map(|u| u.labels().get(labels::SCIM_ID).map(String::as_str)).collect();
-        gone.extend(chunk.iter().filter(|id| !present.contains(id.as_str())).cloned());
+        found.extend(users.list_metadata(&ListParams::default().labels(&selector)).await?.items.into_iter().map(Arc::new));
     }
-    if gone.is_empty() {
-        ctx.metrics.reconciled(KIND, "consistent");
-        return Ok(Action::await_change());
+    // Everyone listed who exists gets the label (a merge patch naming the UID, so a user
+    // re-created under the same name is not touched); then the list is emptied at the version
+    // read, so a concurrent change makes this fail and requeue.
+    // Each listed member with the display the client wrote, which moves along (an annotation of
+    // the label's key) so that SCIM returns it as before.
+    let listed: std::collections::HashMap<&str, Option<&str>> = group.spec.members.iter().map(|m| (m.value.as_str(), m.display.as_deref())).collect();
+    let key = member_label(group.labels().get(labels::SCIM_ID).map(String::as_str).unwrap_or_default());
+    let pp = ctx.kube.manager.patch();
+    let mut kept = HashSet::new();
+    for user in found.iter().filter(|u| u.labels().get(labels::SCIM_ID).is_some_and(|id| listed.contains_key(id.as_str()))) {
+        let id = user.labels()[labels::SCIM_ID].as_str();
+        if !user.labels().contains_key(&key) {
+            let patch = serde_json::json!({"metadata": {"uid": user.uid(), "labels": {&key: ""}, "annotations": {&key: listed[id]}}});
+            match users.patch_metadata(&user.name_any(), &pp, &Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                // Deleted or replaced since it was read: it is no member any more.
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        kept.insert(id);
     }
+    let gone = listed.len() - kept.len();
     let mut next = (*group).clone();
-    next.spec.members.retain(|m| !gone.contains(&m.value));
+    next.spec.members.clear();
     let groups: Api<Group> = Api::namespaced(ctx.kube.client.clone(), &ns);
-    // A replace with the resource version read: a concurrent change makes it fail and requeue.
     groups.replace(&group.name_any(), &ctx.kube.manager.post(), &next).await?;
-    tracing::info!(group = %group.name_any(), removed = gone.len(), "removed members whose users no longer exist");
-    ctx.metrics.reconciled(KIND, "cleaned");
+    tracing::info!(group = %group.name_any(), moved = kept.len(), removed = gone, "moved the group's members onto its users");
+    ctx.metrics.reconciled(KIND, if gone == 0 { "migrated" } else { "cleaned" });
     Ok(Action::await_change())
 }
 

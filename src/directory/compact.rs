@@ -3,32 +3,47 @@
 //! in about a tenth of that, which is what lets one replica hold tens of thousands of users. The
 //! attributes stay serialized and are parsed only when a user is rendered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::api::{ProviderRef, User, UserSpec};
+use crate::api::{labels, ProviderRef, User, UserSpec};
 
-type Pairs = Box<[(Box<str>, Box<str>)]>;
+type Pairs = Box<[(Arc<str>, Arc<str>)]>;
+
+/// One shared copy of strings that thousands of users repeat: label and annotation keys, and
+/// label values other than the SCIM id (provider names, `infra-server`, the empty value of a
+/// membership label).
+#[derive(Default)]
+pub struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
+}
 
 pub struct CompactUser {
-    pub name: Box<str>,
+    pub name: Arc<str>,
+    /// The SCIM id (the `infrahq.com/scim-id` label), shared with the directory's indexes.
+    pub id: Arc<str>,
     pub uid: Option<Box<str>>,
     pub resource_version: Option<Box<str>>,
     pub creation_timestamp: Option<Time>,
     labels: Pairs,
     annotations: Pairs,
     pub provider: Arc<str>,
-    pub user_name: Box<str>,
+    pub user_name: Arc<str>,
     pub external_id: Option<Box<str>>,
     pub display_name: Option<Box<str>>,
     pub active: Option<bool>,
     attributes: Option<Box<str>>,
-}
-
-fn pairs(map: Option<BTreeMap<String, String>>) -> Pairs {
-    map.unwrap_or_default().into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect()
 }
 
 fn unpairs(p: &Pairs) -> Option<BTreeMap<String, String>> {
@@ -37,18 +52,30 @@ fn unpairs(p: &Pairs) -> Option<BTreeMap<String, String>> {
 
 impl CompactUser {
     /// Owner references and managed fields are dropped: the server re-derives the owner (the
-    /// provider) when it writes, and never reads managed fields.
-    pub fn new(user: User, provider: Arc<str>) -> Self {
+    /// provider) when it writes, and never reads managed fields. `None` for a user without a
+    /// SCIM id (not one of the server's).
+    pub fn new(user: User, provider: Arc<str>, strings: &mut Interner) -> Option<Self> {
         let m = user.metadata;
-        Self {
-            name: m.name.unwrap_or_default().into_boxed_str(),
+        let label_map = m.labels.unwrap_or_default();
+        let id: Arc<str> = Arc::from(label_map.get(labels::SCIM_ID)?.as_str());
+        let pairs = label_map
+            .into_iter()
+            .map(|(k, v)| {
+                let value = if k == labels::SCIM_ID { id.clone() } else { strings.get(&v) };
+                (strings.get(&k), value)
+            })
+            .collect();
+        let annotations: Pairs = m.annotations.unwrap_or_default().into_iter().map(|(k, v)| (strings.get(&k), Arc::from(v))).collect();
+        Some(Self {
+            name: Arc::from(m.name.unwrap_or_default()),
+            id,
             uid: m.uid.map(String::into_boxed_str),
             resource_version: m.resource_version.map(String::into_boxed_str),
             creation_timestamp: m.creation_timestamp,
-            labels: pairs(m.labels),
-            annotations: pairs(m.annotations),
+            labels: pairs,
+            annotations,
             provider,
-            user_name: user.spec.user_name.into_boxed_str(),
+            user_name: Arc::from(user.spec.user_name),
             external_id: user.spec.external_id.map(String::into_boxed_str),
             display_name: user.spec.display_name.map(String::into_boxed_str),
             active: user.spec.active,
@@ -56,11 +83,18 @@ impl CompactUser {
                 .spec
                 .attributes
                 .map(|a| serde_json::to_string(&a).expect("a JSON map serializes").into_boxed_str()),
-        }
+        })
     }
 
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
+    /// The `display` the client wrote for this user as a member of group `gid`: the annotation of
+    /// the membership label's key (absent when the client wrote none).
+    pub fn member_display(&self, gid: &str) -> Option<&str> {
+        self.annotations.iter().find(|(k, _)| k.strip_prefix(crate::api::MEMBER_LABEL_PREFIX) == Some(gid)).map(|(_, v)| &**v)
+    }
+
+    /// The ids of the groups this user's labels make it a member of.
+    pub fn member_groups(&self) -> impl Iterator<Item = &str> {
+        crate::api::member_groups(self.labels.iter().map(|(k, v)| (&**k, &**v)))
     }
 
     /// The emails' values, case-folded (ASCII letters only, `scim::case`), for the email index.
@@ -125,8 +159,8 @@ mod tests {
         u.metadata.uid = Some("uid".into());
         u.metadata.resource_version = Some("7".into());
         u.metadata.labels = Some([("infrahq.com/scim-id".to_string(), "id-1".to_string())].into());
-        let c = CompactUser::new(u.clone(), "okta".into());
-        assert_eq!(c.label("infrahq.com/scim-id"), Some("id-1"));
+        let c = CompactUser::new(u.clone(), "okta".into(), &mut Interner::default()).unwrap();
+        assert_eq!(&*c.id, "id-1");
         assert_eq!(c.email_values(), vec!["alice@example.com"]);
         let back = c.to_user();
         assert_eq!(back.spec, u.spec);

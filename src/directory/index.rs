@@ -1,6 +1,10 @@
 //! The in-memory directory the server reads from: every User and Group of the namespace, with the
 //! indexes SCIM lookups need (id, userName, externalId, email, displayName, membership).
 //!
+//! Membership is read from both places it can be stored: the members' labels
+//! (`group.infrahq.com/<group id>`, see [`crate::api::member_label`]) and, for groups written by
+//! earlier versions until the controller has moved them, the Group's `spec.members`.
+//!
 //! It is fed by the API server's watch and by the server's own successful writes (so a client
 //! always reads its own writes); an object only replaces a newer-or-equal version of itself, so a
 //! late watch event never undoes a local write.
@@ -12,29 +16,40 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 
 use super::codec::scim_id;
-use super::compact::CompactUser;
-use crate::api::{Group, GroupMember, User};
+use super::compact::{CompactUser, Interner};
+use crate::api::{Group, User};
 
 type Key = (String, String);
+type Id = Arc<str>;
+/// Per provider, an attribute value (case-folded where the attribute is caseExact=false) and what
+/// carries it. Nested by provider so that no key repeats the provider's name.
+type ByValue<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
 
+/// Memory is what bounds how many users one replica holds (README "SCIM limits"): every string a
+/// user's entries share (its id, object name, userName, provider, label keys) is one `Arc<str>`,
+/// and the small sets (users with an email, an externalId) are sorted vectors, not trees.
 #[derive(Default)]
 pub struct Directory {
-    users: HashMap<String, Arc<CompactUser>>,
+    users: HashMap<Arc<str>, Arc<CompactUser>>,
     /// Provider names, shared by every user of the provider.
     provider_names: HashMap<String, Arc<str>>,
+    strings: Interner,
     /// The object names carrying each SCIM id: one, or two while a rename moves the user.
-    user_names_by_id: HashMap<String, Vec<String>>,
-    user_by_name: HashMap<Key, String>,
-    user_by_external: HashMap<Key, BTreeSet<String>>,
-    user_by_email: HashMap<Key, BTreeSet<String>>,
+    user_names_by_id: HashMap<Id, Vec<Arc<str>>>,
+    user_by_name: ByValue<Arc<str>>,
+    user_by_external: ByValue<Vec<Id>>,
+    user_by_email: ByValue<Vec<Id>>,
     /// (provider, id): the stable order of list responses.
-    user_order: BTreeSet<Key>,
+    user_order: BTreeSet<(Arc<str>, Id)>,
     groups: HashMap<String, Arc<Group>>,
     group_by_id: HashMap<String, String>,
     group_by_display: HashMap<Key, BTreeSet<String>>,
     group_by_external: HashMap<Key, BTreeSet<String>>,
     group_order: BTreeSet<Key>,
+    /// user id -> group ids, from groups' legacy `spec.members`.
     member_of: HashMap<String, BTreeSet<String>>,
+    /// group id -> user ids, from the users' membership labels.
+    labelled_members: HashMap<String, BTreeSet<Id>>,
     user_resync: Option<HashSet<String>>,
     group_resync: Option<HashSet<String>>,
 }
@@ -54,8 +69,29 @@ fn lower(s: &str) -> String {
     crate::scim::case::fold_case(s).into_owned()
 }
 
-fn compact_id(u: &CompactUser) -> Option<&str> {
-    u.label(crate::api::labels::SCIM_ID)
+/// The folded form of `s`, sharing `s` when folding changes nothing (the usual case).
+fn folded(s: &Arc<str>) -> Arc<str> {
+    match crate::scim::case::fold_case(s) {
+        std::borrow::Cow::Borrowed(_) => s.clone(),
+        std::borrow::Cow::Owned(f) => Arc::from(f),
+    }
+}
+
+fn insert_sorted(ids: &mut Vec<Id>, id: &Id) {
+    if let Err(at) = ids.binary_search(id) {
+        ids.insert(at, id.clone());
+    }
+}
+
+/// Removes `id` from the set under `key`, and the set once empty.
+fn remove_from(map: &mut ByValue<Vec<Id>>, provider: &str, key: &str, id: &str) {
+    let Some(values) = map.get_mut(provider) else { return };
+    if let Some(ids) = values.get_mut(key) {
+        ids.retain(|i| &**i != id);
+        if ids.is_empty() {
+            values.remove(key);
+        }
+    }
 }
 
 impl Directory {
@@ -75,25 +111,31 @@ impl Directory {
         if let Some(seen) = self.user_resync.as_mut() {
             seen.insert(name.clone());
         }
-        if let Some(old) = self.users.get(&name) {
+        if let Some(old) = self.users.get(name.as_str()) {
             if !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref()) {
                 return false;
             }
         }
         self.remove_user_indexes(&name);
-        let Some(id) = scim_id(&user).map(str::to_string) else { return false };
         let provider = user.spec.provider_ref.name.clone();
         let shared = self.provider_names.entry(provider.clone()).or_insert_with(|| Arc::from(provider.as_str())).clone();
-        let user = CompactUser::new(user, shared);
+        let Some(user) = CompactUser::new(user, shared.clone(), &mut self.strings) else {
+            self.users.remove(name.as_str());
+            return false;
+        };
+        let (id, name) = (user.id.clone(), user.name.clone());
         self.user_names_by_id.entry(id.clone()).or_default().push(name.clone());
-        self.user_by_name.insert((provider.clone(), lower(&user.user_name)), name.clone());
+        for gid in user.member_groups() {
+            self.labelled_members.entry(gid.to_string()).or_default().insert(id.clone());
+        }
+        self.user_by_name.entry(shared.clone()).or_default().insert(folded(&user.user_name), name.clone());
         if let Some(e) = &user.external_id {
-            self.user_by_external.entry((provider.clone(), e.to_string())).or_default().insert(id.clone());
+            insert_sorted(self.user_by_external.entry(shared.clone()).or_default().entry(Arc::from(&**e)).or_default(), &id);
         }
         for e in user.email_values() {
-            self.user_by_email.entry((provider.clone(), e)).or_default().insert(id.clone());
+            insert_sorted(self.user_by_email.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default(), &id);
         }
-        self.user_order.insert((provider, id));
+        self.user_order.insert((shared, id));
         self.users.insert(name, Arc::new(user));
         true
     }
@@ -105,35 +147,45 @@ impl Directory {
 
     fn remove_user_indexes(&mut self, name: &str) {
         let Some(old) = self.users.get(name).cloned() else { return };
-        let provider = old.provider.to_string();
-        let Some(id) = compact_id(&old).map(str::to_string) else { return };
-        let key = (provider.clone(), lower(&old.user_name));
-        if self.user_by_name.get(&key).map(String::as_str) == Some(name) {
-            self.user_by_name.remove(&key);
+        let provider = &*old.provider;
+        let id = old.id.clone();
+        let user_name = folded(&old.user_name);
+        if let Some(names) = self.user_by_name.get_mut(provider) {
+            if names.get(&user_name).is_some_and(|n| &**n == name) {
+                names.remove(&user_name);
+            }
         }
         // The id's other indexes stay while another object (mid-rename) still carries it.
-        let others_remain = match self.user_names_by_id.get_mut(&id) {
+        let others: Vec<Arc<str>> = match self.user_names_by_id.get_mut(&id) {
             Some(names) => {
-                names.retain(|n| n != name);
-                !names.is_empty()
+                names.retain(|n| &**n != name);
+                names.clone()
             }
-            None => false,
+            None => vec![],
         };
-        if others_remain {
+        for gid in old.member_groups() {
+            let kept = others.iter().filter_map(|n| self.users.get(n)).any(|u| u.member_groups().any(|g| g == gid));
+            if kept {
+                continue;
+            }
+            if let Some(set) = self.labelled_members.get_mut(gid) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.labelled_members.remove(gid);
+                }
+            }
+        }
+        if !others.is_empty() {
             return;
         }
         self.user_names_by_id.remove(&id);
         if let Some(e) = &old.external_id {
-            if let Some(set) = self.user_by_external.get_mut(&(provider.clone(), e.to_string())) {
-                set.remove(&id);
-            }
+            remove_from(&mut self.user_by_external, provider, e, &id);
         }
         for e in old.email_values() {
-            if let Some(set) = self.user_by_email.get_mut(&(provider.clone(), e)) {
-                set.remove(&id);
-            }
+            remove_from(&mut self.user_by_email, provider, &e, &id);
         }
-        self.user_order.remove(&(provider, id));
+        self.user_order.remove(&(old.provider.clone(), id));
     }
 
     /// The user with SCIM id `id`: while a rename leaves two objects with one id, the newer one.
@@ -150,23 +202,25 @@ impl Directory {
     }
 
     pub fn user_by_user_name(&self, provider: &str, user_name: &str) -> Option<User> {
-        self.users.get(self.user_by_name.get(&(provider.to_string(), lower(user_name)))?).map(|u| u.to_user())
+        let name = self.user_by_name.get(provider)?.get(lower(user_name).as_str())?;
+        self.users.get(name).map(|u| u.to_user())
     }
 
     pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
-        self.ids_to_users(provider, self.user_by_external.get(&(provider.to_string(), external_id.to_string())))
+        self.ids_to_users(provider, self.user_by_external.get(provider).and_then(|m| m.get(external_id)))
     }
 
     pub fn users_by_email(&self, provider: &str, email: &str) -> Vec<User> {
-        self.ids_to_users(provider, self.user_by_email.get(&(provider.to_string(), lower(email))))
+        self.ids_to_users(provider, self.user_by_email.get(provider).and_then(|m| m.get(lower(email).as_str())))
     }
 
-    fn ids_to_users(&self, provider: &str, ids: Option<&BTreeSet<String>>) -> Vec<User> {
+    fn ids_to_users(&self, provider: &str, ids: Option<&Vec<Id>>) -> Vec<User> {
         ids.into_iter().flatten().filter_map(|id| self.user(provider, id)).collect()
     }
 
-    fn user_ids(&self, provider: &str) -> impl Iterator<Item = &String> {
-        self.user_order.range((provider.to_string(), String::new())..).take_while(move |(p, _)| p == provider).map(|(_, id)| id)
+    fn user_ids(&self, provider: &str) -> impl Iterator<Item = &Id> {
+        let start: (Arc<str>, Id) = (Arc::from(provider), Arc::from(""));
+        self.user_order.range(start..).take_while(move |(p, _)| &**p == provider).map(|(_, id)| id)
     }
 
     /// Every user of `provider`, in a stable order (by id).
@@ -182,12 +236,18 @@ impl Directory {
         (total, page)
     }
 
-    /// The groups `user_id` belongs to, as (id, displayName).
+    /// The object name and UID of the user with SCIM id `id`, for writes that address it.
+    pub fn user_object(&self, provider: &str, id: &str) -> Option<(String, Option<String>)> {
+        self.compact(provider, id).map(|u| (u.name.to_string(), u.uid.as_deref().map(str::to_string)))
+    }
+
+    /// The groups `user_id` belongs to, as (id, displayName). Labels naming a group that does not
+    /// exist (deleted while the user's label was being removed) are ignored.
     pub fn groups_of(&self, provider: &str, user_id: &str) -> Vec<(String, String)> {
-        self.member_of
-            .get(user_id)
-            .into_iter()
-            .flatten()
+        let labelled = self.compact(provider, user_id).into_iter().flat_map(|u| u.member_groups());
+        let legacy = self.member_of.get(user_id).into_iter().flatten().map(String::as_str);
+        let ids: BTreeSet<&str> = labelled.chain(legacy).collect();
+        ids.into_iter()
             .filter_map(|gid| self.group(provider, gid))
             .map(|g| (scim_id(g.as_ref()).unwrap_or_default().to_string(), g.spec.display_name.clone()))
             .collect()
@@ -274,11 +334,44 @@ impl Directory {
             .collect()
     }
 
-    /// Members of `group` that exist. Members whose user is gone (deleted while the group was not
-    /// yet updated) are left out rather than shown dangling.
-    pub fn members_of<'g>(&self, group: &'g Group) -> Vec<&'g GroupMember> {
+    /// Members of `group` that exist, as (id, display as the client wrote it): those listed in its
+    /// legacy `spec.members` in their order, then those labelled as members, by id. Legacy members
+    /// whose user is gone (deleted before the controller moved the group) are left out rather
+    /// than shown dangling.
+    pub fn members_of(&self, group: &Group) -> Vec<(String, Option<String>)> {
         let provider = &group.spec.provider_ref.name;
-        group.spec.members.iter().filter(|m| self.compact(provider, &m.value).is_some()).collect()
+        let gid = scim_id(group).unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut out = vec![];
+        for m in &group.spec.members {
+            if seen.insert(m.value.as_str()) && self.compact(provider, &m.value).is_some() {
+                out.push((m.value.clone(), m.display.clone()));
+            }
+        }
+        for id in self.labelled_members.get(gid).into_iter().flatten() {
+            if let Some(u) = self.compact(provider, id).filter(|_| seen.insert(&**id)) {
+                out.push((id.to_string(), u.member_display(gid).map(str::to_string)));
+            }
+        }
+        out
+    }
+
+    /// The display stored for member `id` of group `gid` (see [`Self::members_of`]).
+    pub fn member_display(&self, provider: &str, gid: &str, id: &str) -> Option<String> {
+        self.compact(provider, id)?.member_display(gid).map(str::to_string)
+    }
+
+    /// The ids of `group`'s members that exist (see [`Self::members_of`]).
+    pub fn member_ids(&self, group: &Group) -> HashSet<String> {
+        let provider = &group.spec.provider_ref.name;
+        let legacy = group.spec.members.iter().map(|m| m.value.as_str());
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).into_iter().flatten().map(|id| &**id);
+        legacy.chain(labelled).filter(|id| self.compact(provider, id).is_some()).map(str::to_string).collect()
+    }
+
+    /// The ids of the users labelled as members of group `gid`.
+    pub fn labelled_member_ids(&self, gid: &str) -> HashSet<String> {
+        self.labelled_members.get(gid).into_iter().flatten().map(|id| id.to_string()).collect()
     }
 
     // ---- watch events ------------------------------------------------------------------------
@@ -292,7 +385,7 @@ impl Directory {
             watcher::Event::Delete(u) => self.delete_user(&u.name_any()),
             watcher::Event::InitDone => {
                 if let Some(seen) = self.user_resync.take() {
-                    let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+                    let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(&***n)).map(|n| n.to_string()).collect();
                     for n in gone {
                         self.delete_user(&n);
                     }
@@ -323,7 +416,7 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{labels, GroupSpec, ProviderRef, UserSpec};
+    use crate::api::{labels, GroupMember, GroupSpec, ProviderRef, UserSpec};
     use serde_json::json;
 
     fn user(name: &str, id: &str, provider: &str, user_name: &str, rv: u64) -> User {
@@ -445,6 +538,45 @@ mod tests {
         d.delete_group("g-x");
         assert!(d.groups_of("okta", "2").is_empty());
         assert!(d.groups("okta").is_empty());
+    }
+
+    fn labelled(mut u: User, groups: &[&str]) -> User {
+        let l = u.metadata.labels.get_or_insert_default();
+        for g in groups {
+            l.insert(crate::api::member_label(g), String::new());
+        }
+        u
+    }
+
+    #[test]
+    fn memberships_are_read_from_user_labels_and_legacy_lists_alike() {
+        let mut d = Directory::default();
+        d.apply_user(labelled(user("u-a", "1", "okta", "alice", 1), &["gx", "gone"]));
+        d.apply_user(user("u-b", "2", "okta", "bob", 1));
+        d.apply_group(group("g-x", "gx", &["2"], 1));
+        let g = d.group("okta", "gx").unwrap();
+        let ids: Vec<String> = d.members_of(&g).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec!["2", "1"], "legacy members first, then labelled ones");
+        assert_eq!(d.member_ids(&g), HashSet::from(["1".to_string(), "2".to_string()]));
+        assert_eq!(d.groups_of("okta", "1"), vec![("gx".to_string(), "Group gx".to_string())], "a label of a deleted group is ignored");
+        assert_eq!(d.groups_of("okta", "2").len(), 1);
+        // The label goes with a write that drops it, and with the user.
+        d.apply_user(user("u-a", "1", "okta", "alice", 2));
+        assert_eq!(d.member_ids(&g), HashSet::from(["2".to_string()]));
+        d.apply_user(labelled(user("u-a", "1", "okta", "alice", 3), &["gx"]));
+        d.delete_user("u-a");
+        assert!(d.labelled_member_ids("gx").is_empty());
+    }
+
+    #[test]
+    fn a_rename_keeps_memberships_while_either_object_carries_them() {
+        let mut d = Directory::default();
+        d.apply_user(labelled(user("u-old", "1", "okta", "alice", 5), &["gx"]));
+        d.apply_user(labelled(user("u-new", "1", "okta", "alicia", 6), &["gx"]));
+        d.apply_group(group("g-x", "gx", &[], 1));
+        d.delete_user("u-old");
+        assert_eq!(d.labelled_member_ids("gx"), HashSet::from(["1".to_string()]));
+        assert_eq!(d.groups_of("okta", "1").len(), 1);
     }
 
     #[test]

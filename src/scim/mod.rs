@@ -16,6 +16,7 @@ pub mod error;
 pub mod filter;
 mod json;
 pub mod list;
+pub mod members;
 pub mod patch;
 pub mod projection;
 pub mod schema;

@@ -28,11 +28,10 @@ use crate::api_server::{FieldManager, Kube};
 use cache::Cache;
 use crate::api::{labels, Group, IdentityProvider, KeyPhase, ScimKey, User};
 use crate::config::OperatorArgs;
-use crate::directory::Directory;
 use crate::metrics::Metrics;
 use scim::auth::{AuthState, KeyStores};
 use scim::resources::ScimState;
-use scim::store::DirectoryStore;
+use crate::directory::DirectoryStore;
 
 /// Request bodies larger than this are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -70,9 +69,9 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let keys = cache::watch::<ScimKey>(kube.api(), ns, watcher::Config::default());
     let secrets = cache::watch::<Secret>(kube.api(), ns, watcher::Config::default().labels(labels::SCIM_KEY));
     let providers = cache::watch::<IdentityProvider>(kube.api(), ns, watcher::Config::default());
-    let directory = Arc::new(std::sync::RwLock::new(Directory::default()));
-    let users_synced = feed_directory::<User>(kube.api(), directory.clone(), Directory::on_user_event);
-    let groups_synced = feed_directory::<Group>(kube.api(), directory.clone(), Directory::on_group_event);
+    let store = DirectoryStore::new(kube.api(), kube.api(), (*providers).clone());
+    let users_synced = feed_directory::<User>(kube.api(), store.clone(), DirectoryStore::on_user_event);
+    let groups_synced = feed_directory::<Group>(kube.api(), store.clone(), DirectoryStore::on_group_event);
     {
         let (keys, secrets, providers, ready) = (keys.clone(), secrets.clone(), providers.clone(), ready.clone());
         tokio::spawn(async move {
@@ -89,13 +88,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         });
     }
 
-    let store = DirectoryStore {
-        users: kube.api(),
-        groups: kube.api(),
-        providers: (*providers).clone(),
-        directory,
-    };
-    spawn_gauges(metrics.clone(), (*keys).clone(), store.directory.clone());
+    spawn_gauges(metrics.clone(), (*keys).clone(), store.clone());
     let extra_ca = args.operator.read_extra_ca()?;
     let login = Arc::new(login::LoginState {
         access: crate::oidc::login::ProviderAccess {
@@ -195,8 +188,8 @@ async fn scim_body_limit_errors(req: axum::extract::Request, next: axum::middlew
 /// list has been applied.
 fn feed_directory<K>(
     api: Api<K>,
-    directory: Arc<std::sync::RwLock<Directory>>,
-    apply: fn(&mut Directory, watcher::Event<K>),
+    store: DirectoryStore,
+    apply: fn(&DirectoryStore, watcher::Event<K>),
 ) -> tokio::sync::oneshot::Receiver<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -209,7 +202,7 @@ where
             match event {
                 Ok(event) => {
                     let done = matches!(event, watcher::Event::InitDone);
-                    apply(&mut directory.write().expect("directory lock"), event);
+                    apply(&store, event);
                     if done {
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(());
@@ -225,7 +218,7 @@ where
 
 /// Refreshes the gauges that describe the caches (they are cheap to count, so a timer beats
 /// keeping counters in step with every event).
-fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Arc<std::sync::RwLock<Directory>>) {
+fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: DirectoryStore) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         loop {
@@ -233,7 +226,7 @@ fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Arc<std:
             let active = keys.state().iter().filter(|k| k.status.as_ref().and_then(|s| s.phase) == Some(KeyPhase::Active)).count();
             metrics.scim_keys_active.set(active as i64);
             let (users, groups) = {
-                let d = directory.read().expect("directory lock");
+                let d = directory.read();
                 (d.user_count(), d.group_count())
             };
             metrics.users.set(users as i64);

@@ -14,7 +14,8 @@ use crate::api::{IdentityProvider, User, UserSpec};
 use crate::api_server::FieldManager;
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
-use crate::server::scim::store::WRITE_ATTEMPTS;
+use crate::directory::store::WRITE_ATTEMPTS;
+use crate::directory::StoreError;
 use crate::metrics::Metrics;
 use crate::oidc::identity::{self, Identity, IdentityError};
 use crate::oidc::login::{LoginError, ProviderClient};
@@ -112,6 +113,21 @@ impl From<kube::Error> for FlowError {
             FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Infra's storage (the Kubernetes API server) is unavailable; try again in a few seconds")
         } else {
             internal(e)
+        }
+    }
+}
+
+/// What a failed directory write means for a person logging in.
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) | StoreError::Conflict => FlowError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Infra's storage (the Kubernetes API server) is unavailable; try again in a few seconds",
+            ),
+            StoreError::ProviderGone(m) => FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m),
+            other => internal(other),
         }
     }
 }
@@ -263,7 +279,7 @@ impl LoginState {
         }
         // A User stored before userNames folded ASCII letters only (one with upper-case
         // non-ASCII letters) has another object name; the userName index knows it.
-        let indexed = self.directory_store.directory.read().expect("directory lock").user_by_user_name(provider, &person.user_name).map(|u| u.name_any());
+        let indexed = self.directory_store.read().user_by_user_name(provider, &person.user_name).map(|u| u.name_any());
         if let Some(other) = indexed.filter(|n| *n != name)
             && let Some(u) = self.users.get_opt(&other).await?
         {
@@ -284,14 +300,15 @@ impl LoginState {
         match self.directory_store.create_user(provider, spec).await {
             Ok(u) => Ok(u),
             // SCIM created the same user a moment ago: link to it.
-            Err(_) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in")),
+            Err(StoreError::AlreadyExists(_)) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in")),
+            Err(e) => Err(e.into()),
         }
     }
 
     fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
         let mut groups: Vec<String> = user.status.as_ref().and_then(|s| s.login_groups.clone()).unwrap_or_default();
         if let Some(id) = scim_id(user) {
-            let directory = self.directory_store.directory.read().expect("directory lock");
+            let directory = self.directory_store.read();
             groups.extend(directory.groups_of(provider, id).into_iter().map(|(_, name)| name));
         }
         groups.sort();

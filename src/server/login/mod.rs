@@ -24,7 +24,7 @@ use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
 use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
-use super::scim::store::DirectoryStore;
+use crate::directory::DirectoryStore;
 use state::{StateKey, KEY_LEN};
 
 pub use flow::{FlowError, WhoAmI};

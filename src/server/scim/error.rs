@@ -27,6 +27,24 @@ pub fn unavailable(detail: impl Into<String>) -> ScimError {
     ScimError::new(503, None, detail)
 }
 
+/// What a failed directory write means for a SCIM client.
+impl From<crate::directory::StoreError> for ScimError {
+    fn from(e: crate::directory::StoreError) -> Self {
+        use crate::directory::StoreError as E;
+        match e {
+            E::Conflict => unavailable("the resource kept changing while updating it; retry"),
+            E::NotFound(d) => ScimError::not_found(d),
+            E::AlreadyExists(d) => ScimError::uniqueness(d),
+            E::Invalid(d) => ScimError::invalid_value(d),
+            // Permanent: Okta and Entra retry a 503 forever.
+            E::TooLarge(d) => ScimError::new(413, None, d),
+            E::ProviderGone(d) => unauthorized(d),
+            E::Unavailable(d) => unavailable(d),
+            E::Internal(d) => internal(d),
+        }
+    }
+}
+
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -51,5 +69,23 @@ mod tests {
         assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
         let resp = ScimError::invalid_filter("bad").into_response();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn store_errors_map_to_scim_statuses() {
+        use crate::directory::StoreError as E;
+        let cases = [
+            (E::Conflict, 503),
+            (E::NotFound("x".into()), 404),
+            (E::AlreadyExists("x".into()), 409),
+            (E::Invalid("x".into()), 400),
+            (E::TooLarge("x".into()), 413),
+            (E::ProviderGone("x".into()), 401),
+            (E::Unavailable("x".into()), 503),
+            (E::Internal("x".into()), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(ScimError::from(e).status, status);
+        }
     }
 }

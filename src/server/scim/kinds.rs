@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::ScimError;
-use super::store::{DirectoryStore, WriteError};
+use crate::directory::store::MemberChange;
+use crate::directory::{DirectoryStore, StoreError};
 use crate::api::{Group, GroupSpec, User, UserSpec};
 use crate::directory::codec::{self, Member, Membership};
 use crate::directory::Directory;
@@ -24,11 +25,23 @@ pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
     /// Candidates for `attr eq value` from an index, or `None` when no index covers `attr`.
     fn indexed(dir: &Directory, provider: &str, attr: &str, value: &str) -> Option<Vec<Self>>;
     fn render(dir: &Directory, obj: &Self, base_url: &str) -> Value;
+    /// `render`, leaving out a group's members when `members` is false (the caller's projection
+    /// drops them anyway).
+    fn render_shaped(dir: &Directory, obj: &Self, base_url: &str, _members: bool) -> Value {
+        Self::render(dir, obj, base_url)
+    }
     fn spec_from(resource: &Value, provider: &str) -> Result<Self::Spec, ScimError>;
     fn create(store: &DirectoryStore, provider: &str, spec: Self::Spec) -> impl Future<Output = Result<Self, ScimError>> + Send;
-    fn update(store: &DirectoryStore, current: &Self, spec: Self::Spec) -> impl Future<Output = Result<Self, WriteError>> + Send;
+    fn update(store: &DirectoryStore, current: &Self, spec: Self::Spec) -> impl Future<Output = Result<Self, StoreError>> + Send;
     fn delete(store: &DirectoryStore, obj: &Self) -> impl Future<Output = Result<(), ScimError>> + Send;
     fn reload(store: &DirectoryStore, obj: &Self) -> impl Future<Output = Result<Option<Self>, ScimError>> + Send;
+    /// The member changes of a PATCH that only adds and removes members (`scim::members`), for
+    /// kinds that have members.
+    fn member_changes(_request: &Value) -> Option<Vec<MemberChange>> {
+        None
+    }
+    /// Applies what [`Self::member_changes`] found.
+    fn change_members(store: &DirectoryStore, current: &Self, changes: &[MemberChange]) -> impl Future<Output = Result<Self, StoreError>> + Send;
 }
 
 impl ScimKind for User {
@@ -63,16 +76,19 @@ impl ScimKind for User {
         codec::user_spec_from_scim(resource, provider)
     }
     async fn create(store: &DirectoryStore, provider: &str, spec: UserSpec) -> Result<Self, ScimError> {
-        store.create_user(provider, spec).await
+        Ok(store.create_user(provider, spec).await?)
     }
-    async fn update(store: &DirectoryStore, current: &Self, spec: UserSpec) -> Result<Self, WriteError> {
+    async fn update(store: &DirectoryStore, current: &Self, spec: UserSpec) -> Result<Self, StoreError> {
         store.update_user(current, spec).await
     }
     async fn delete(store: &DirectoryStore, obj: &Self) -> Result<(), ScimError> {
-        store.delete_user(obj).await
+        Ok(store.delete_user(obj).await?)
     }
     async fn reload(store: &DirectoryStore, obj: &Self) -> Result<Option<Self>, ScimError> {
-        store.reload_user(obj).await
+        Ok(store.reload_user(obj).await?)
+    }
+    async fn change_members(_: &DirectoryStore, _: &Self, _: &[MemberChange]) -> Result<Self, StoreError> {
+        Err(StoreError::Internal("users have no members".into()))
     }
 }
 
@@ -105,22 +121,38 @@ impl ScimKind for Group {
     }
     fn render(dir: &Directory, group: &Self, base_url: &str) -> Value {
         let members = dir.members_of(group);
-        let members: Vec<Member> = members.iter().map(|m| Member { id: &m.value, display: m.display.as_deref() }).collect();
+        let members: Vec<Member> = members.iter().map(|(id, display)| Member { id, display: display.as_deref() }).collect();
         codec::group_to_scim(group, &members, base_url)
+    }
+    fn render_shaped(dir: &Directory, group: &Self, base_url: &str, members: bool) -> Value {
+        if members {
+            return Self::render(dir, group, base_url);
+        }
+        let mut out = codec::group_to_scim(group, &[], base_url);
+        if let Some(o) = out.as_object_mut() {
+            o.remove("members");
+        }
+        out
     }
     fn spec_from(resource: &Value, provider: &str) -> Result<GroupSpec, ScimError> {
         codec::group_spec_from_scim(resource, provider)
     }
     async fn create(store: &DirectoryStore, provider: &str, spec: GroupSpec) -> Result<Self, ScimError> {
-        store.create_group(provider, spec).await
+        Ok(store.create_group(provider, spec).await?)
     }
-    async fn update(store: &DirectoryStore, current: &Self, spec: GroupSpec) -> Result<Self, WriteError> {
-        store.update_group(current, spec).await
+    async fn update(store: &DirectoryStore, current: &Self, spec: GroupSpec) -> Result<Self, StoreError> {
+        store.update_group(current, spec, None).await
     }
     async fn delete(store: &DirectoryStore, obj: &Self) -> Result<(), ScimError> {
-        store.delete_group(obj).await
+        Ok(store.delete_group(obj).await?)
     }
     async fn reload(store: &DirectoryStore, obj: &Self) -> Result<Option<Self>, ScimError> {
-        store.reload_group(obj).await
+        Ok(store.reload_group(obj).await?)
+    }
+    fn member_changes(request: &Value) -> Option<Vec<MemberChange>> {
+        crate::scim::members::member_changes(request)
+    }
+    async fn change_members(store: &DirectoryStore, current: &Self, changes: &[MemberChange]) -> Result<Self, StoreError> {
+        store.change_members(current, changes).await
     }
 }

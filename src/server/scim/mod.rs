@@ -7,7 +7,6 @@ mod kinds;
 mod request;
 pub mod resources;
 mod search;
-pub mod store;
 mod work;
 
 use axum::extract::Request;

@@ -15,7 +15,8 @@ use super::auth::Principal;
 use super::error::{ScimError, CONTENT_TYPE};
 use super::kinds::ScimKind;
 use super::request::{check_if_match, json_body, Params};
-use super::store::{scim_of, DirectoryStore, WriteError, WRITE_ATTEMPTS};
+use crate::directory::store::{MemberChange, WRITE_ATTEMPTS};
+use crate::directory::{DirectoryStore, StoreError};
 use super::work::heavy;
 use crate::directory::codec::version;
 use crate::directory::Directory;
@@ -36,7 +37,7 @@ pub struct ScimState {
 
 impl ScimState {
     fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
-        self.store.directory.read().expect("directory lock")
+        self.store.read()
     }
 }
 
@@ -103,7 +104,8 @@ fn list_page<K: ScimKind>(state: &ScimState, provider: &str, params: &Params) ->
     // Without a filter or sort only the page itself needs rendering.
     if query.filter.is_none() && query.sort.is_none() {
         let (total, objs) = K::page(&dir, provider, page.start_index.saturating_sub(1), page.count);
-        let items = objs.iter().map(|o| projection.apply(&K::render(&dir, o, &state.base_url))).collect();
+        let members = wants_members(&projection);
+        let items = objs.iter().map(|o| projection.apply(&K::render_shaped(&dir, o, &state.base_url, members))).collect();
         return Ok(list_response(total, page.start_index, items));
     }
     let matched = matching::<K>(&dir, provider, &query, &state.base_url);
@@ -145,15 +147,22 @@ pub async fn get_resource<K: ScimKind>(
     reply(&state, obj, Params::new(raw), StatusCode::OK).await
 }
 
+/// Whether `projection` returns a group's members: when it does not (`excludedAttributes=members`,
+/// as Okta and Entra ask), a group of any size renders in constant time.
+fn wants_members(projection: &Projection) -> bool {
+    projection.apply(&json!({"members": [{"value": "x"}]})).get("members").is_some()
+}
+
 /// Renders `obj` and shapes it by `attributes`/`excludedAttributes` (RFC 7644 §3.9: every
 /// returned resource, not only reads), off the async workers: a large group's members take a
 /// while to render. A `201 Created` carries the resource's `Location`.
 async fn reply<K: ScimKind>(state: &ScimState, obj: K, params: Params, status: StatusCode) -> Response {
     let state = state.clone();
     let run = move || {
-        let body = K::render(&state.directory(), &obj, &state.base_url);
+        let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
+        let body = K::render_shaped(&state.directory(), &obj, &state.base_url, wants_members(&projection));
         let location = (status == StatusCode::CREATED).then(|| body["meta"]["location"].as_str().map(str::to_string)).flatten();
-        let body = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")).apply(&body);
+        let body = projection.apply(&body);
         Ok(resource_response(status, &body, &version(&obj), location.as_deref()))
     };
     result(heavy(run).await)
@@ -223,13 +232,29 @@ async fn update_with<K: ScimKind>(
         .await?;
         match K::update(&state.store, &current, spec).await {
             Ok(stored) => return Ok(stored),
-            Err(WriteError::Conflict) => {
+            Err(StoreError::Conflict) => {
                 current = K::reload(&state.store, &current).await?.ok_or_else(|| not_found::<K>(id))?;
             }
-            Err(WriteError::Scim(e)) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(scim_of(WriteError::Conflict))
+    Err(StoreError::Conflict.into())
+}
+
+/// A PATCH that only adds and removes members: applied as label writes on the members, without
+/// rendering the group or reading its other members (see `scim::members`). Adds and removes
+/// commute with concurrent ones, so there is no version to conflict on; an `If-Match` is still
+/// checked against the version this replica holds.
+async fn change_members<K: ScimKind>(
+    state: &ScimState,
+    provider: &str,
+    id: &str,
+    headers: &HeaderMap,
+    changes: &[MemberChange],
+) -> Result<K, ScimError> {
+    let current = K::lookup(&state.directory(), provider, id).ok_or_else(|| not_found::<K>(id))?;
+    check_if_match(headers, &version(&current))?;
+    Ok(K::change_members(&state.store, &current, changes).await?)
 }
 
 /// The answer to a PUT or PATCH.
@@ -268,6 +293,9 @@ pub async fn patch_resource<K: ScimKind>(
 ) -> Response {
     let run = async {
         let request = Arc::new(heavy(move || json_body(&body)).await?);
+        if let Some(changes) = K::member_changes(&request) {
+            return change_members::<K>(&state, &p.provider, &id, &headers, &changes).await;
+        }
         update_with::<K>(&state, &p.provider, &id, &headers, move |current: &Value| patch::apply(current, K::RT, &request)).await
     };
     let outcome = run.await;

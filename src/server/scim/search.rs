@@ -34,7 +34,7 @@ fn run(state: &ScimState, provider: &str, body: &Bytes) -> Result<serde_json::Va
         (Err(e), Err(_)) => return Err(e),
         (u, g) => (u.ok(), g.ok()),
     };
-    let dir = state.store.directory.read().expect("directory lock");
+    let dir = state.store.read();
     let mut items = vec![];
     if let Some(q) = users {
         let projection = Projection::new(User::RT, params.get("attributes"), params.get("excludedAttributes"));
