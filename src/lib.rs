@@ -11,6 +11,7 @@ pub mod controller;
 pub mod directory;
 pub mod html;
 pub mod keys;
+pub mod kube_access;
 pub mod metrics;
 pub mod sealed;
 pub mod oidc;

@@ -2,7 +2,10 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod kube;
 mod kube_client;
+mod kube_credential;
+mod kubeconfig;
 mod login;
 mod loopback;
 mod server_api;
@@ -50,6 +53,14 @@ pub enum Command {
     Whoami(login::WhoamiArgs),
     /// End your session on the server and forget it on this computer.
     Logout(login::LogoutArgs),
+    /// Make the kubeconfig context `infra:<cluster>` current (`infra use prod/team-a`).
+    Use(kube::UseArgs),
+    /// Kubernetes access: the API server's configuration for Infra's tokens.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
+    /// kubectl's exec credential plugin for `infra:` contexts (written by `infra login`).
+    #[command(name = "kube-credential", hide = true)]
+    KubeCredential(kube_credential::KubeCredentialArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -61,5 +72,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => login::login(args).await,
         Command::Whoami(args) => login::whoami(args).await,
         Command::Logout(args) => login::logout(args).await,
+        Command::Use(args) => kube::use_context(args),
+        Command::Kube(cmd) => kube::run(cmd).await,
+        Command::KubeCredential(args) => kube_credential::run(args).await,
     }
 }

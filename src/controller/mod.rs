@@ -49,6 +49,13 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease (defaults to the pod or host name plus a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub tokens: crate::kube_access::TokenArgs,
+
+    /// How long each of the Kubernetes issuer's signing keys signs before the next takes over.
+    #[arg(long, env = "INFRA_SIGNING_KEY_ROTATION_INTERVAL", default_value = "7d", value_parser = crate::config::parse_span)]
+    pub signing_key_rotation_interval: Duration,
 }
 
 const LEASE_NAME: &str = "infra-controller";
@@ -141,7 +148,12 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let keys = scim_key_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
     let members = group_members_controller(client.clone(), &ns, ctx.clone(), wait_stop(stop_rx.clone()));
     let session_checks = session_controller(client.clone(), &ns, rechecks, wait_stop(stop_rx.clone()));
-    let reconcilers = futures::future::join4(idps, keys, members, session_checks);
+    let key_policy = crate::kube_access::signing_keys::Policy {
+        rotation_interval: args.signing_key_rotation_interval,
+        token_lifetime: args.tokens.token_lifetime,
+    };
+    let signing_keys = crate::kube_access::rotation::run(Api::namespaced(client.clone(), &ns), key_policy, wait_stop(stop_rx.clone()));
+    let reconcilers = futures::future::join5(idps, keys, members, session_checks, signing_keys);
     tokio::pin!(reconcilers);
     tokio::select! {
         _ = &mut reconcilers => {}

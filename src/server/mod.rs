@@ -6,6 +6,7 @@ pub mod login;
 mod providers;
 pub mod rate_limit;
 pub mod scim;
+pub mod tls;
 
 pub use health::{health_router, spawn_metrics_listener};
 
@@ -51,6 +52,12 @@ pub struct ServerArgs {
     /// --listen-addr so that what an Ingress exposes never includes the metrics.
     #[arg(long, env = "INFRA_SERVER_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
+
+    #[command(flatten)]
+    pub kube: crate::kube_access::IssuerArgs,
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -108,11 +115,33 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         state_key: login::load_state_key(&Api::namespaced(client.clone(), ns)).await?,
         args: args.operator.clone(),
     });
+    let issuer = Arc::new(crate::kube_access::issuer::Issuer {
+        login: login.clone(),
+        keys: cache::<Secret>(
+            Api::namespaced(client.clone(), ns),
+            watcher::Config::default().fields(&format!("metadata.name={}", crate::kube_access::signing_keys::SECRET_NAME)),
+        ),
+        issuer: args.kube.issuer(&args.operator.external_url),
+        args: args.kube.clone(),
+        api_server_ca: match &args.kube.kube_api_server_ca_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --kube-api-server-ca-file {}: {e}", f.display()))?),
+            None => None,
+        },
+    });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
-    let app = router(auth, scim_state, providers, login, limits, metrics.clone(), ready);
+    let app = router(auth, scim_state, providers, login, issuer, limits, metrics.clone(), ready);
+    if let (Some(addr), Some(cert), Some(key)) = (args.tls.tls_listen_addr, args.tls.tls_cert_file.clone(), args.tls.tls_key_file.clone()) {
+        let (app, stop) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = tls::serve(addr, &cert, &key, app, stop).await {
+                tracing::error!(%addr, error = %e, "the HTTPS listener failed");
+                std::process::exit(1);
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
@@ -130,13 +159,18 @@ pub fn router(
     scim: ScimState,
     providers: Store<IdentityProvider>,
     login: Arc<login::LoginState>,
+    issuer: Arc<crate::kube_access::issuer::Issuer>,
     limits: Arc<rate_limit::Limits>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 ) -> Router {
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
-        .merge(login::router(login).layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)))
+        .merge(
+            login::router(login)
+                .merge(crate::kube_access::issuer::router(issuer))
+                .layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)),
+        )
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(health::probe_router(ready))
         .fallback(not_found)

@@ -1,0 +1,318 @@
+//! Kubernetes access with Infra identities, against the real API server: `infra login` writes the
+//! kubeconfig context, kubectl runs `infra kube-credential`, the API server verifies the token
+//! with the AuthenticationConfiguration `infra kube apiserver-config` printed (e2e/up), and RBAC
+//! decides. Forged tokens are refused by the API server itself, and its audit log names the person.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PostParams};
+use kube::Api;
+use serde_json::Value;
+
+use infra::kube_access::signing_keys::{KeySet, StoredKey, DATA_KEY, SECRET_NAME};
+use infra::kube_access::token::{sign, Claims};
+
+use crate::browser::{self, listen_port, Browser};
+use crate::cli_login::{login_args, Home, Login};
+use crate::harness::{client, env, eventually, http, unique, Run};
+use crate::idp::{self, IdpUser};
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run inside e2e/test (or after e2e/up and `source e2e/.state/env`)"))
+}
+
+fn cluster() -> String {
+    var("INFRA_CLUSTER_NAME")
+}
+
+fn context() -> String {
+    format!("infra:{}", cluster())
+}
+
+/// `infra login` as `user` through the stand-in Okta, with `home`'s INFRA_HOME and kubeconfig.
+async fn log_in(home: &Home, user: &IdpUser) -> Run {
+    let port = listen_port();
+    let (p, s) = (port.to_string(), env().server_urls[0].clone());
+    let login = Login::start(home, &login_args(&p, &s, "okta"));
+    let url = login.authorize_url();
+    let redirect = format!("http://localhost:{port}");
+    let callback = browser::login_at_idp(url.as_str(), &user.email, &user.password, &redirect).await.unwrap();
+    Browser::new().get(callback.as_str()).await.unwrap();
+    login.finish(Duration::from_secs(30)).await.ok()
+}
+
+/// kubectl with `home`'s kubeconfig and the `infra:` context. Nothing else from the test's
+/// environment: the kubeconfig's exec entry must carry what the plugin needs.
+fn kubectl(home: &Home, args: &[&str]) -> Run {
+    let out = Command::new(&env().kubectl)
+        .args(["--context", &context()])
+        .args(args)
+        .env("KUBECONFIG", home.kubeconfig())
+        .env_remove("INFRA_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl runs");
+    Run { status: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+/// `kubectl auth whoami -o json`'s userInfo, once the API server trusts the issuer (it fetches the
+/// discovery document in the background, every 10 s until it succeeds).
+async fn whoami(home: &Home) -> Value {
+    eventually(Duration::from_secs(60), "kubectl auth whoami to succeed through Infra", || async {
+        let run = kubectl(home, &["auth", "whoami", "-o", "json"]);
+        if run.status != 0 {
+            eprintln!("auth whoami: {}", run.stderr.trim());
+            return None;
+        }
+        let review: Value = serde_json::from_str(&run.stdout).expect("whoami prints JSON");
+        Some(review["status"]["userInfo"].clone())
+    })
+    .await
+}
+
+fn forbidden(run: &Run) -> bool {
+    run.status != 0 && (run.stderr.contains("Forbidden") || run.stderr.contains("forbidden"))
+}
+
+fn session_id(home: &Home) -> String {
+    let text = std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap();
+    let token = serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string();
+    infra::keys::parse_id_with(infra::keys::SESSION_PREFIX, &token).unwrap().to_string()
+}
+
+async fn user_uid(email: &str) -> String {
+    let users: Api<infra::api::User> = Api::namespaced(client().await, &env().namespace);
+    let user = users.get(&infra::directory::naming::user_object_name("okta", email)).await.unwrap();
+    user.metadata.uid.unwrap()
+}
+
+/// A RoleBinding of ClusterRole `role` in `namespace` to an Infra user or group, made by the admin.
+async fn bind(namespace: &str, role: &str, kind: &str, subject: &str) -> (Api<RoleBinding>, String) {
+    let api: Api<RoleBinding> = Api::namespaced(client().await, namespace);
+    let name = unique("infra-test");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &binding).await.unwrap();
+    (api, name)
+}
+
+/// Polls until `kubectl get pods -n namespace` as the person is allowed (`true`) or forbidden.
+async fn pods_become(home: &Home, namespace: &str, allowed: bool) {
+    let what = format!("get pods -n {namespace} to be {}", if allowed { "allowed" } else { "forbidden" });
+    eventually(Duration::from_secs(20), &what, || async {
+        let run = kubectl(home, &["get", "pods", "-n", namespace]);
+        let ok = if allowed { run.status == 0 } else { forbidden(&run) };
+        if !ok {
+            eprintln!("{what}: status {} {}", run.status, run.stderr.trim());
+        }
+        ok.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn kubectl_works_as_the_person_with_their_grants() {
+    let group = unique("kube-team");
+    let member = idp::new_user("kube-member", &[&group]).await;
+    let home = Home::new();
+    let login = log_in(&home, &member).await;
+    assert!(login.stdout.contains(&format!("context {}", context())), "{}", login.stdout);
+
+    // The kubeconfig: a context with the exec plugin, and the current context left alone.
+    let kubeconfig: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    assert_eq!(std::fs::metadata(home.kubeconfig()).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(kubeconfig.get("current-context").is_none_or(|c| c.as_str() != Some(&context())), "login switched the context: {kubeconfig}");
+    let user = kubeconfig["users"].as_array().unwrap().iter().find(|u| u["name"] == context().as_str()).expect("the infra user entry").clone();
+    assert_eq!(user["user"]["exec"]["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(user["user"]["exec"]["args"][0], "kube-credential");
+
+    // The identity from DESIGN.md, verified by the API server itself.
+    let me = whoami(&home).await;
+    let username = format!("infra:okta:{}", member.email);
+    assert_eq!(me["username"], username.as_str(), "{me}");
+    assert_eq!(me["uid"], user_uid(&member.email).await.as_str(), "{me}");
+    let groups: Vec<&str> = me["groups"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let group_name = format!("infra:okta:{group}");
+    assert!(groups.contains(&group_name.as_str()) && groups.contains(&"infra:authenticated"), "{me}");
+    assert!(groups.iter().filter(|g| g.starts_with("system:")).all(|g| *g == "system:authenticated"), "{me}");
+    let sid = session_id(&home);
+    assert_eq!(me["extra"]["infrahq.com/session-id"][0], sid.as_str(), "{me}");
+
+    // No binding: forbidden.
+    let run = kubectl(&home, &["get", "pods", "-n", "default"]);
+    assert!(forbidden(&run), "{}", run.stderr);
+    assert!(run.stderr.contains(&username), "the refusal names the person: {}", run.stderr);
+
+    // A user binding in one namespace: allowed there, forbidden elsewhere.
+    let (api, name) = bind("default", "view", "User", &username).await;
+    pods_become(&home, "default", true).await;
+    assert!(forbidden(&kubectl(&home, &["get", "pods", "-n", "kube-system"])));
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    pods_become(&home, "default", false).await;
+
+    // A group binding: the member may, a non-member may not.
+    let (api, name) = bind("default", "view", "Group", &group_name).await;
+    pods_become(&home, "default", true).await;
+    let outsider = idp::new_user("kube-outsider", &[&unique("other-team")]).await;
+    let other = Home::new();
+    log_in(&other, &outsider).await;
+    whoami(&other).await;
+    assert!(forbidden(&kubectl(&other, &["get", "pods", "-n", "default"])));
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    pods_become(&home, "default", false).await;
+
+    // The audit log names the person: username, groups, uid and session.
+    let audit = var("INFRA_AUDIT_LOG");
+    let event = eventually(Duration::from_secs(10), "an audit event for the person", || {
+        let (audit, username) = (audit.clone(), username.clone());
+        async move {
+            let text = std::fs::read_to_string(&audit).ok()?;
+            text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["user"]["username"] == username.as_str())
+        }
+    })
+    .await;
+    assert_eq!(event["user"]["uid"], me["uid"], "{event}");
+    assert_eq!(event["user"]["extra"]["infrahq.com/session-id"][0], sid.as_str(), "{event}");
+    assert!(event["user"]["groups"].as_array().unwrap().iter().any(|g| g == group_name.as_str()), "{event}");
+
+    // Logout removes what login wrote, and nothing else.
+    let mut config: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    config["contexts"].as_array_mut().unwrap().push(serde_json::json!({"name": "mine", "context": {"cluster": "x", "user": "y"}}));
+    std::fs::write(home.kubeconfig(), serde_norway::to_string(&config).unwrap()).unwrap();
+    home.infra(&["logout"]).ok();
+    let after: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    let names: Vec<&str> = after["contexts"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, vec!["mine"], "{after}");
+    assert!(after["users"].as_array().unwrap().is_empty(), "{after}");
+    other.infra(&["logout"]).ok();
+}
+
+#[tokio::test]
+async fn the_credential_plugin_caches_locks_and_never_opens_a_browser() {
+    let user = idp::new_user("kube-plugin", &["kube-plugin"]).await;
+    let home = Home::new();
+    let server = env().server_urls[0].clone();
+    let plugin = |home: &Home| {
+        Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(["kube-credential", "--server", &server, "--cluster", &cluster()])
+            .env("INFRA_HOME", home.path())
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // No session: a sentence on stderr, nothing on stdout, non-zero.
+    let out = plugin(&home).wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `infra login --server"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    log_in(&home, &user).await;
+    // Parallel kubectl runs mint once and share the token.
+    let children: Vec<_> = (0..6).map(|_| plugin(&home)).collect();
+    let mut tokens = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let cred: Value = serde_json::from_slice(&out.stdout).expect("only the ExecCredential on stdout");
+        assert_eq!(cred["kind"], "ExecCredential");
+        assert!(cred["status"]["expirationTimestamp"].is_string());
+        tokens.insert(cred["status"]["token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(tokens.len(), 1, "parallel runs minted {} tokens", tokens.len());
+    let cache = format!("{}/kube-token-{}.json", home.path(), cluster());
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A session the server ended: the plugin says to log in again and forgets it.
+    let token = serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = http().post(format!("{server}/api/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    std::fs::remove_file(&cache).unwrap();
+    let out = plugin(&home).wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("your Infra session has ended"), "{}", String::from_utf8_lossy(&out.stderr));
+    let resp = http().post(format!("{server}/api/kube/token")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "an ended session mints nothing");
+}
+
+/// Tokens the API server must refuse even though they look like Infra's.
+#[tokio::test]
+async fn forged_tokens_are_refused_by_the_api_server() {
+    let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
+    let keys = eventually(Duration::from_secs(60), "the signing keys", || {
+        let secrets = secrets.clone();
+        async move {
+            let s = secrets.get_opt(SECRET_NAME).await.ok()??;
+            KeySet::from_json(&s.data?.get(DATA_KEY)?.0).ok()
+        }
+    })
+    .await;
+    let now = Timestamp::now();
+    let real = keys.signing_key(now).expect("an active key").clone();
+    let claims = Claims {
+        iss: var("INFRA_ISSUER_URL"),
+        sub: "0c6b1e4e-forged".into(),
+        aud: cluster(),
+        iat: now.as_second(),
+        nbf: now.as_second(),
+        exp: now.as_second() + 300,
+        jti: unique("jti"),
+        username: "infra:okta:alice@example.com".into(),
+        groups: vec!["infra:authenticated".into()],
+        sid: "forged".into(),
+    };
+    let ca = std::fs::read(format!("{}/pki/ca.crt", var("INFRA_STATE_DIR"))).unwrap();
+    let api = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
+    let review = |token: String| {
+        let api = api.clone();
+        async move {
+            let body = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+            let resp = api
+                .post(format!("{}/apis/authentication.k8s.io/v1/selfsubjectreviews", var("INFRA_APISERVER_URL")))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // The control: the same claims with the real key are accepted, so each refusal below is
+    // about what was changed.
+    eventually(Duration::from_secs(60), "the API server to accept a genuine token", || {
+        let token = sign(&real, &claims).unwrap();
+        let review = review.clone();
+        async move { (review(token).await.0 == 201).then_some(()) }
+    })
+    .await;
+    let other_key = StoredKey { kid: real.kid.clone(), ..StoredKey::generate(now, now).unwrap() };
+    let cases: Vec<(&str, String)> = vec![
+        ("another key under the real kid", sign(&other_key, &claims).unwrap()),
+        ("another key", sign(&StoredKey::generate(now, now).unwrap(), &claims).unwrap()),
+        ("the wrong audience", sign(&real, &Claims { aud: "another-cluster".into(), ..claims.clone() }).unwrap()),
+        ("expired", sign(&real, &Claims { iat: now.as_second() - 900, nbf: now.as_second() - 900, exp: now.as_second() - 600, ..claims.clone() }).unwrap()),
+        ("a system: username", sign(&real, &Claims { username: "system:admin".into(), ..claims.clone() }).unwrap()),
+        ("a system: group", sign(&real, &Claims { groups: vec!["system:masters".into()], ..claims.clone() }).unwrap()),
+        ("another issuer", sign(&real, &Claims { iss: "https://evil.example".into(), ..claims.clone() }).unwrap()),
+    ];
+    for (what, token) in cases {
+        let (status, body) = review(token).await;
+        assert_eq!(status, 401, "a token with {what} was accepted: {body}");
+    }
+}
