@@ -2,11 +2,13 @@
 //! Nothing here does I/O.
 
 pub mod conditions;
+mod grant;
 mod group;
 mod identity_provider;
 mod scim_key;
 mod user;
 
+pub use grant::{Grant, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
@@ -76,7 +78,7 @@ pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::S
 
 /// Every CRD the operator serves, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd()]
+    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd(), Grant::crd()]
 }
 
 /// The longest name of an object whose name becomes a label value (`infrahq.com/provider`,

@@ -2,6 +2,7 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod grants;
 mod kube;
 mod kube_client;
 mod kube_credential;
@@ -53,6 +54,9 @@ pub enum Command {
     Whoami(login::WhoamiArgs),
     /// End your session on the server and forget it on this computer.
     Logout(login::LogoutArgs),
+    /// Give users and groups roles in Kubernetes, list and remove such grants.
+    #[command(subcommand)]
+    Grants(grants::GrantsCommand),
     /// Make the kubeconfig context `infra:<cluster>` current (`infra use prod/team-a`).
     Use(kube::UseArgs),
     /// Kubernetes access: the API server's configuration for Infra's tokens.
@@ -72,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => login::login(args).await,
         Command::Whoami(args) => login::whoami(args).await,
         Command::Logout(args) => login::logout(args).await,
+        Command::Grants(cmd) => grants::run(&cli.kube, cmd).await,
         Command::Use(args) => kube::use_context(args),
         Command::Kube(cmd) => kube::run(cmd).await,
         Command::KubeCredential(args) => kube_credential::run(args).await,

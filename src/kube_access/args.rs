@@ -36,11 +36,24 @@ pub struct IssuerArgs {
     pub kube_api_server_url: Option<Url>,
 
     /// PEM file of the CA of the API server's serving certificate, for that kubeconfig.
-    #[arg(long, env = "INFRA_KUBE_API_SERVER_CA_FILE")]
+    #[arg(long, env = "INFRA_KUBE_API_SERVER_CA_FILE", conflicts_with = "kube_api_server_ca")]
     pub kube_api_server_ca_file: Option<PathBuf>,
+
+    /// The same CA as PEM text (the chart's kubernetes.apiServerCA).
+    #[arg(long, env = "INFRA_KUBE_API_SERVER_CA")]
+    pub kube_api_server_ca: Option<String>,
 }
 
 impl IssuerArgs {
+    /// The API server's CA (PEM), from the file or the flag.
+    pub fn api_server_ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        match (&self.kube_api_server_ca_file, &self.kube_api_server_ca) {
+            (Some(f), _) => Ok(Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --kube-api-server-ca-file {}: {e}", f.display()))?)),
+            (None, Some(pem)) if !pem.trim().is_empty() => Ok(Some(pem.as_bytes().to_vec())),
+            _ => Ok(None),
+        }
+    }
+
     /// The `iss` of tokens, without a trailing slash (the API server compares it exactly).
     pub fn issuer(&self, external_url: &Url) -> String {
         self.kube_issuer_url.as_ref().unwrap_or(external_url).as_str().trim_end_matches('/').to_string()
@@ -93,6 +106,7 @@ mod tests {
             kube_issuer_url: None,
             kube_api_server_url: None,
             kube_api_server_ca_file: None,
+            kube_api_server_ca: None,
         };
         assert_eq!(a.issuer(&Url::parse("https://infra.example.com/").unwrap()), "https://infra.example.com");
     }

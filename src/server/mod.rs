@@ -123,10 +123,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         ),
         issuer: args.kube.issuer(&args.operator.external_url),
         args: args.kube.clone(),
-        api_server_ca: match &args.kube.kube_api_server_ca_file {
-            Some(f) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --kube-api-server-ca-file {}: {e}", f.display()))?),
-            None => None,
-        },
+        api_server_ca: args.kube.api_server_ca()?,
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));

@@ -8,9 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
+
+use infra::api::Grant;
 use kube::Api;
 use serde_json::Value;
 
@@ -19,7 +21,7 @@ use infra::kube_access::token::{sign, Claims};
 
 use crate::browser::{self, listen_port, Browser};
 use crate::cli_login::{login_args, Home, Login};
-use crate::harness::{client, env, eventually, http, unique, Run};
+use crate::harness::{client, env, eventually, http, infra, kubectl_apply_as, unique, Run};
 use crate::idp::{self, IdpUser};
 
 fn var(name: &str) -> String {
@@ -91,20 +93,6 @@ async fn user_uid(email: &str) -> String {
     user.metadata.uid.unwrap()
 }
 
-/// A RoleBinding of ClusterRole `role` in `namespace` to an Infra user or group, made by the admin.
-async fn bind(namespace: &str, role: &str, kind: &str, subject: &str) -> (Api<RoleBinding>, String) {
-    let api: Api<RoleBinding> = Api::namespaced(client().await, namespace);
-    let name = unique("infra-test");
-    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &binding).await.unwrap();
-    (api, name)
-}
-
 /// Polls until `kubectl get pods -n namespace` as the person is allowed (`true`) or forbidden.
 async fn pods_become(home: &Home, namespace: &str, allowed: bool) {
     let what = format!("get pods -n {namespace} to be {}", if allowed { "allowed" } else { "forbidden" });
@@ -152,22 +140,23 @@ async fn kubectl_works_as_the_person_with_their_grants() {
     assert!(forbidden(&run), "{}", run.stderr);
     assert!(run.stderr.contains(&username), "the refusal names the person: {}", run.stderr);
 
-    // A user binding in one namespace: allowed there, forbidden elsewhere.
-    let (api, name) = bind("default", "view", "User", &username).await;
+    // `infra grants add ... view -n default`: allowed there, forbidden elsewhere.
+    let added = infra(&["grants", "add", &member.email, "view", "-n", "default", "--provider", "okta"]).ok();
+    assert!(added.stdout.contains("Granted view to user"), "{}", added.stdout);
     pods_become(&home, "default", true).await;
     assert!(forbidden(&kubectl(&home, &["get", "pods", "-n", "kube-system"])));
-    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    infra(&["grants", "remove", &member.email, "view", "-n", "default", "--provider", "okta"]).ok();
     pods_become(&home, "default", false).await;
 
-    // A group binding: the member may, a non-member may not.
-    let (api, name) = bind("default", "view", "Group", &group_name).await;
+    // A group grant: the member may, a non-member may not.
+    infra(&["grants", "add", "--group", &group, "view", "-n", "default", "--provider", "okta"]).ok();
     pods_become(&home, "default", true).await;
     let outsider = idp::new_user("kube-outsider", &[&unique("other-team")]).await;
     let other = Home::new();
     log_in(&other, &outsider).await;
     whoami(&other).await;
     assert!(forbidden(&kubectl(&other, &["get", "pods", "-n", "default"])));
-    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    infra(&["grants", "remove", "--group", &group, "view", "-n", "default", "--provider", "okta"]).ok();
     pods_become(&home, "default", false).await;
 
     // The audit log names the person: username, groups, uid and session.
@@ -315,4 +304,166 @@ async fn forged_tokens_are_refused_by_the_api_server() {
         let (status, body) = review(token).await;
         assert_eq!(status, 401, "a token with {what} was accepted: {body}");
     }
+}
+
+/// The Ready condition of Grant `name` once the controller has looked at its current spec.
+async fn grant_ready(name: &str) -> (String, String, Grant) {
+    let grants: Api<Grant> = Api::namespaced(client().await, &env().namespace);
+    eventually(Duration::from_secs(30), &format!("grant {name} to settle"), || {
+        let grants = grants.clone();
+        async move {
+            let g = grants.get_opt(name).await.ok()??;
+            let status = g.status.clone()?;
+            (status.observed_generation == g.metadata.generation).then_some(())?;
+            let c = status.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+            Some((c.status, c.reason, g))
+        }
+    })
+    .await
+}
+
+fn grant_manifest(name: &str, user: &str, role: &str, namespace: Option<&str>, extra: &str) -> String {
+    let ns = namespace.map(|n| format!("\n  namespace: {n}")).unwrap_or_default();
+    format!(
+        "apiVersion: infrahq.com/v1alpha1\nkind: Grant\nmetadata:\n  name: {name}\nspec:\n  subject:\n    provider: okta\n    user: {user}\n  role:\n    kind: ClusterRole\n    name: {role}{ns}\n{extra}"
+    )
+}
+
+async fn binding_exists(namespace: Option<&str>, name: &str) -> bool {
+    match namespace {
+        Some(ns) => Api::<RoleBinding>::namespaced(client().await, ns).get_opt(name).await.unwrap().is_some(),
+        None => Api::<ClusterRoleBinding>::all(client().await).get_opt(name).await.unwrap().is_some(),
+    }
+}
+
+/// Grants become bindings whatever the person's state: they may come before the user exists.
+#[tokio::test]
+async fn grants_are_reconciled_into_bindings() {
+    let user = format!("{}@example.com", unique("grantee"));
+    let grants: Api<Grant> = Api::namespaced(client().await, &env().namespace);
+
+    // Two Grants for the same access share one binding; removing one keeps it.
+    let (a, b) = (unique("grant-a"), unique("grant-b"));
+    for name in [&a, &b] {
+        kubectl_apply_as(None, &grant_manifest(name, &user, "view", Some("default"), "")).ok();
+    }
+    let (status, reason, ga) = grant_ready(&a).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Bound"));
+    let binding = ga.status.unwrap().binding.unwrap();
+    let (_, _, gb) = grant_ready(&b).await;
+    assert_eq!(gb.status.unwrap().binding.as_deref(), Some(binding.as_str()), "one binding for the same access");
+    let rb = Api::<RoleBinding>::namespaced(client().await, "default").get(&binding).await.unwrap();
+    assert_eq!(rb.subjects.as_ref().unwrap()[0].name, format!("infra:okta:{user}"));
+    assert_eq!(rb.role_ref.name, "view");
+
+    // Drift: a deleted binding comes back.
+    Api::<RoleBinding>::namespaced(client().await, "default").delete(&binding, &DeleteParams::default()).await.unwrap();
+    eventually(Duration::from_secs(20), "the binding to be repaired", || {
+        let binding = binding.clone();
+        async move { binding_exists(Some("default"), &binding).await.then_some(()) }
+    })
+    .await;
+
+    grants.delete(&a, &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(binding_exists(Some("default"), &binding).await, "grant {b} still wants the binding");
+    grants.delete(&b, &DeleteParams::default()).await.unwrap();
+    eventually(Duration::from_secs(20), "the last grant's binding to go", || {
+        let binding = binding.clone();
+        async move { (!binding_exists(Some("default"), &binding).await).then_some(()) }
+    })
+    .await;
+
+    // Refusals name the failing check.
+    let cases = [
+        ("cluster-admin", Some("default"), "RoleNotAllowed"),
+        ("no-such-role", Some("default"), "RoleNotFound"),
+        ("view", Some("no-such-namespace"), "NamespaceNotFound"),
+    ];
+    for (role, ns, want) in cases {
+        let name = unique("grant-refused");
+        kubectl_apply_as(None, &grant_manifest(&name, &user, role, ns, "")).ok();
+        let (status, reason, g) = grant_ready(&name).await;
+        assert_eq!((status.as_str(), reason.as_str()), ("False", want), "{g:?}");
+        assert_eq!(g.status.unwrap().phase.as_deref(), Some("Pending"));
+        grants.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+
+    // Cluster-wide, and temporary: bound, then expired and unbound.
+    let name = unique("grant-temp");
+    kubectl_apply_as(None, &grant_manifest(&name, &user, "view", None, "  expiresAfter: 6s\n")).ok();
+    let (status, _, g) = grant_ready(&name).await;
+    assert_eq!(status, "True");
+    let st = g.status.unwrap();
+    assert!(st.expires_at.is_some());
+    let crb = st.binding.unwrap();
+    assert!(binding_exists(None, &crb).await);
+    eventually(Duration::from_secs(30), "the temporary grant to expire", || {
+        let grants = grants.clone();
+        let name = name.clone();
+        async move { (grants.get(&name).await.ok()?.status?.phase.as_deref() == Some("Expired")).then_some(()) }
+    })
+    .await;
+    assert!(!binding_exists(None, &crb).await, "an expired grant's binding stays");
+    let listed: Value = serde_json::from_str(&infra(&["grants", "list", "-o", "json"]).ok().stdout).unwrap();
+    assert!(listed["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == name.as_str()), "{listed}");
+    grants.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// No escalation through Infra: someone who may create Grants but could not bind `admin` is
+/// refused by the API server (the ValidatingAdmissionPolicy), while `view`, which they may bind,
+/// is accepted.
+#[tokio::test]
+async fn a_grant_needs_permission_to_bind_its_role() {
+    let who = unique("granter");
+    let ns = env().namespace.clone();
+    let setup = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {who}\n  namespace: {ns}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: infra-admin}}\n\
+         subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {who}}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {who}\n\
+         rules: [{{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], resourceNames: [view], verbs: [bind]}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {who}\n  namespace: default\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {who}}}\n\
+         subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {who}}}]\n"
+    );
+    let out = std::process::Command::new(&env().kubectl)
+        .args(["apply", "-f", "-"])
+        .env("KUBECONFIG", &env().kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(setup.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let user = format!("{}@example.com", unique("escalation"));
+    let refused = kubectl_apply_as(Some(&who), &grant_manifest(&unique("grant-admin"), &user, "admin", Some("default"), ""));
+    assert_ne!(refused.status, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("you may not bind ClusterRole admin in namespace default"), "{}", refused.stderr);
+    let cluster_wide = kubectl_apply_as(Some(&who), &grant_manifest(&unique("grant-view-all"), &user, "view", None, ""));
+    assert_ne!(cluster_wide.status, 0, "bind in one namespace does not reach cluster-wide: {}", cluster_wide.stdout);
+    let name = unique("grant-view");
+    kubectl_apply_as(Some(&who), &grant_manifest(&name, &user, "view", Some("default"), "")).ok();
+    let (status, _, _) = grant_ready(&name).await;
+    assert_eq!(status, "True");
+    let grants: Api<Grant> = Api::namespaced(client().await, &ns);
+    grants.delete(&name, &DeleteParams::default()).await.unwrap();
+    let _ = std::process::Command::new(&env().kubectl)
+        .args(["delete", "--ignore-not-found", &format!("clusterrole/{who}")])
+        .env("KUBECONFIG", &env().kubeconfig)
+        .output();
+    let _ = std::process::Command::new(&env().kubectl)
+        .args(["delete", "--ignore-not-found", "-n", "default", &format!("rolebinding/{who}")])
+        .env("KUBECONFIG", &env().kubeconfig)
+        .output();
+    let _ = std::process::Command::new(&env().kubectl)
+        .args(["delete", "--ignore-not-found", "-n", &ns, &format!("rolebinding/{who}")])
+        .env("KUBECONFIG", &env().kubeconfig)
+        .output();
 }
