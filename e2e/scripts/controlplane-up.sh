@@ -229,6 +229,14 @@ INFRA_CLI="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/infra"
 AUTHN_CONFIG="${STATE_DIR}/authentication-config.yaml"
 "${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
   --issuer-ca-file "${PKI_DIR}/ca.crt" >"${AUTHN_CONFIG}"
+# Infra's authorization webhook first (deny for revoked sessions and users, no opinion
+# otherwise), then Node and RBAC, as --authorization-mode=Node,RBAC had them.
+AUTHZ_CONFIG="${STATE_DIR}/authorization-config.yaml"
+WEBHOOK_KUBECONFIG="${STATE_DIR}/authorization-webhook.kubeconfig"
+"${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
+  --issuer-ca-file "${PKI_DIR}/ca.crt" --print webhook-kubeconfig >"${WEBHOOK_KUBECONFIG}"
+"${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
+  --print authorization --webhook-kubeconfig-path "${WEBHOOK_KUBECONFIG}" >"${AUTHZ_CONFIG}"
 AUDIT_POLICY="${STATE_DIR}/audit-policy.yaml"
 cat >"${AUDIT_POLICY}" <<'POLICY'
 apiVersion: audit.k8s.io/v1
@@ -304,7 +312,7 @@ start kube-apiserver "${BIN}/kube-apiserver" \
   --etcd-cafile="${PKI_DIR}/ca.crt" \
   --etcd-certfile="${PKI_DIR}/apiserver-etcd-client.crt" \
   --etcd-keyfile="${PKI_DIR}/apiserver-etcd-client.key" \
-  --authorization-mode=Node,RBAC \
+  --authorization-config="${AUTHZ_CONFIG}" \
   --authentication-config="${AUTHN_CONFIG}" \
   --audit-policy-file="${AUDIT_POLICY}" \
   --audit-log-path="${LOG_DIR}/audit.log" \

@@ -36,6 +36,22 @@ pub struct ApiserverConfigArgs {
     /// PEM file of CA certificates for a server behind a private CA.
     #[arg(long, env = "INFRA_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// What to print: the AuthenticationConfiguration (--authentication-config), the
+    /// AuthorizationConfiguration with Infra's revocation webhook (--authorization-config), or the
+    /// kubeconfig with which the API server reaches that webhook.
+    #[arg(long, value_enum, default_value_t = Print::Authentication)]
+    pub print: Print,
+    /// Where the webhook's kubeconfig is saved on the control plane (named in the
+    /// AuthorizationConfiguration).
+    #[arg(long, default_value = "/etc/kubernetes/infra-authorization-webhook.kubeconfig")]
+    pub webhook_kubeconfig_path: String,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Print {
+    Authentication,
+    Authorization,
+    WebhookKubeconfig,
 }
 
 #[derive(Args, Debug)]
@@ -72,7 +88,12 @@ async fn apiserver_config(args: ApiserverConfigArgs) -> anyhow::Result<()> {
         Some(f) => Some(std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("--issuer-ca-file {}: {e}", f.display()))?),
         None => None,
     };
-    let config = apiserver_config::authentication(&Issuer { url: &issuer, audience: &audience, certificate_authority: ca.as_deref() });
+    let issuer = Issuer { url: &issuer, audience: &audience, certificate_authority: ca.as_deref() };
+    let config = match args.print {
+        Print::Authentication => apiserver_config::authentication(&issuer),
+        Print::Authorization => apiserver_config::authorization(&args.webhook_kubeconfig_path),
+        Print::WebhookKubeconfig => apiserver_config::webhook_kubeconfig(&issuer),
+    };
     print!("{}", apiserver_config::to_yaml(&config));
     Ok(())
 }

@@ -49,6 +49,52 @@ pub fn authentication(issuer: &Issuer) -> Value {
     })
 }
 
+/// The `AuthorizationConfiguration` (apiserver.config.k8s.io/v1, `--authorization-config`) that
+/// asks Infra's webhook first about `infra:` users only, without caching its answers (a revoked
+/// session must be refused at once), then the Node and RBAC authorizers as kubeadm sets them. The
+/// webhook answers "deny" or "no opinion", never "allow": RBAC grants. When Infra is unreachable
+/// the webhook has no opinion, so access falls back to RBAC and the token lifetime.
+pub fn authorization(webhook_kubeconfig: &str) -> Value {
+    json!({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AuthorizationConfiguration",
+        "authorizers": [
+            {
+                "type": "Webhook",
+                "name": "infra",
+                "webhook": {
+                    "timeout": "3s",
+                    "subjectAccessReviewVersion": "v1",
+                    "matchConditionSubjectAccessReviewVersion": "v1",
+                    "failurePolicy": "NoOpinion",
+                    "cacheAuthorizedRequests": false,
+                    "cacheUnauthorizedRequests": false,
+                    "connectionInfo": {"type": "KubeConfigFile", "kubeConfigFile": webhook_kubeconfig},
+                    "matchConditions": [{"expression": format!("request.user.startsWith('{PREFIX}')")}],
+                },
+            },
+            {"type": "Node", "name": "node"},
+            {"type": "RBAC", "name": "rbac"},
+        ],
+    })
+}
+
+/// The kubeconfig the API server reaches the webhook with: `<issuer>/api/kube/authorize`.
+pub fn webhook_kubeconfig(issuer: &Issuer) -> Value {
+    let mut cluster = json!({"server": format!("{}{}", issuer.url.trim_end_matches('/'), super::webhook::AUTHORIZE_PATH)});
+    if let Some(ca) = issuer.certificate_authority {
+        cluster["certificate-authority-data"] = json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "infra", "cluster": cluster}],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "infra", "context": {"cluster": "infra", "user": "kube-apiserver"}}],
+        "current-context": "infra",
+    })
+}
+
 pub fn to_yaml(config: &Value) -> String {
     serde_norway::to_string(config).expect("configuration serializes")
 }
@@ -71,6 +117,12 @@ mod tests {
         assert!(yaml.contains("kind: AuthenticationConfiguration"), "{yaml}");
         let back: Value = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back, c);
+        let authz = authorization("/etc/kubernetes/infra-webhook.kubeconfig");
+        assert_eq!(authz["authorizers"][0]["webhook"]["cacheAuthorizedRequests"], false);
+        assert_eq!(authz["authorizers"][0]["webhook"]["matchConditions"][0]["expression"], "request.user.startsWith('infra:')");
+        assert_eq!(authz["authorizers"][2]["type"], "RBAC");
+        let kc = webhook_kubeconfig(&Issuer { url: "https://infra.example.com/", audience: "prod", certificate_authority: Some("PEM") });
+        assert_eq!(kc["clusters"][0]["cluster"]["server"], "https://infra.example.com/api/kube/authorize");
         let public = authentication(&Issuer { url: "https://i", audience: "a", certificate_authority: None });
         assert!(public["jwt"][0]["issuer"].get("certificateAuthority").is_none());
     }

@@ -35,6 +35,8 @@ pub struct Issuer {
     pub args: IssuerArgs,
     /// PEM of the API server's CA, read at start.
     pub api_server_ca: Option<Vec<u8>>,
+    /// For the authorization webhook.
+    pub revocations: Arc<super::webhook::Revocations>,
 }
 
 pub fn router(state: Arc<Issuer>) -> Router {
@@ -43,6 +45,7 @@ pub fn router(state: Arc<Issuer>) -> Router {
         .route(JWKS_PATH, get(jwks))
         .route(TOKEN_PATH, post(mint))
         .route(CONFIG_PATH, get(config))
+        .route(super::webhook::AUTHORIZE_PATH, post(authorize))
         .with_state(state)
 }
 
@@ -117,6 +120,10 @@ async fn mint(State(s): State<Arc<Issuer>>, headers: HeaderMap) -> Result<Respon
     tracing::debug!(user = %claims.username, session = %claims.sid, kid = %key.kid, "minted a Kubernetes token");
     let body = json!({"token": jwt, "expirationTimestamp": Timestamp::from_second(claims.exp).unwrap_or(exp).to_string()});
     Ok(([("cache-control", "no-store")], Json(body)).into_response())
+}
+
+async fn authorize(State(s): State<Arc<Issuer>>, body: axum::body::Bytes) -> Response {
+    super::webhook::authorize(State(s.revocations.clone()), body).await
 }
 
 /// What `infra login` writes into the kubeconfig: public facts, no authentication needed.

@@ -15,5 +15,6 @@ pub mod issuer;
 pub mod rotation;
 pub mod signing_keys;
 pub mod token;
+pub mod webhook;
 
 pub use args::{IssuerArgs, TokenArgs};

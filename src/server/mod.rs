@@ -124,6 +124,14 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         issuer: args.kube.issuer(&args.operator.external_url),
         args: args.kube.clone(),
         api_server_ca: args.kube.api_server_ca()?,
+        revocations: Arc::new(crate::kube_access::webhook::Revocations {
+            // Metadata only: which sessions exist, never their contents.
+            sessions: cache::<kube::core::PartialObjectMeta<Secret>>(Api::namespaced(client.clone(), ns), watcher::Config::default().labels(labels::SESSION)),
+            directory: store.directory.clone(),
+            session_api: Api::namespaced(client.clone(), ns),
+            user_api: Api::namespaced(client.clone(), ns),
+            namespace: ns.clone(),
+        }),
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
