@@ -20,7 +20,7 @@ pub struct KubeArgs {
     /// The namespace Infra runs in. Defaults to $INFRA_NAMESPACE, then the context's namespace
     /// (unless it is `default`), then `infra-system`. (`-n/--namespace` is kept for what it
     /// means to kubectl users: the namespace a grant applies to.)
-    #[arg(long = "infra-namespace", global = true, env = "INFRA_NAMESPACE")]
+    #[arg(id = "infra_namespace", long = "infra-namespace", global = true, env = "INFRA_NAMESPACE")]
     pub namespace: Option<String>,
 }
 
