@@ -2,6 +2,10 @@
 //! It prints only the `ExecCredential`; the token is cached on disk (0600) and shared by parallel
 //! kubectl runs through a file lock, so they mint once; a new token is minted shortly before the
 //! cached one expires. It never opens a browser: without a session it says to run `infra login`.
+//!
+//! kubectl asks once per process, and again only when the API server refused the token (401:
+//! the key that signed it was rotated away in an emergency) or it expired. So a second request
+//! from the same kubectl process (our parent) gets a new token, never the cached one again.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -44,7 +48,13 @@ struct Cached {
     session: String,
     token: String,
     expiration_timestamp: Timestamp,
+    /// The kubectl processes (parent pids) this token was handed to, most recent last.
+    #[serde(default)]
+    served_to: Vec<u32>,
 }
+
+/// How many parent pids a cached token remembers.
+const SERVED_TO_MAX: usize = 64;
 
 fn cache_path(home: &Path, cluster: &str) -> PathBuf {
     home.join(format!("kube-token-{cluster}.json"))
@@ -61,9 +71,23 @@ pub fn remove_cached(home: &Path) {
     }
 }
 
-fn fresh(c: &Cached, server: &str, cluster: &str, session: &str, now: Timestamp) -> bool {
+/// Whether the cached token may be handed to kubectl process `parent`.
+fn fresh(c: &Cached, server: &str, cluster: &str, session: &str, now: Timestamp, parent: u32) -> bool {
     let margin = SignedDuration::try_from(REFRESH_BEFORE).expect("small");
-    c.server == server && c.cluster == cluster && c.session == session && c.expiration_timestamp > now.checked_add(margin).unwrap_or(Timestamp::MAX)
+    c.server == server
+        && c.cluster == cluster
+        && c.session == session
+        && c.expiration_timestamp > now.checked_add(margin).unwrap_or(Timestamp::MAX)
+        && !c.served_to.contains(&parent)
+}
+
+fn serve(path: &Path, mut cached: Cached, parent: u32) -> anyhow::Result<()> {
+    cached.served_to.push(parent);
+    let excess = cached.served_to.len().saturating_sub(SERVED_TO_MAX);
+    cached.served_to.drain(..excess);
+    write_private(path, &serde_json::to_vec(&cached)?)?;
+    println!("{}", exec_credential(&cached.token, cached.expiration_timestamp));
+    Ok(())
 }
 
 fn exec_credential(token: &str, expires: Timestamp) -> String {
@@ -106,11 +130,11 @@ pub async fn run(args: KubeCredentialArgs) -> anyhow::Result<()> {
 
     let path = cache_path(&home, &args.cluster);
     let now = Timestamp::now();
+    let parent = std::os::unix::process::parent_id();
     if let Some(cached) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Cached>(&b).ok())
-        && fresh(&cached, &server, &args.cluster, &session_hash, now)
+        && fresh(&cached, &server, &args.cluster, &session_hash, now, parent)
     {
-        println!("{}", exec_credential(&cached.token, cached.expiration_timestamp));
-        return Ok(());
+        return serve(&path, cached, parent);
     }
 
     let api = ServerApi::new(&server, args.ca_file.as_deref())?;
@@ -123,10 +147,15 @@ pub async fn run(args: KubeCredentialArgs) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("getting a Kubernetes token from Infra: {e}"),
     };
-    let cached = Cached { server: server.clone(), cluster: args.cluster.clone(), session: session_hash, token: minted.token, expiration_timestamp: minted.expiration_timestamp };
-    write_private(&path, &serde_json::to_vec(&cached)?)?;
-    println!("{}", exec_credential(&cached.token, cached.expiration_timestamp));
-    Ok(())
+    let cached = Cached {
+        server: server.clone(),
+        cluster: args.cluster.clone(),
+        session: session_hash,
+        token: minted.token,
+        expiration_timestamp: minted.expiration_timestamp,
+        served_to: vec![],
+    };
+    serve(&path, cached, parent)
 }
 
 #[cfg(test)]
@@ -142,12 +171,14 @@ mod tests {
             session: "h1".into(),
             token: "t".into(),
             expiration_timestamp: Timestamp::from_second(1_800_000_000 + 61).unwrap(),
+            served_to: vec![42],
         };
-        assert!(fresh(&c, "https://i", "prod", "h1", now));
-        assert!(!fresh(&c, "https://i", "prod", "h2", now), "another session");
-        assert!(!fresh(&c, "https://other", "prod", "h1", now));
-        assert!(!fresh(&c, "https://i", "dev", "h1", now));
-        assert!(!fresh(&c, "https://i", "prod", "h1", Timestamp::from_second(1_800_000_001).unwrap()), "under a minute left");
+        assert!(fresh(&c, "https://i", "prod", "h1", now, 7));
+        assert!(!fresh(&c, "https://i", "prod", "h1", now, 42), "the same kubectl asking again was refused the token");
+        assert!(!fresh(&c, "https://i", "prod", "h2", now, 7), "another session");
+        assert!(!fresh(&c, "https://other", "prod", "h1", now, 7));
+        assert!(!fresh(&c, "https://i", "dev", "h1", now, 7));
+        assert!(!fresh(&c, "https://i", "prod", "h1", Timestamp::from_second(1_800_000_001).unwrap(), 7), "under a minute left");
         let printed: serde_json::Value = serde_json::from_str(&exec_credential("t", c.expiration_timestamp)).unwrap();
         assert_eq!(printed["kind"], "ExecCredential");
         assert_eq!(printed["status"]["token"], "t");

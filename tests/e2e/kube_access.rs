@@ -135,6 +135,14 @@ async fn kubectl_works_as_the_person_with_their_grants() {
     let sid = session_id(&home);
     assert_eq!(me["extra"]["infrahq.com/session-id"][0], sid.as_str(), "{me}");
 
+    // `infra use` makes the context current, with a namespace; kubectl then needs no flags.
+    home.infra(&["use", &format!("{}/default", cluster())]).ok();
+    let config: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    assert_eq!(config["current-context"], context().as_str());
+    let plain = Command::new(&env().kubectl).args(["auth", "whoami", "-o", "json"]).env("KUBECONFIG", home.kubeconfig()).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    assert!(home.infra(&["use", "no-such-cluster"]).stderr.contains("run `infra login` first"));
+
     // No binding: forbidden.
     let run = kubectl(&home, &["get", "pods", "-n", "default"]);
     assert!(forbidden(&run), "{}", run.stderr);
@@ -190,9 +198,11 @@ async fn the_credential_plugin_caches_locks_and_never_opens_a_browser() {
     let user = idp::new_user("kube-plugin", &["kube-plugin"]).await;
     let home = Home::new();
     let server = env().server_urls[0].clone();
+    // Through a shell of its own, as kubectl would: each run has its own parent process (a
+    // second request from the same parent means the API server refused the token).
     let plugin = |home: &Home| {
-        Command::new(env!("CARGO_BIN_EXE_infra"))
-            .args(["kube-credential", "--server", &server, "--cluster", &cluster()])
+        Command::new("sh")
+            .args(["-c", "\"$0\" \"$@\"", env!("CARGO_BIN_EXE_infra"), "kube-credential", "--server", &server, "--cluster", &cluster()])
             .env("INFRA_HOME", home.path())
             .env_remove("DISPLAY")
             .stdin(Stdio::null())
@@ -374,6 +384,15 @@ async fn grants_are_reconciled_into_bindings() {
         async move { (!binding_exists(Some("default"), &binding).await).then_some(()) }
     })
     .await;
+
+    // The API server refuses Grants that cannot mean anything.
+    let role_without_namespace = grant_manifest(&unique("grant-bad"), &user, "view", None, "").replace("kind: ClusterRole", "kind: Role");
+    let run = kubectl_apply_as(None, &role_without_namespace);
+    assert!(run.stderr.contains("a Role exists in one namespace"), "{}", run.stderr);
+    let both = grant_manifest(&unique("grant-bad"), &user, "view", Some("default"), "").replace("    user:", "    group: g
+    user:");
+    let run = kubectl_apply_as(None, &both);
+    assert!(run.stderr.contains("name exactly one of user and group"), "{}", run.stderr);
 
     // Refusals name the failing check.
     let cases = [
@@ -606,5 +625,69 @@ async fn kube_access_benchmark() {
     users.patch(&object, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&serde_json::json!({"spec": {"active": false}}))).await.unwrap();
     let took = refused_after(&token, started).await;
     println!("deactivation to refusal: {took:?} (target < 3s)");
+    infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+}
+
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_string()
+}
+
+/// An emergency rotation (a leaked key): tokens signed before are refused once the API server
+/// has the new key set, and kubectl recovers on its own: after the 401 it asks the plugin again,
+/// which then mints a new token instead of handing out the cached one. Alone: it invalidates
+/// every test's tokens.
+#[tokio::test]
+#[ignore]
+async fn an_emergency_rotation_refuses_old_tokens_and_kubectl_recovers() {
+    let person = idp::new_user("kube-rotation", &["rotation"]).await;
+    let home = Home::new();
+    log_in(&home, &person).await;
+    whoami(&home).await;
+    infra(&["grants", "add", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+    pods_become(&home, "default", true).await;
+    let old = cached_token(&home);
+    let old_kid = kid_of(&old);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_infra-operator"))
+        .args(["rotate-signing-keys"])
+        .env("KUBECONFIG", &env().kubeconfig)
+        .env("INFRA_NAMESPACE", &env().namespace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Every replica publishes only the new key.
+    for server in &env().server_urls {
+        let url = format!("{server}/api/kube/jwks");
+        eventually(Duration::from_secs(10), "the old key to be unpublished", || {
+            let (url, old_kid) = (url.clone(), old_kid.clone());
+            async move {
+                let jwks: Value = http().get(&url).send().await.ok()?.json().await.ok()?;
+                let kids: Vec<&str> = jwks["keys"].as_array()?.iter().filter_map(|k| k["kid"].as_str()).collect();
+                (!kids.is_empty() && !kids.contains(&old_kid.as_str())).then_some(())
+            }
+        })
+        .await;
+    }
+    // A token with the new key makes the API server fetch the key set again; from then on the old
+    // token is refused.
+    let session = serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fresh: Value = http().post(format!("{}/api/kube/token", env().server_urls[0])).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
+    let fresh = fresh["token"].as_str().unwrap().to_string();
+    assert_ne!(kid_of(&fresh), old_kid);
+    eventually(Duration::from_secs(20), "the new key to be accepted and the old refused", || {
+        let (fresh, old) = (fresh.clone(), old.clone());
+        async move { (list_pods_with(&fresh, "default").await == 200 && list_pods_with(&old, "default").await == 401).then_some(()) }
+    })
+    .await;
+    // kubectl still holds the old token in the plugin's cache, and recovers.
+    assert_eq!(cached_token(&home), old);
+    let run = kubectl(&home, &["get", "pods", "-n", "default"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_ne!(cached_token(&home), old, "the plugin minted a new token");
     infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
 }
