@@ -12,6 +12,7 @@ pub mod directory;
 pub mod health;
 pub mod html;
 pub mod keys;
+pub mod kube_access;
 pub mod metrics;
 pub mod sealed;
 pub mod oidc;

@@ -175,6 +175,9 @@ subjectAltName=${loopback}"
     "extendedKeyUsage=serverAuth
 subjectAltName=${loopback}"
   issue admin "/O=system:masters/CN=infra-admin" "extendedKeyUsage=clientAuth"
+  # The Infra servers' HTTPS listener: the Kubernetes issuer the API server fetches.
+  issue infra-issuer "/CN=infra-issuer" "extendedKeyUsage=serverAuth
+subjectAltName=${loopback}"
   if [[ ! -s "${PKI_DIR}/sa.key" || ! -s "${PKI_DIR}/sa.pub" ]]; then
     new_key "${PKI_DIR}/sa.key"
     openssl pkey -in "${PKI_DIR}/sa.key" -pubout -out "${PKI_DIR}/sa.pub"
@@ -217,6 +220,34 @@ gen_pki
 write_kubeconfig "${ADMIN_KUBECONFIG}" infra-admin "${PKI_DIR}/admin.crt" "${PKI_DIR}/admin.key"
 write_kubeconfig "${KCM_KUBECONFIG}" system:kube-controller-manager \
   "${PKI_DIR}/kube-controller-manager.crt" "${PKI_DIR}/kube-controller-manager.key"
+
+# --- Infra as a token issuer ------------------------------------------------------
+# The API server trusts Infra's tokens through the configuration `infra kube apiserver-config`
+# prints (the same a cluster administrator copies), and audits what Infra's people do.
+INFRA_CLI="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/debug/infra"
+[[ -x "${INFRA_CLI}" ]] || die "${INFRA_CLI} not built; run cargo build --bins (e2e/up does)"
+AUTHN_CONFIG="${STATE_DIR}/authentication-config.yaml"
+"${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
+  --issuer-ca-file "${PKI_DIR}/ca.crt" >"${AUTHN_CONFIG}"
+# Infra's authorization webhook first (deny for revoked sessions and users, no opinion
+# otherwise), then Node and RBAC, as --authorization-mode=Node,RBAC had them.
+AUTHZ_CONFIG="${STATE_DIR}/authorization-config.yaml"
+WEBHOOK_KUBECONFIG="${STATE_DIR}/authorization-webhook.kubeconfig"
+"${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
+  --issuer-ca-file "${PKI_DIR}/ca.crt" --print webhook-kubeconfig >"${WEBHOOK_KUBECONFIG}"
+"${INFRA_CLI}" kube apiserver-config --issuer-url "${ISSUER_URL}" --audience "${CLUSTER_NAME}" \
+  --print authorization --webhook-kubeconfig-path "${WEBHOOK_KUBECONFIG}" >"${AUTHZ_CONFIG}"
+AUDIT_POLICY="${STATE_DIR}/audit-policy.yaml"
+cat >"${AUDIT_POLICY}" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+# Infra's people only: the operator's and the control plane's own traffic would drown them.
+- level: Metadata
+  userGroups: ["infra:authenticated"]
+- level: None
+POLICY
 
 # --- processes ---------------------------------------------------------------
 
@@ -291,7 +322,10 @@ start kube-apiserver "${BIN}/kube-apiserver" \
   --etcd-cafile="${PKI_DIR}/ca.crt" \
   --etcd-certfile="${PKI_DIR}/apiserver-etcd-client.crt" \
   --etcd-keyfile="${PKI_DIR}/apiserver-etcd-client.key" \
-  --authorization-mode=Node,RBAC \
+  --authorization-config="${AUTHZ_CONFIG}" \
+  --authentication-config="${AUTHN_CONFIG}" \
+  --audit-policy-file="${AUDIT_POLICY}" \
+  --audit-log-path="${LOG_DIR}/audit.log" \
   --service-account-issuer=https://kubernetes.default.svc \
   --service-account-key-file="${PKI_DIR}/sa.pub" \
   --service-account-signing-key-file="${PKI_DIR}/sa.key" \

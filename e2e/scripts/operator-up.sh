@@ -19,6 +19,7 @@ NS="${INFRA_NAMESPACE:-infra-system}"
 read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
 read -r -a SERVER_METRICS_PORTS <<<"${SERVER_METRICS_PORTS:-18084 18085}"
 read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
+read -r -a TLS_PORTS <<<"${ISSUER_PORTS}"
 BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/${INFRA_PROFILE:-debug}/infra-operator"
 # <role>.kubeconfig: config/rbac's ServiceAccount of the role; <role>-chart.kubeconfig: the chart's.
 ROLES=(controller server)
@@ -31,9 +32,11 @@ mkdir -p "${STATE_DIR}/pids" "${STATE_DIR}/logs"
 log "installing CRDs and RBAC into namespace ${NS}"
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/crds/" >/dev/null
 kubectl_admin wait --for=condition=Established --timeout=60s \
-  crd/identityproviders.infrahq.com crd/scimkeys.infrahq.com crd/users.infrahq.com crd/groups.infrahq.com >/dev/null
+  crd/identityproviders.infrahq.com crd/scimkeys.infrahq.com crd/users.infrahq.com crd/groups.infrahq.com \
+  crd/grants.infrahq.com >/dev/null
 kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin apply --server-side --field-manager=infra-e2e -f - >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
+kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/admission" >/dev/null
 for role in "${ROLES[@]}"; do
   "${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "infra-${role}" "${STATE_DIR}/${role}.kubeconfig"
 done
@@ -59,6 +62,9 @@ start() {
   [[ -f "${STATE_DIR}/logs/${name}.log" ]] && mv "${STATE_DIR}/logs/${name}.log" "${STATE_DIR}/logs/${name}.log.1"
   KUBECONFIG="${kubeconfig}" INFRA_NAMESPACE="${NS}" INFRA_EXTERNAL_URL="${EXTERNAL_URL}" \
     INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" MALLOC_ARENA_MAX=2 \
+    INFRA_CLUSTER_NAME="${CLUSTER_NAME}" INFRA_KUBE_ISSUER_URL="${ISSUER_URL}" \
+    INFRA_KUBE_API_SERVER_URL="https://127.0.0.1:${APISERVER_PORT}" INFRA_KUBE_API_SERVER_CA_FILE="${STATE_DIR}/pki/ca.crt" \
+    INFRA_KUBE_TOKEN_LIFETIME="${INFRA_KUBE_TOKEN_LIFETIME:-5m}" \
     setsid "${BIN}" "$@" >"${STATE_DIR}/logs/${name}.log" 2>&1 </dev/null &
   echo $! >"${STATE_DIR}/pids/${name}.pid"
 }
@@ -74,7 +80,8 @@ for i in "${!CONTROLLER_PORTS[@]}"; do
 done
 for i in "${!SERVER_PORTS[@]}"; do
   start "server-${i}" "$(kubeconfig_for server "${i}")" server --listen-addr "127.0.0.1:${SERVER_PORTS[$i]}" \
-    --metrics-addr "127.0.0.1:${SERVER_METRICS_PORTS[$i]}"
+    --metrics-addr "127.0.0.1:${SERVER_METRICS_PORTS[$i]}" --tls-listen-addr "127.0.0.1:${TLS_PORTS[$i]}" \
+    --tls-cert-file "${STATE_DIR}/pki/infra-issuer.crt" --tls-key-file "${STATE_DIR}/pki/infra-issuer.key"
 done
 
 for i in "${!SERVER_PORTS[@]}"; do

@@ -2,11 +2,13 @@
 //! Nothing here does I/O.
 
 pub mod conditions;
+pub mod grant;
 pub mod group;
 pub mod identity_provider;
 pub mod scim_key;
 pub mod user;
 
+pub use grant::{Grant, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
 pub use group::{member_groups, member_label, Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX};
 pub use identity_provider::{
     ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
@@ -76,7 +78,7 @@ pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::S
 
 /// Every CRD the operator serves, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd()]
+    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd(), Grant::crd()]
 }
 
 /// The longest name of an object whose name becomes a label value (`infrahq.com/provider`,

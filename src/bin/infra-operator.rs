@@ -25,6 +25,13 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Emergency rotation of the Kubernetes issuer's signing keys (for a leaked key): a new key
+    /// signs at once and every other key is unpublished, so tokens signed before stop working
+    /// (once the API server refreshes the key set; `infra kube-credential` then mints new ones).
+    RotateSigningKeys {
+        #[arg(long, env = "INFRA_NAMESPACE", default_value = "infra-system")]
+        namespace: String,
+    },
 }
 
 #[tokio::main]
@@ -38,6 +45,12 @@ async fn main() -> anyhow::Result<()> {
                     None => print!("---\n{yaml}"),
                 }
             }
+            Ok(())
+        }
+        Command::RotateSigningKeys { namespace } => {
+            let client = kube::Client::try_default().await?;
+            let kid = infra::kube_access::rotation::rotate_now(&kube::Api::namespaced(client, &namespace)).await?;
+            println!("Rotated the signing keys in {namespace}: key {kid} signs from now; tokens signed by earlier keys are no longer accepted");
             Ok(())
         }
         Command::Controller(args) => {

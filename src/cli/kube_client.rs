@@ -19,8 +19,9 @@ pub struct KubeArgs {
     #[arg(long, global = true)]
     pub context: Option<String>,
     /// The namespace Infra runs in. Defaults to $INFRA_NAMESPACE, then the context's namespace
-    /// (unless it is `default`), then `infra-system`.
-    #[arg(short = 'n', long, global = true, env = "INFRA_NAMESPACE")]
+    /// (unless it is `default`), then `infra-system`. (`-n/--namespace` is kept for what it
+    /// means to kubectl users: the namespace a grant applies to.)
+    #[arg(id = "infra_namespace", long = "infra-namespace", global = true, env = "INFRA_NAMESPACE")]
     pub namespace: Option<String>,
 }
 

@@ -143,6 +143,12 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         println!("Groups: {}", response.groups.join(", "));
     }
     println!("Session expires {}", expiry(&response.expires_at));
+    // The login stands even when the kubeconfig cannot be written: say so and go on.
+    match super::kube::write_kubeconfig(&api, &server, args.ca_file.as_deref()).await {
+        Ok(Some(line)) => println!("{line}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: could not write the kubeconfig context for this cluster: {e:#}"),
+    }
 
     // The session this one replaces is no longer stored anywhere: end it on its server.
     if let Some(old) = previous.filter(|old| old.token != response.token) {
@@ -385,6 +391,19 @@ fn describe(me: &Value, server: &str, now: Timestamp) -> String {
 
 pub async fn logout(args: LogoutArgs) -> anyhow::Result<()> {
     let home = session_file::infra_home()?;
+    let result = end_session(&args, &home).await;
+    if !session_file::path_in(&home).exists() {
+        match super::kube::forget(&home) {
+            Ok(removed) if !removed.is_empty() => println!("Removed kubeconfig contexts {}", removed.join(", ")),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: could not remove Infra's kubeconfig entries: {e:#}"),
+        }
+    }
+    result
+}
+
+async fn end_session(args: &LogoutArgs, home: &std::path::Path) -> anyhow::Result<()> {
+    let home = home.to_path_buf();
     let session = match session_file::load(&home) {
         Ok(Some(s)) => s,
         Ok(None) => {

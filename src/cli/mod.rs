@@ -2,7 +2,11 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod grants;
+mod kube;
 mod kube_client;
+mod kube_credential;
+mod kubeconfig;
 mod login;
 mod loopback;
 mod server_api;
@@ -73,6 +77,23 @@ pub enum Command {
     /// End your session on the server and forget it on this computer.
     #[command(after_help = "Examples:\n  infra logout\n  infra logout --force")]
     Logout(login::LogoutArgs),
+    /// Give users and groups roles in Kubernetes, list and remove such grants.
+    #[command(after_help = "Examples:\n  infra grants add alice@example.com view --namespace default\n  infra grants add --group Engineering edit --namespace team-a --for 8h\n  infra grants list -o wide\n  infra grants remove alice@example.com view --namespace default")]
+    Grants {
+        #[command(flatten)]
+        kube: KubeArgs,
+        #[command(subcommand)]
+        command: grants::GrantsCommand,
+    },
+    /// Make the kubeconfig context `infra:<cluster>` current (`infra use prod/team-a`).
+    #[command(after_help = "Examples:\n  infra use prod\n  infra use prod/team-a")]
+    Use(kube::UseArgs),
+    /// Kubernetes access: the API server's configuration for Infra's tokens.
+    #[command(subcommand, after_help = "Examples:\n  infra kube apiserver-config --server https://infra.example.com --print authentication")]
+    Kube(kube::KubeCommand),
+    /// kubectl's exec credential plugin for `infra:` contexts (written by `infra login`).
+    #[command(name = "kube-credential", hide = true, after_help = "Examples:\n  kubectl --context infra:prod get pods   # runs `infra kube-credential` itself")]
+    KubeCredential(kube_credential::KubeCredentialArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  source <(infra completion bash)\n  infra completion zsh > \"${fpath[1]}/_infra\"\n  infra completion fish > ~/.config/fish/completions/infra.fish\n  infra completion powershell | Out-String | Invoke-Expression")]
     Completion {
@@ -90,6 +111,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => login::login(args).await,
         Command::Whoami(args) => login::whoami(args).await,
         Command::Logout(args) => login::logout(args).await,
+        Command::Grants { kube, command } => grants::run(&kube, command).await,
+        Command::Use(args) => kube::use_context(args),
+        Command::Kube(cmd) => kube::run(cmd).await,
+        Command::KubeCredential(args) => kube_credential::run(args).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "infra", &mut std::io::stdout());
             Ok(())

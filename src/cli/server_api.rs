@@ -240,6 +240,26 @@ impl ServerApi {
         self.json(path, resp).await
     }
 
+    /// `GET /api/kube/config`: the cluster the server issues tokens for.
+    pub async fn kube_config(&self) -> Result<KubeConfig, ApiError> {
+        let path = crate::kube_access::issuer::CONFIG_PATH;
+        let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(self.failure(path, resp).await);
+        }
+        self.json(path, resp).await
+    }
+
+    /// `POST /api/kube/token`: a token for the API server, for this session.
+    pub async fn kube_token(&self, token: &str) -> Result<KubeToken, ApiError> {
+        let path = crate::kube_access::issuer::TOKEN_PATH;
+        let resp = self.http.post(self.url(path)).bearer_auth(token).send().await.map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(self.failure(path, resp).await);
+        }
+        self.json(path, resp).await
+    }
+
     /// `POST /api/logout`: ends the session on the server.
     pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
         let path = "/api/logout";
@@ -249,6 +269,25 @@ impl ServerApi {
         }
         Ok(())
     }
+}
+
+/// What `GET /api/kube/config` says.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeConfig {
+    pub cluster_name: String,
+    /// The API server's public URL; absent when the server was not told it.
+    pub server: Option<String>,
+    pub certificate_authority_data: Option<String>,
+    pub issuer: String,
+}
+
+/// What `POST /api/kube/token` answers. `Debug` leaves the token out.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeToken {
+    pub token: String,
+    pub expiration_timestamp: k8s_openapi::jiff::Timestamp,
 }
 
 /// The start of a body, on one line, for error messages.

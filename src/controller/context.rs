@@ -53,6 +53,8 @@ pub enum Error {
     InvalidExpiry(String),
     #[error("the user cache has not synced yet")]
     UsersNotSynced,
+    #[error("finalizer: {0}")]
+    Finalizer(String),
 }
 
 impl Error {
@@ -68,6 +70,7 @@ impl Error {
             Error::Random(_) => "random",
             Error::InvalidExpiry(_) => "invalid_expiry",
             Error::UsersNotSynced => "users_not_synced",
+            Error::Finalizer(_) => "finalizer",
         }
     }
 }

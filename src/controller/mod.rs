@@ -2,6 +2,7 @@
 //! membership and login sessions.
 
 mod context;
+pub mod grant;
 pub mod group_members;
 pub mod identity_provider;
 pub mod scim_key;
@@ -51,6 +52,18 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease (defaults to the pod or host name plus a random suffix).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub tokens: crate::kube_access::TokenArgs,
+
+    /// Roles (ClusterRoles, and Roles of these names) that Grants may bind. The controller's
+    /// RBAC must allow `bind` on exactly these (the chart derives both from grants.allowedRoles).
+    #[arg(long, env = "INFRA_GRANT_ALLOWED_ROLES", value_delimiter = ',', default_value = "view,edit,admin")]
+    pub grant_allowed_roles: Vec<String>,
+
+    /// How long each of the Kubernetes issuer's signing keys signs before the next takes over.
+    #[arg(long, env = "INFRA_SIGNING_KEY_ROTATION_INTERVAL", default_value = "7d", value_parser = crate::config::parse_span)]
+    pub signing_key_rotation_interval: Duration,
 }
 
 const LEASE_NAME: &str = "infra-controller";
@@ -147,7 +160,14 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let keys = scim_key_controller(&kube, ctx.clone(), wait_stop(stop_rx.clone()));
     let members = group_members_controller(&kube, user_events, ctx.clone(), wait_stop(stop_rx.clone()));
     let session_checks = session_controller(&kube, ctx.clone(), wait_stop(stop_rx.clone()));
-    let reconcilers = futures::future::join4(idps, keys, members, session_checks);
+    let key_policy = crate::kube_access::signing_keys::Policy {
+        rotation_interval: args.signing_key_rotation_interval,
+        token_lifetime: args.tokens.token_lifetime,
+    };
+    let signing_keys = crate::kube_access::rotation::run(kube.api(), key_policy, wait_stop(stop_rx.clone()));
+    let grants = grant_controller(&kube, ctx.clone(), args.grant_allowed_roles.clone(), wait_stop(stop_rx.clone()));
+    let access = futures::future::join(signing_keys, grants);
+    let reconcilers = futures::future::join5(idps, keys, members, session_checks, access);
     tokio::pin!(reconcilers);
     tokio::select! {
         _ = &mut reconcilers => {}
@@ -261,4 +281,50 @@ async fn session_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Ou
         .for_each(|_| futures::future::ready(()))
         .await;
     gauge.abort();
+}
+
+/// Grants into bindings. Changes to the bindings (labelled by the controller) bring their Grants
+/// back, so drift is repaired at once; a sweep every minute removes bindings no Grant wants.
+async fn grant_controller(kube: &Kube, ctx: Arc<Context>, allowed_roles: Vec<String>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+    let client = kube.client.clone();
+    let controller = Controller::new(kube.api::<crate::api::Grant>(), watcher::Config::default());
+    let store = controller.store();
+    let grants = Arc::new(grant::Grants { ctx, allowed_roles, store: store.clone() });
+    let bindings = watcher::Config::default().labels(grant::BINDING_LABEL);
+    let owners = move |store: kube::runtime::reflector::Store<crate::api::Grant>| {
+        move |key: Option<String>| {
+            store
+                .state()
+                .into_iter()
+                .filter(|g| key.as_deref() == Some(grant::Target::of(&g.spec).key.as_str()))
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (for_rb, for_crb) = (owners(store.clone()), owners(store.clone()));
+    let sweeper = {
+        let (grants, store) = (grants.clone(), store.clone());
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+            loop {
+                match grant::sweep_orphans(&grants).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(bindings = n, "removed bindings no Grant wants"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping orphaned grant bindings failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        })
+    };
+    controller
+        .watches(kube::Api::<RoleBinding>::all(client.clone()), bindings.clone(), move |rb: RoleBinding| for_rb(rb.labels().get(grant::BINDING_LABEL).cloned()))
+        .watches(kube::Api::<ClusterRoleBinding>::all(client), bindings, move |crb: ClusterRoleBinding| for_crb(crb.labels().get(grant::BINDING_LABEL).cloned()))
+        .graceful_shutdown_on(stop)
+        .run(grant::reconcile, grant::error_policy, grants)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    sweeper.abort();
 }

@@ -7,6 +7,7 @@ pub(crate) mod cache;
 mod providers;
 pub mod rate_limit;
 pub mod scim;
+pub mod tls;
 
 
 use std::net::SocketAddr;
@@ -57,6 +58,12 @@ pub struct ServerArgs {
     /// dependency cannot hold connections and workers forever.
     #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "60s", value_parser = crate::config::parse_span)]
     pub request_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
+
+    #[command(flatten)]
+    pub kube: crate::kube_access::IssuerArgs,
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -106,11 +113,40 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
+    let issuer = Arc::new(crate::kube_access::issuer::Issuer {
+        login: login.clone(),
+        keys: (*cache::watch::<Secret>(
+            kube.api(),
+            ns,
+            watcher::Config::default().fields(&format!("metadata.name={}", crate::kube_access::signing_keys::SECRET_NAME)),
+        ))
+        .clone(),
+        issuer: args.kube.issuer(&args.operator.external_url),
+        args: args.kube.clone(),
+        api_server_ca: args.kube.api_server_ca()?,
+        revocations: Arc::new(crate::kube_access::webhook::Revocations {
+            // Metadata only: which sessions exist, never their contents.
+            sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(kube.api(), ns, watcher::Config::default().labels(labels::SESSION))).clone(),
+            directory: store.clone(),
+            session_api: kube.api(),
+            user_api: kube.api(),
+            namespace: ns.clone(),
+        }),
+    });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
     let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
-    let app = access_log::wrap(router(auth, scim_state, providers, login, limits, metrics.clone(), ready), args.request_timeout);
+    let app = access_log::wrap(router(auth, scim_state, providers, login, issuer, limits, metrics.clone(), ready), args.request_timeout);
+    if let (Some(addr), Some(cert), Some(key)) = (args.tls.tls_listen_addr, args.tls.tls_cert_file.clone(), args.tls.tls_key_file.clone()) {
+        let (app, stop) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = tls::serve(addr, &cert, &key, app, stop).await {
+                tracing::error!(%addr, error = %e, "the HTTPS listener failed");
+                std::process::exit(1);
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
@@ -128,13 +164,18 @@ pub fn router(
     scim: ScimState,
     providers: Cache<IdentityProvider>,
     login: Arc<login::LoginState>,
+    issuer: Arc<crate::kube_access::issuer::Issuer>,
     limits: Arc<rate_limit::Limits>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
 ) -> Router {
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
-        .merge(login::router(login).layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)))
+        .merge(
+            login::router(login)
+                .merge(crate::kube_access::issuer::router(issuer))
+                .layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)),
+        )
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(crate::health::probe_router(ready))
         .fallback(not_found)

@@ -23,16 +23,20 @@ fn server() -> String {
     env().server_urls[0].clone()
 }
 
-/// A private INFRA_HOME, removed afterwards.
-struct Home(PathBuf);
+/// A private INFRA_HOME, removed afterwards. The kubeconfig `infra login` writes is in it too
+/// (`KUBECONFIG` points there), never the kubeconfig of whoever runs the tests.
+pub struct Home(pub PathBuf);
 
 impl Home {
-    fn new() -> Self {
+    pub fn new() -> Self {
         // A directory that does not exist yet: `infra login` creates it (0700).
         Self(std::env::temp_dir().join(unique("infra-home")))
     }
-    fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         self.0.to_str().unwrap()
+    }
+    pub fn kubeconfig(&self) -> String {
+        format!("{}/kubeconfig", self.path())
     }
     fn session_file(&self) -> PathBuf {
         self.0.join("session.json")
@@ -48,9 +52,9 @@ impl Home {
         });
         std::fs::write(self.session_file(), body.to_string()).unwrap();
     }
-    /// `infra <args>` with this INFRA_HOME.
-    fn infra(&self, args: &[&str]) -> Run {
-        infra_with(args, &[("INFRA_HOME", self.path())], None)
+    /// `infra <args>` with this INFRA_HOME and kubeconfig.
+    pub fn infra(&self, args: &[&str]) -> Run {
+        infra_with(args, &[("INFRA_HOME", self.path()), ("KUBECONFIG", &self.kubeconfig())], None)
     }
 }
 
@@ -61,7 +65,7 @@ impl Drop for Home {
 }
 
 /// A running `infra login`, its stderr read line by line as it comes.
-struct Login {
+pub struct Login {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr: Arc<Mutex<String>>,
@@ -69,11 +73,12 @@ struct Login {
 }
 
 impl Login {
-    fn start(home: &Home, args: &[&str]) -> Self {
+    pub fn start(home: &Home, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
             .arg("login")
             .args(args)
             .env("INFRA_HOME", home.path())
+            .env("KUBECONFIG", home.kubeconfig())
             .env_remove("INFRA_SERVER_URL")
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
@@ -104,7 +109,7 @@ impl Login {
     }
 
     /// The URL from the `Open this URL to log in:` line.
-    fn authorize_url(&self) -> Url {
+    pub fn authorize_url(&self) -> Url {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -121,7 +126,7 @@ impl Login {
     }
 
     /// Waits for `infra login` to exit (killing it after `timeout`).
-    async fn finish(mut self, timeout: Duration) -> Run {
+    pub async fn finish(mut self, timeout: Duration) -> Run {
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -142,7 +147,7 @@ impl Login {
     }
 }
 
-fn login_args<'a>(port: &'a str, server: &'a str, provider: &'a str) -> Vec<&'a str> {
+pub fn login_args<'a>(port: &'a str, server: &'a str, provider: &'a str) -> Vec<&'a str> {
     vec!["--no-browser", "--listen-port", port, "--server", server, "--provider", provider]
 }
 

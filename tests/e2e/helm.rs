@@ -134,10 +134,12 @@ fn helm_template_renders_a_hardened_operator() {
     assert_eq!(
         kinds(&docs),
         [
-            "ClusterRole", "ClusterRole", "Deployment", "Deployment", "PodDisruptionBudget", "PodDisruptionBudget", "Role", "Role",
-            "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount"
+            "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "PodDisruptionBudget",
+            "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount",
+            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"
         ],
-        "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role; no Ingress, NetworkPolicy or ServiceMonitor"
+        "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role, the Grants' ClusterRole and admission \
+         policy, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
     );
     let controller_deployment = find_named(&docs, "Deployment", "infra-controller");
     let server_deployment = find_named(&docs, "Deployment", "infra-server");
@@ -201,10 +203,13 @@ fn helm_template_renders_a_hardened_operator() {
     assert_eq!(metrics["spec"]["type"], "ClusterIP");
     assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "metrics");
     assert!(metrics["spec"]["selector"].get("app.kubernetes.io/component").is_none(), "{metrics}");
-    assert!(
-        !docs.iter().any(|d| d["kind"] == "ClusterRoleBinding"),
-        "the operator must not need cluster-wide permissions"
-    );
+    // Cluster-wide, the controller holds only what Grants need, bound to its own ServiceAccount.
+    let cluster_bindings: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding").collect();
+    assert_eq!(cluster_bindings.len(), 1, "{cluster_bindings:?}");
+    assert_eq!(cluster_bindings[0]["roleRef"]["name"], "infra-controller-grants");
+    assert_eq!(cluster_bindings[0]["subjects"], json!([{"kind": "ServiceAccount", "name": "infra-controller", "namespace": "infra-system"}]));
+    assert_eq!(env_value(controller, "INFRA_GRANT_ALLOWED_ROLES"), Some("view,edit,admin"));
+    assert_eq!(env_value(server, "INFRA_CLUSTER_NAME"), Some("kubernetes"));
 }
 
 #[test]
@@ -227,7 +232,8 @@ fn helm_template_optional_parts() {
         assert!(k.contains(&kind.to_string()), "{kind} missing from {k:?}");
     }
     assert!(!k.contains(&"PodDisruptionBudget".to_string()), "a PDB with one replica blocks every drain: {k:?}");
-    assert!(!k.contains(&"ClusterRole".to_string()), "rbac.createUserRoles=false: {k:?}");
+    let cluster_roles: Vec<&str> = docs.iter().filter(|d| d["kind"] == "ClusterRole").filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    assert_eq!(cluster_roles, vec!["infra-controller-grants"], "rbac.createUserRoles=false leaves only the controller's: {k:?}");
 
     let ingress = find(&docs, "Ingress");
     assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
@@ -325,6 +331,10 @@ fn helm_chart_rbac_equals_config_rbac() {
         let name = role["metadata"]["name"].as_str().unwrap();
         assert_eq!(find_named(&docs, "Role", name)["rules"], role["rules"], "the chart's Role {name} must grant exactly config/rbac/role.yaml's");
     }
+    let grants = yaml_file("config/rbac/grants_role.yaml");
+    assert_eq!(find_named(&docs, "ClusterRole", "infra-controller-grants")["rules"], grants[0]["rules"], "config/rbac/grants_role.yaml");
+    let policy = yaml_file("config/admission/grant_policy.yaml");
+    assert_eq!(find(&docs, "ValidatingAdmissionPolicy")["spec"], policy[0]["spec"], "config/admission/grant_policy.yaml");
     for want in yaml_file("config/rbac/user_roles.yaml") {
         let suffix = want["metadata"]["name"].as_str().unwrap().trim_start_matches("infra");
         let got = docs
@@ -513,4 +523,20 @@ fn kustomize_default_applies_with_server_dry_run() {
         assert!(run.stdout.contains(object), "{object} missing from:\n{}", run.stdout);
     }
     assert!(run.stdout.lines().all(|l| l.ends_with("(server dry run)")), "{}", run.stdout);
+}
+
+#[test]
+fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
+    let docs = rendered(&["kubernetes.clusterName=prod", "kubernetes.issuerURL=https://issuer.example.com", "kubernetes.issuerCA=PEM"]);
+    let map = find_named(&docs, "ConfigMap", "infra-apiserver-config");
+    let chart: Value = serde_norway::from_str(map["data"]["authentication-config.yaml"].as_str().unwrap()).unwrap();
+    let ca = std::env::temp_dir().join(format!("{}.pem", crate::harness::unique("issuer-ca")));
+    std::fs::write(&ca, "PEM").unwrap();
+    let cli = crate::harness::infra(&[
+        "kube", "apiserver-config", "--issuer-url", "https://issuer.example.com", "--audience", "prod", "--issuer-ca-file", ca.to_str().unwrap(),
+    ])
+    .ok();
+    let _ = std::fs::remove_file(&ca);
+    let printed: Value = serde_norway::from_str(&cli.stdout).unwrap();
+    assert_eq!(chart, printed, "the chart's AuthenticationConfiguration drifted from `infra kube apiserver-config`");
 }

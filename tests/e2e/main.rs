@@ -14,6 +14,7 @@ mod dashboard;
 mod dashboard_forgery;
 mod durability;
 mod idp;
+mod kube_access;
 mod leader;
 mod login;
 mod outage;

@@ -111,6 +111,8 @@ Environment both roles share.
   value: {{ .Values.login.sessionRecheckInterval | quote }}
 - name: INFRA_DENY_INTERNAL_PROVIDER_ADDRESSES
   value: {{ .Values.providers.denyInternalAddresses | quote }}
+- name: INFRA_KUBE_TOKEN_LIFETIME
+  value: {{ .Values.kubernetes.tokenLifetime | quote }}
 # Fewer malloc arenas keep the server's resident memory close to what its caches hold.
 - name: MALLOC_ARENA_MAX
   value: "2"

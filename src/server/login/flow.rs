@@ -320,6 +320,11 @@ impl LoginState {
     /// all still valid. A session whose user was deactivated or deleted, or whose provider was
     /// removed, is ended here on every replica, whatever the controller has got round to.
     pub async fn whoami(&self, token: &str) -> Result<(Session, WhoAmI), FlowError> {
+        self.identify(token).await.map(|(session, _, who)| (session, who))
+    }
+
+    /// [`Self::whoami`], with the User itself (its UID names the person in Kubernetes).
+    pub async fn identify(&self, token: &str) -> Result<(Session, User, WhoAmI), FlowError> {
         let now = Timestamp::now();
         let session = match self.sessions.authenticate(token, now).await {
             Ok(s) => s,
@@ -335,7 +340,7 @@ impl LoginState {
             self.sessions.delete(id).await?;
             Metrics::count(&self.metrics.sessions_ended, reason);
             tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
-            Err::<(Session, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
+            Err::<(Session, User, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
         };
         let Some(idp) = self.providers.get(&r.provider) else {
             return end("provider_gone", format!("identity provider {:?} was removed; the session has ended", r.provider)).await;
@@ -356,7 +361,7 @@ impl LoginState {
             return end("user_inactive", format!("{} was deactivated in {:?}; the session has ended", r.user, r.provider)).await;
         }
         let who = self.who(&user, &r.provider, r.expires_at, Some(self.sessions.policy.idle_deadline(session.last_seen)));
-        Ok((session, who))
+        Ok((session, user, who))
     }
 
     pub async fn logout(&self, token: &str) -> Result<WhoAmI, FlowError> {

@@ -1,0 +1,161 @@
+//! The authorization webhook: the API server asks it first about every request by an `infra:`
+//! user (a `SubjectAccessReview`, uncached), and it answers "deny" when the session behind the
+//! token has ended or the user was deactivated or deleted, and "no opinion" otherwise, so RBAC
+//! decides. Tokens live minutes; this makes revocation take effect at once.
+//!
+//! Answers come from watch caches. A miss (a session or user created a moment ago, not yet in
+//! this replica's cache) is checked against the API server before denying, so a new login is
+//! never refused by a lagging cache.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::Api;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::identity::{PREFIX, SESSION_EXTRA};
+use crate::api::User;
+use crate::directory::naming::user_object_name;
+
+pub const AUTHORIZE_PATH: &str = "/api/kube/authorize";
+
+/// What the webhook needs to know, from the caches and (on a miss) the API server.
+pub struct Revocations {
+    pub sessions: Store<PartialObjectMeta<Secret>>,
+    /// The server's user directory (kept current by its User watch).
+    pub directory: crate::directory::store::DirectoryStore,
+    pub session_api: Api<Secret>,
+    pub user_api: Api<User>,
+    pub namespace: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    NoOpinion,
+    Deny(String),
+}
+
+/// The state of a user, as far as access goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserState {
+    pub uid: String,
+    pub active: bool,
+}
+
+/// The pieces of an Infra username: provider and userName.
+pub fn parse_username(username: &str) -> Option<(&str, &str)> {
+    username.strip_prefix(PREFIX)?.split_once(':')
+}
+
+/// The decision for a request by `username` (uid `uid`) through session `session`, given whether
+/// the session exists and the state of the user. Pure.
+pub fn decide(username: &str, uid: Option<&str>, session: Option<&str>, session_exists: bool, user: Option<&UserState>) -> Decision {
+    if parse_username(username).is_none() {
+        return Decision::NoOpinion;
+    }
+    let Some(_) = session else { return Decision::Deny("the token names no Infra session".into()) };
+    if !session_exists {
+        return Decision::Deny("the Infra session has ended (logged out, expired or revoked); run `infra login`".into());
+    }
+    match user {
+        None => Decision::Deny("the user no longer exists in Infra".into()),
+        Some(u) if uid.is_some_and(|uid| uid != u.uid) => Decision::Deny("the user was deleted and created again; run `infra login`".into()),
+        Some(u) if !u.active => Decision::Deny("the user is deactivated in the identity provider".into()),
+        Some(_) => Decision::NoOpinion,
+    }
+}
+
+#[derive(Deserialize)]
+struct Review {
+    #[serde(default)]
+    spec: ReviewSpec,
+}
+
+#[derive(Deserialize, Default)]
+struct ReviewSpec {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Revocations {
+    async fn session_exists(&self, id: &str) -> bool {
+        let name = crate::session::secret_name(id);
+        if self.sessions.get(&ObjectRef::new(&name).within(&self.namespace)).is_some() {
+            return true;
+        }
+        // A miss may be a session created a moment ago: ask the API server before denying. If it
+        // cannot answer, the cache's answer stands.
+        matches!(self.session_api.get_metadata_opt(&name).await, Ok(Some(_)))
+    }
+
+    async fn user(&self, provider: &str, user_name: &str) -> Option<UserState> {
+        let state = |u: &User| UserState { uid: u.metadata.uid.clone().unwrap_or_default(), active: u.spec.is_active() };
+        let cached = self.directory.read().user_by_user_name(provider, user_name);
+        if let Some(u) = cached {
+            return Some(state(&u));
+        }
+        self.user_api.get_opt(&user_object_name(provider, user_name)).await.ok().flatten().as_ref().map(state)
+    }
+
+    pub async fn review(&self, username: &str, uid: Option<&str>, session: Option<&str>) -> Decision {
+        let Some((provider, user_name)) = parse_username(username) else { return Decision::NoOpinion };
+        let exists = match session {
+            Some(id) => self.session_exists(id).await,
+            None => false,
+        };
+        let user = if exists { self.user(provider, user_name).await } else { None };
+        decide(username, uid, session, exists, user.as_ref())
+    }
+}
+
+pub async fn authorize(State(r): State<Arc<Revocations>>, body: Bytes) -> Response {
+    let review: Review = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not a SubjectAccessReview: {e}\n")).into_response(),
+    };
+    let s = &review.spec;
+    let session = s.extra.get(SESSION_EXTRA).and_then(|v| v.first()).map(String::as_str);
+    let decision = r.review(&s.user, s.uid.as_deref(), session).await;
+    let status: Value = match &decision {
+        Decision::NoOpinion => json!({"allowed": false}),
+        Decision::Deny(reason) => {
+            tracing::info!(user = %s.user, session, reason = %reason, "denied a request of a revoked identity");
+            json!({"allowed": false, "denied": true, "reason": reason})
+        }
+    };
+    Json(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "status": status})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_only_what_was_revoked() {
+        let active = UserState { uid: "u1".into(), active: true };
+        let inactive = UserState { uid: "u1".into(), active: false };
+        let user = "infra:okta:alice@example.com";
+        assert_eq!(parse_username(user), Some(("okta", "alice@example.com")));
+        assert_eq!(decide(user, Some("u1"), Some("s"), true, Some(&active)), Decision::NoOpinion);
+        assert!(matches!(decide(user, Some("u1"), Some("s"), false, Some(&active)), Decision::Deny(r) if r.contains("session has ended")));
+        assert!(matches!(decide(user, Some("u1"), Some("s"), true, Some(&inactive)), Decision::Deny(r) if r.contains("deactivated")));
+        assert!(matches!(decide(user, Some("u1"), Some("s"), true, None), Decision::Deny(r) if r.contains("no longer exists")));
+        assert!(matches!(decide(user, Some("u2"), Some("s"), true, Some(&active)), Decision::Deny(r) if r.contains("created again")));
+        assert!(matches!(decide(user, Some("u1"), None, false, Some(&active)), Decision::Deny(_)));
+        // Everyone else is RBAC's business.
+        assert_eq!(decide("system:admin", None, None, false, None), Decision::NoOpinion);
+        assert_eq!(decide("alice", None, None, false, None), Decision::NoOpinion);
+    }
+}
