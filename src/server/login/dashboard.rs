@@ -19,34 +19,41 @@ use crate::oidc::authorize::{authorize_url, pkce_challenge, AuthorizeRequest};
 use crate::metrics::Metrics;
 use crate::server::providers::scopes;
 
-impl LoginState {
-    fn set_cookie(&self, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
-        let secure = if self.args.insecure_cookies() { "" } else { "; Secure" };
-        HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
-            .expect("cookie values are base64url and alphanumerics")
-    }
+// The dashboard's cookies and links, from the login state's settings.
 
-    fn ready_provider_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .providers
-            .state()
-            .iter()
-            .filter(|p| p.is_ready())
-            .map(|p| p.name_any())
-            .collect();
-        names.sort();
-        names
-    }
+/// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for cookie
+/// paths and links.
+fn base_path(state: &LoginState) -> String {
+    let p = state.args.external_url.path();
+    if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
+}
 
-    fn login_path(&self) -> String {
-        format!("{}login", self.base_path())
-    }
+fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.args.insecure_cookies() { "" } else { "; Secure" };
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
+        .expect("cookie values are base64url and alphanumerics")
+}
 
-    fn retry_href(&self, provider: Option<&str>) -> String {
-        match provider {
-            Some(p) => format!("{}?provider={}", self.login_path(), pages::urlencode(p)),
-            None => self.base_path(),
-        }
+fn ready_provider_names(state: &LoginState) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .providers
+        .state()
+        .iter()
+        .filter(|p| p.is_ready())
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+fn login_path(state: &LoginState) -> String {
+    format!("{}login", base_path(state))
+}
+
+fn retry_href(state: &LoginState, provider: Option<&str>) -> String {
+    match provider {
+        Some(p) => format!("{}?provider={}", login_path(state), pages::urlencode(p)),
+        None => base_path(state),
     }
 }
 
@@ -70,15 +77,15 @@ fn session_is_over(e: &FlowError) -> bool {
 }
 
 pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
-    let base = state.base_path();
+    let base = base_path(&state);
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return pages::signed_out(&state.ready_provider_names(), &base, None);
+        return pages::signed_out(&ready_provider_names(&state), &base, None);
     };
     match state.whoami(&token).await {
         Ok((_, who)) => pages::signed_in(&who, &base),
         Err(e) if session_is_over(&e) => with_cookies(
-            pages::signed_out(&state.ready_provider_names(), &base, Some(&e.message)),
-            vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)],
+            pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message)),
+            vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
         ),
         Err(e) => pages::unavailable(e.status, &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message), &base),
     }
@@ -86,10 +93,10 @@ pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> R
 
 /// `GET /login?provider=NAME`: sends the browser to the provider with state, nonce and PKCE.
 pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let base = state.base_path();
+    let base = base_path(&state);
     let name = match q.get("provider") {
         Some(p) => p.clone(),
-        None => match state.ready_provider_names().as_slice() {
+        None => match ready_provider_names(&state).as_slice() {
             [only] => only.clone(),
             names => return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with.")),
         },
@@ -119,13 +126,13 @@ pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap
         Ok(u) => u,
         Err(e) => return pages::failed(StatusCode::SERVICE_UNAVAILABLE, &e, &base),
     };
-    redirect(url.as_str(), vec![state.set_cookie(LOGIN_COOKIE, &login_cookie, &state.login_path(), LOGIN_TTL_SECS)])
+    redirect(url.as_str(), vec![set_cookie(&state, LOGIN_COOKIE, &login_cookie, &login_path(&state), LOGIN_TTL_SECS)])
 }
 
 /// `GET /login/callback`: the provider sends the browser back here with a code, or an error.
 pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let base = state.base_path();
-    let clear_login = state.set_cookie(LOGIN_COOKIE, "", &state.login_path(), 0);
+    let base = base_path(&state);
+    let clear_login = set_cookie(&state, LOGIN_COOKIE, "", &login_path(&state), 0);
     let now = Timestamp::now().as_second();
     let login_cookie = cookie(&headers, LOGIN_COOKIE);
     let state_param = q.get("state").map(String::as_str).unwrap_or("");
@@ -134,7 +141,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     let fail = |status: StatusCode, code: &str, reason: String| {
         Metrics::count(&state.metrics.logins, code);
         tracing::warn!(code, reason = %reason, provider = provider.as_deref().unwrap_or(""), "dashboard login refused");
-        with_cookies(pages::failed(status, &reason, &state.retry_href(provider.as_deref())), vec![clear_login.clone()])
+        with_cookies(pages::failed(status, &reason, &retry_href(&state, provider.as_deref())), vec![clear_login.clone()])
     };
 
     // Nothing in the request is acted on or shown before it is known to answer this browser's own
@@ -145,7 +152,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
         Err(e) => {
             Metrics::count(&state.metrics.logins, "invalid_state");
             tracing::warn!(code = "invalid_state", reason = %e, "dashboard login callback refused");
-            return pages::failed(StatusCode::BAD_REQUEST, &format!("This login cannot be completed: {e}."), &state.retry_href(None));
+            return pages::failed(StatusCode::BAD_REQUEST, &format!("This login cannot be completed: {e}."), &retry_href(&state, None));
         }
     };
     if let Some(error) = q.get("error") {
@@ -182,10 +189,10 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     match done {
         Ok(done) => {
             let max_age = state.sessions.policy.lifetime.as_secs() as i64;
-            redirect(&base, vec![clear_login, state.set_cookie(SESSION_COOKIE, &done.token, &base, max_age)])
+            redirect(&base, vec![clear_login, set_cookie(&state, SESSION_COOKIE, &done.token, &base, max_age)])
         }
         // `complete` has counted and logged it.
-        Err(e) => with_cookies(pages::failed(e.status, &e.message, &state.retry_href(Some(&provider_name))), vec![clear_login]),
+        Err(e) => with_cookies(pages::failed(e.status, &e.message, &retry_href(&state, Some(&provider_name))), vec![clear_login]),
     }
 }
 
@@ -196,7 +203,7 @@ fn shown(s: &str) -> String {
 }
 
 pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
-    let base = state.base_path();
+    let base = base_path(&state);
     if let Err(why) = csrf::check(&headers, &state.args.external_url) {
         tracing::warn!(reason = %why, "sign-out refused: not posted from an Infra page");
         return pages::unavailable(StatusCode::FORBIDDEN, &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."), &base);
@@ -209,7 +216,7 @@ pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) ->
             Err(e) => return pages::unavailable(e.status, &format!("Infra could not end the session right now ({}). You are still signed in; try again in a moment.", e.message), &base),
         }
     }
-    redirect(&base, vec![state.set_cookie(SESSION_COOKIE, "", &base, 0)])
+    redirect(&base, vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)])
 }
 
 #[cfg(test)]

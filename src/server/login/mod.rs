@@ -46,15 +46,6 @@ pub struct LoginState {
     pub args: OperatorArgs,
 }
 
-impl LoginState {
-    /// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for
-    /// cookie paths and links.
-    fn base_path(&self) -> String {
-        let p = self.args.external_url.path();
-        if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
-    }
-}
-
 pub fn router(state: Arc<LoginState>) -> Router {
     Router::new()
         .route("/", get(dashboard::home))
