@@ -122,7 +122,8 @@ pub fn crd_chart_templates() -> Result<Vec<(String, String)>, serde_norway::Erro
     crds_yaml().map(|crds| crds.into_iter().map(|(file, yaml)| (file, chart_template(&yaml))).collect())
 }
 
-fn chart_template(crd_yaml: &str) -> String {
+/// One CRD's YAML as a chart template (see `crd_chart_templates`).
+pub fn chart_template(crd_yaml: &str) -> String {
     const METADATA: &str = concat!(
         "  labels:\n",
         "    {{- include \"infra.labels\" . | nindent 4 }}\n",
