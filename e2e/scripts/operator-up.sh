@@ -43,10 +43,11 @@ done
 
 log "installing the Helm chart (release ${CHART_RELEASE}) into ${NS}"
 HELM_BIN="$("${SCRIPT_DIR}/build-helm.sh")"
-# The user ClusterRoles already come from config/rbac; the chart's Deployment never runs here
-# (no kubelet), its ServiceAccounts and Roles are what replica 1 of each role uses.
+# The user ClusterRoles already come from config/rbac and the CRDs from crds/ (applied above,
+# before anything else needs them); the chart's Deployment never runs here (no kubelet), its
+# ServiceAccounts and Roles are what replica 1 of each role uses.
 "${HELM_BIN}" upgrade --install "${CHART_RELEASE}" "${REPO_ROOT}/charts/infra" --kubeconfig "${ADMIN_KUBECONFIG}" -n "${NS}" \
-  --set externalURL="${EXTERNAL_URL}" --set rbac.createUserRoles=false >/dev/null
+  --set externalURL="${EXTERNAL_URL}" --set rbac.createUserRoles=false --set crds.enabled=false >/dev/null
 for role in "${ROLES[@]}"; do
   "${SCRIPT_DIR}/sa-kubeconfig.sh" "${NS}" "${CHART_RELEASE}-infra-${role}" "${STATE_DIR}/${role}-chart.kubeconfig"
 done

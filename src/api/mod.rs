@@ -112,3 +112,51 @@ pub fn crds_yaml() -> Result<Vec<(String, String)>, serde_norway::Error> {
         })
         .collect()
 }
+
+/// Where `infra-operator crds --chart-dir` writes the CRDs as chart templates.
+pub const CHART_CRD_DIR: &str = "charts/infra/templates/crds";
+
+/// The CRDs as templates of the Helm chart: the YAML of `crds_yaml` with the release's labels,
+/// rendered only with `crds.enabled` and kept on uninstall with `crds.keep` (as cert-manager's
+/// chart does). Templates rather than the chart's `crds/` folder because Helm installs that
+/// folder once and never upgrades it.
+pub fn crd_chart_templates() -> Result<Vec<(String, String)>, serde_norway::Error> {
+    crds_yaml().map(|crds| crds.into_iter().map(|(file, yaml)| (file, chart_template(&yaml))).collect())
+}
+
+/// One CRD's YAML as a chart template (see `crd_chart_templates`).
+pub fn chart_template(crd_yaml: &str) -> String {
+    const METADATA: &str = concat!(
+        "  labels:\n",
+        "    {{- include \"infra.labels\" . | nindent 4 }}\n",
+        "  {{- if .Values.crds.keep }}\n",
+        "  annotations:\n",
+        "    # Uninstalling the chart leaves the CRDs, and so every provider, key, user and group.\n",
+        "    helm.sh/resource-policy: keep\n",
+        "  {{- end }}\n",
+    );
+    // Text such as a description must reach the API server as written, not as a template action.
+    let yaml = crd_yaml.replace("{{", "{{ \"{{\" }}");
+    let (head, spec) = yaml.split_once("\nspec:\n").expect("a CRD has metadata, then spec");
+    format!(
+        "{{{{- if .Values.crds.enabled }}}}\n\
+         # Generated from the Rust types by `infra-operator crds --dir crds --chart-dir {CHART_CRD_DIR}`;\n\
+         # do not edit (tests/crds.rs fails on drift).\n\
+         {head}\n{METADATA}spec:\n{spec}{{{{- end }}}}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chart_template;
+
+    #[test]
+    fn chart_template_wraps_a_crd_and_escapes_template_text() {
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: a.infrahq.com\nspec:\n  description: use {{ braces }}\n";
+        let t = chart_template(crd);
+        assert!(t.starts_with("{{- if .Values.crds.enabled }}\n"), "{t}");
+        assert!(t.ends_with("  description: use {{ \"{{\" }} braces }}\n{{- end }}\n"), "{t}");
+        assert!(t.contains("  name: a.infrahq.com\n  labels:\n"), "{t}");
+        assert!(t.contains("    helm.sh/resource-policy: keep\n  {{- end }}\nspec:\n"), "{t}");
+    }
+}

@@ -24,6 +24,9 @@ enum Command {
     Crds {
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also write them as Helm chart templates into this folder (charts/infra/templates/crds).
+        #[arg(long)]
+        chart_dir: Option<PathBuf>,
     },
     /// Emergency rotation of the Kubernetes issuer's signing keys (for a leaked key): a new key
     /// signs at once and every other key is unpublished, so tokens signed before stop working
@@ -38,11 +41,16 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds { dir } => {
+        Command::Crds { dir, chart_dir } => {
             for (file, yaml) in infra::api::crds_yaml()? {
                 match &dir {
                     Some(dir) => std::fs::write(dir.join(&file), &yaml)?,
                     None => print!("---\n{yaml}"),
+                }
+            }
+            if let Some(chart_dir) = chart_dir {
+                for (file, template) in infra::api::crd_chart_templates()? {
+                    std::fs::write(chart_dir.join(&file), template)?;
                 }
             }
             Ok(())

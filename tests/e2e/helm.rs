@@ -2,6 +2,7 @@
 //! values-schema errors, the chart's CRDs and RBAC against the top-level ones, and a real
 //! `helm install`, `helm upgrade` and `helm uninstall` against the suite's API server.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::harness::{env, kubectl, unique, Run};
+use crate::harness::{env, http, kubectl, unique, Run};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/infra");
 const EXTERNAL_URL: &str = "http://127.0.0.1:18080";
@@ -128,9 +129,28 @@ fn helm_lint_is_clean() {
     }
 }
 
+/// Splits rendered documents into the CRDs, the hooks (`helm test` Pods) and the rest.
+fn split_crds_and_hooks(docs: Vec<Value>) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let (crds, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
+    let (hooks, rest) = rest.into_iter().partition(|d| d["metadata"]["annotations"]["helm.sh/hook"].is_string());
+    (crds, hooks, rest)
+}
+
+/// The names of the CRD files `infra-operator crds` wrote into crds/.
+fn generated_crd_names() -> Vec<String> {
+    infra::api::crds().into_iter().map(|crd| crd.metadata.name.unwrap()).collect()
+}
+
 #[test]
 fn helm_template_renders_a_hardened_operator() {
-    let docs = rendered(&[]);
+    let (crds, hooks, docs) = split_crds_and_hooks(rendered(&[]));
+    let mut crd_names: Vec<String> = crds.iter().map(|c| c["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let mut want = generated_crd_names();
+    crd_names.sort();
+    want.sort();
+    assert_eq!(crd_names, want, "the chart installs every CRD by default");
+    assert_eq!(kinds(&hooks), ["Pod"], "the only hook is the helm test Pod");
+    assert_eq!(hooks[0]["metadata"]["annotations"]["helm.sh/hook"], "test");
     assert_eq!(
         kinds(&docs),
         [
@@ -296,30 +316,130 @@ fn helm_rejects_bad_values_by_name() {
     assert!(run.stderr.contains("externalURL is required"), "{}", run.stderr);
 }
 
+/// The chart renders exactly the CRDs of crds/ (tests/crds.rs checks both against the Rust types),
+/// with the release's labels and the keep policy; Helm's own crds/ folder, which `helm upgrade`
+/// never applies, is gone.
 #[test]
-fn helm_chart_crds_equal_the_generated_ones() {
-    let yaml_names = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
-            .collect();
-        names.sort();
-        names
-    };
-    let top = repo_path("crds");
-    let chart = Path::new(CHART).join("crds");
-    let names = yaml_names(&top);
-    assert!(!names.is_empty());
-    assert_eq!(yaml_names(&chart), names, "charts/infra/crds/ must hold exactly the CRDs of crds/");
+fn helm_chart_crds_are_the_generated_ones() {
+    assert!(!Path::new(CHART).join("crds").exists(), "charts/infra/crds/ is installed once and never upgraded by Helm: CRDs belong in templates/crds/");
+    let (crds, _, _) = split_crds_and_hooks(rendered(&[]));
+    let names = generated_crd_names();
+    assert_eq!(crds.len(), names.len());
     for name in &names {
-        let a = std::fs::read(top.join(name)).unwrap();
-        let b = std::fs::read(chart.join(name)).unwrap();
-        assert!(a == b, "charts/infra/crds/{name} differs from crds/{name}: copy it again (cp crds/*.infrahq.com.yaml charts/infra/crds/)");
+        let want = &yaml_file(&format!("crds/{name}.yaml"))[0];
+        let got = find_named(&crds, "CustomResourceDefinition", name);
+        assert_eq!(got["spec"], want["spec"], "the chart's {name} differs from crds/{name}.yaml");
+        assert_eq!(got["apiVersion"], want["apiVersion"]);
+        assert_eq!(got["metadata"]["annotations"]["helm.sh/resource-policy"], "keep", "{name}: kept on uninstall by default");
+        assert_eq!(got["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm");
+        assert_eq!(got["metadata"]["labels"]["app.kubernetes.io/instance"], "infra");
     }
-    // Helm installs every file in crds/ as is: no other files may be there.
-    let all: Vec<String> = std::fs::read_dir(&chart).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(all.len(), names.len(), "unexpected files in charts/infra/crds: {all:?}");
+    let (crds, _, _) = split_crds_and_hooks(rendered(&["crds.keep=false"]));
+    assert_eq!(crds.len(), names.len());
+    assert!(crds.iter().all(|c| c["metadata"].get("annotations").is_none()), "crds.keep=false: no keep policy");
+    let (crds, _, rest) = split_crds_and_hooks(rendered(&["crds.enabled=false"]));
+    assert!(crds.is_empty(), "crds.enabled=false rendered CRDs");
+    assert!(rest.iter().any(|d| d["kind"] == "Deployment"), "crds.enabled=false still installs the operator");
+}
+
+/// The values platform teams set: a pinned digest, OpenShift's restricted SCC (no fixed UID),
+/// ServiceAccounts made elsewhere or annotated per role (workload identity), priority, spreading,
+/// extra env and volumes.
+#[test]
+fn helm_template_platform_values() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let docs = rendered(&[
+        &format!("image.digest={digest}"),
+        "image.tag=1.2.3",
+        "podSecurityContext.runAsUser=null",
+        "podSecurityContext.runAsGroup=null",
+        "securityContext.readOnlyRootFilesystem=false",
+        "serviceAccount.server.create=false",
+        "serviceAccount.server.name=platform-server",
+        "serviceAccount.controller.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/infra",
+        "serviceAccount.annotations.team=identity",
+        "priorityClassName=system-cluster-critical",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        "extraEnv[0].name=HTTPS_PROXY",
+        "extraEnv[0].value=http://proxy:3128",
+        "extraVolumes[0].name=scratch",
+        "extraVolumes[0].emptyDir.medium=Memory",
+        "extraVolumeMounts[0].name=scratch",
+        "extraVolumeMounts[0].mountPath=/scratch",
+    ]);
+    for role in ["controller", "server"] {
+        let deployment = find_named(&docs, "Deployment", &format!("infra-{role}"));
+        let pod = &deployment["spec"]["template"]["spec"];
+        let c = container(deployment, role);
+        assert_eq!(c["image"], format!("ghcr.io/infrahq/infra-operator:1.2.3@{digest}"));
+        // OpenShift assigns the UID; everything else stays hardened.
+        assert!(pod["securityContext"].get("runAsUser").is_none() && pod["securityContext"].get("runAsGroup").is_none(), "{pod}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]), "{c}");
+        assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+        assert_eq!(
+            pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"],
+            deployment["spec"]["selector"]["matchLabels"],
+            "a constraint without a labelSelector spreads this role's pods"
+        );
+        assert_eq!(env_value(c, "HTTPS_PROXY"), Some("http://proxy:3128"));
+        assert_eq!(pod["volumes"], json!([{"name": "scratch", "emptyDir": {"medium": "Memory"}}]));
+        assert_eq!(c["volumeMounts"], json!([{"name": "scratch", "mountPath": "/scratch"}]));
+    }
+    let server = &find_named(&docs, "Deployment", "infra-server")["spec"]["template"]["spec"];
+    assert_eq!(server["serviceAccountName"], "platform-server");
+    assert_eq!(find_named(&docs, "RoleBinding", "infra-server")["subjects"][0]["name"], "platform-server", "the Role is bound to the given ServiceAccount");
+    assert!(!docs.iter().any(|d| d["kind"] == "ServiceAccount" && d["metadata"]["name"] != "infra-controller"), "serviceAccount.server.create=false made one");
+    let sa = find_named(&docs, "ServiceAccount", "infra-controller");
+    assert_eq!(sa["metadata"]["annotations"], json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/infra", "team": "identity"}));
+
+    // A bad digest names itself.
+    let run = template(&["image.digest=latest"]);
+    assert_ne!(run.status, 0);
+    assert!(run.stderr.contains("digest"), "{}", run.stderr);
+}
+
+/// Artifact Hub's annotations list every CRD the chart installs, examples that are the samples
+/// in config/samples, and the image the chart runs by default.
+#[test]
+fn helm_chart_metadata_for_artifact_hub() {
+    let chart = &yaml_file("charts/infra/Chart.yaml")[0];
+    for field in ["home", "icon", "kubeVersion"] {
+        assert!(chart[field].as_str().is_some_and(|v| !v.is_empty()), "Chart.yaml lacks {field}");
+    }
+    assert!(chart["sources"].as_array().is_some_and(|s| !s.is_empty()) && chart["maintainers"].as_array().is_some_and(|m| !m.is_empty()));
+    let annotation = |key: &str| yaml_docs(chart["annotations"][key].as_str().unwrap_or_else(|| panic!("Chart.yaml lacks {key}")))[0].clone();
+    let mut listed: Vec<String> = annotation("artifacthub.io/crds").as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let mut want = generated_crd_names();
+    listed.sort();
+    want.sort();
+    assert_eq!(listed, want, "artifacthub.io/crds must list every CRD");
+    for crd in infra::api::crds() {
+        let listed = annotation("artifacthub.io/crds").as_array().unwrap().iter().find(|c| c["name"] == crd.metadata.name.clone().unwrap()).unwrap().clone();
+        assert_eq!(listed["kind"], crd.spec.names.kind.as_str());
+        assert_eq!(listed["version"], crd.spec.versions[0].name.as_str());
+    }
+    let samples: Vec<Value> = ["config/samples/okta-identityprovider.yaml", "config/samples/okta-scimkey.yaml"]
+        .iter()
+        .flat_map(|f| yaml_file(f))
+        .filter(|d| d["apiVersion"].as_str().unwrap().starts_with("infrahq.com/"))
+        .collect();
+    assert_eq!(annotation("artifacthub.io/crdsExamples"), json!(samples), "artifacthub.io/crdsExamples must be config/samples' objects");
+    let image = format!("ghcr.io/infrahq/infra-operator:{}", chart["appVersion"].as_str().unwrap());
+    assert_eq!(annotation("artifacthub.io/images")[0]["image"], image.as_str());
+    assert_eq!(chart["annotations"]["artifacthub.io/operator"], "true");
+    assert_eq!(chart["annotations"]["artifacthub.io/license"], "Apache-2.0");
+}
+
+/// The values table in charts/infra/README.md is what helm-docs makes of values.yaml.
+#[test]
+fn helm_readme_values_table_is_current() {
+    let out = Command::new(repo_path("build/chart-readme.sh")).arg("--check").output().expect("build/chart-readme.sh runs");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -415,9 +535,11 @@ fn helm_install_upgrade_uninstall() {
     let url = format!("externalURL={EXTERNAL_URL}");
     let (controller, server) = (r.role("controller"), r.role("server"));
 
-    // Install. The chart's CRDs already exist in the suite's cluster, so helm skips them. Pods
-    // stay Pending (there is no kubelet), so no --wait: the release is deployed once the API
-    // server accepted every object.
+    // Install. The suite's cluster has the CRDs already, applied from crds/ and used by every
+    // other test, so this release leaves them alone (crds.enabled=false; the CRD tests below use
+    // CRDs of their own). Pods stay Pending (there is no kubelet), so no --wait: the release is
+    // deployed once the API server accepted every object.
+    let url = format!("{url},crds.enabled=false");
     let run = helm(&["install", &r.name, CHART, "-n", &r.namespace, "--create-namespace", "--set", &url]).ok();
     for next_step in [
         "infra providers add okta",
@@ -539,4 +661,290 @@ fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
     let _ = std::fs::remove_file(&ca);
     let printed: Value = serde_norway::from_str(&cli.stdout).unwrap();
     assert_eq!(chart, printed, "the chart's AuthenticationConfiguration drifted from `infra kube apiserver-config`");
+// ---- CRDs upgrade with the chart --------------------------------------------------------------
+
+/// Deletes a CRD the test made, however the test ends (the chart keeps its CRDs on uninstall).
+struct CrdCleanup(String);
+
+impl Drop for CrdCleanup {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "crd", &self.0, "--ignore-not-found", "--wait=false"]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// How a chart copy carries its CRD.
+#[derive(Clone, Copy, PartialEq)]
+enum CrdLayout {
+    /// As this chart does: a template, applied by every `helm upgrade`.
+    Template,
+    /// As chart 0.1.x did: Helm's crds/ folder, installed once and never upgraded.
+    CrdsFolder,
+}
+
+/// A copy of the chart under `dir` whose only CRD is ScimKey's, in API group `group` rather than
+/// infrahq.com so that the suite's own CRDs (which every other test uses) stay untouched. With
+/// `with_description: false` the CRD lacks `spec.description`: the previous version, before a
+/// field was added.
+fn chart_copy(dir: &Path, group: &str, with_description: bool, layout: CrdLayout) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    copy_dir(Path::new(CHART), dir);
+    let templates = dir.join("templates/crds");
+    std::fs::remove_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&templates).unwrap();
+    let (_, yaml) = infra::api::crds_yaml().unwrap().into_iter().find(|(file, _)| file.starts_with("scimkeys.")).unwrap();
+    let mut crd: Value = serde_norway::from_str(&yaml).unwrap();
+    // Short names and categories are shared across groups: `kubectl get sk` must stay the suite's.
+    let names = crd["spec"]["names"].as_object_mut().unwrap();
+    names.remove("shortNames");
+    names.remove("categories");
+    if !with_description {
+        let spec = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert!(spec.as_object_mut().unwrap().remove("description").is_some(), "ScimKey's spec.description moved");
+        let chart_yaml = dir.join("Chart.yaml");
+        let text = std::fs::read_to_string(&chart_yaml).unwrap();
+        let text: String = text.lines().map(|l| if l.starts_with("version: ") { "version: 0.1.0".to_string() } else { l.to_string() } + "\n").collect();
+        std::fs::write(chart_yaml, text).unwrap();
+    }
+    let yaml = serde_norway::to_string(&crd).unwrap().replace("infrahq.com", group);
+    let file = format!("scimkeys.{group}.yaml");
+    match layout {
+        CrdLayout::Template => std::fs::write(templates.join(file), infra::api::chart_template(&yaml)).unwrap(),
+        CrdLayout::CrdsFolder => {
+            std::fs::create_dir_all(dir.join("crds")).unwrap();
+            std::fs::write(dir.join("crds").join(file), yaml).unwrap();
+        }
+    }
+    dir.to_path_buf()
+}
+
+/// A previous and a current chart with a CRD of their own, and a release to install them as.
+struct CrdUpgrade {
+    release: Release,
+    group: String,
+    previous: PathBuf,
+    current: PathBuf,
+    work: PathBuf,
+    _cleanup: CrdCleanup,
+}
+
+impl CrdUpgrade {
+    fn new(previous_layout: CrdLayout) -> Self {
+        let release = Release::new();
+        let group = format!("{}.e2e.test", unique("g"));
+        let work = std::env::temp_dir().join(unique("infra-chart"));
+        let previous = chart_copy(&work.join("previous"), &group, false, previous_layout);
+        let current = chart_copy(&work.join("current"), &group, true, CrdLayout::Template);
+        let _cleanup = CrdCleanup(format!("scimkeys.{group}"));
+        Self { release, group, previous, current, work, _cleanup }
+    }
+
+    fn crd(&self) -> String {
+        format!("scimkeys.{}", self.group)
+    }
+
+    fn helm(&self, verb: &str, chart: &Path) -> Run {
+        let r = &self.release;
+        let url = format!("externalURL={EXTERNAL_URL},rbac.createUserRoles=false");
+        let mut args = vec![verb, r.name.as_str(), chart.to_str().unwrap(), "-n", r.namespace.as_str(), "--set", &url];
+        if verb == "install" {
+            args.push("--create-namespace");
+        }
+        helm(&args)
+    }
+
+    /// `kubectl apply` (with the API server's strict field validation, kubectl's default) of a
+    /// ScimKey of the test's group that sets `spec.description`.
+    fn apply_key_with_description(&self) -> Run {
+        let manifest = format!(
+            "apiVersion: {}/v1alpha1\nkind: ScimKey\nmetadata:\n  name: described\n  namespace: {}\nspec:\n  providerRef:\n    name: okta\n  description: the new field\n",
+            self.group, self.release.namespace
+        );
+        let mut child = Command::new(&env().kubectl)
+            .args(["apply", "-f", "-"])
+            .env("KUBECONFIG", &env().kubeconfig)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), manifest.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Installs the previous chart and shows that its CRD does not serve `spec.description`.
+    fn install_previous(&self) {
+        self.helm("install", &self.previous).ok();
+        kubectl(&["wait", "--for=condition=Established", "--timeout=30s", &format!("crd/{}", self.crd())]).ok();
+        let refused = self.apply_key_with_description();
+        assert_ne!(refused.status, 0, "the previous CRD accepted spec.description:\n{}", refused.stdout);
+        assert!(refused.stderr.contains("description"), "{}", refused.stderr);
+    }
+
+    /// After the upgrade the new field is served: an object keeps it.
+    fn assert_new_field_served(&self) {
+        wait_until(Duration::from_secs(30), "the upgraded CRD to serve spec.description", || self.apply_key_with_description().status == 0);
+        let key = self.release.json(&["get", &self.crd(), "described"]);
+        assert_eq!(key["spec"]["description"], "the new field", "{key}");
+    }
+}
+
+impl Drop for CrdUpgrade {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// `helm upgrade` applies a changed CRD, as cert-manager's chart does: install the previous chart,
+/// whose CRD lacks a field, upgrade, and the field is served. The CRD belongs to the release,
+/// and uninstalling leaves it (crds.keep), with the objects of its kind.
+#[test]
+fn helm_upgrade_applies_crd_changes() {
+    let t = CrdUpgrade::new(CrdLayout::Template);
+    t.install_previous();
+    t.helm("upgrade", &t.current).ok();
+    t.assert_new_field_served();
+
+    let crd: Value = serde_json::from_str(&kubectl(&["get", "crd", &t.crd(), "-o", "json"]).ok().stdout).unwrap();
+    assert_eq!(crd["metadata"]["annotations"]["meta.helm.sh/release-name"], t.release.name.as_str());
+    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    helm(&["uninstall", &t.release.name, "-n", &t.release.namespace]).ok();
+    kubectl(&["get", "crd", &t.crd()]).ok();
+    t.release.kubectl(&["get", &t.crd(), "described"]).ok();
+}
+
+/// From chart 0.1.x, which installed the CRDs from its crds/ folder: the upgrade stops, naming the
+/// CRD Helm does not own, and after the README's `kubectl label`/`annotate` it adopts and
+/// upgrades them.
+#[test]
+fn helm_upgrade_from_a_crds_folder_chart_adopts_the_crds_as_the_readme_says() {
+    let t = CrdUpgrade::new(CrdLayout::CrdsFolder);
+    t.install_previous();
+    let refused = t.helm("upgrade", &t.current);
+    assert_ne!(refused.status, 0, "helm adopted a CRD it does not own:\n{}", refused.stdout);
+    assert!(refused.stderr.contains(&t.crd()) && refused.stderr.contains("invalid ownership metadata"), "{}", refused.stderr);
+
+    let readme = std::fs::read_to_string(Path::new(CHART).join("README.md")).unwrap();
+    for step in ["kubectl label crd \"$crd.infrahq.com\" app.kubernetes.io/managed-by=Helm", "meta.helm.sh/release-name=infra", "meta.helm.sh/release-namespace=infra-system"] {
+        assert!(readme.contains(step), "the README's upgrade steps lack {step:?}");
+    }
+    let crd = format!("crd/{}", t.crd());
+    kubectl(&["label", &crd, "app.kubernetes.io/managed-by=Helm", "--overwrite"]).ok();
+    let (name, namespace) = (format!("meta.helm.sh/release-name={}", t.release.name), format!("meta.helm.sh/release-namespace={}", t.release.namespace));
+    kubectl(&["annotate", &crd, &name, &namespace, "--overwrite"]).ok();
+    t.helm("upgrade", &t.current).ok();
+    t.assert_new_field_served();
+}
+
+// ---- monitoring and helm test against the suite's operator ------------------------------------
+
+/// The metric names a /metrics text exports, as queries name them (counters with `_total`,
+/// histograms with `_bucket`, `_sum` and `_count`).
+fn exported_metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let mut parts = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else { continue };
+        match kind {
+            "counter" => names.extend([format!("{name}_total")]),
+            "histogram" => names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}"))),
+            _ => names.extend([name.to_string()]),
+        }
+    }
+    names
+}
+
+/// The `infra_*` metric names a PromQL expression uses.
+fn queried_metric_names(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|t| t.starts_with("infra_"))
+        .map(String::from)
+        .collect()
+}
+
+/// Every metric the PrometheusRule's alerts and the Grafana dashboard query is one the running
+/// controller or server exports: a renamed metric fails here, not silently in someone's Grafana.
+#[tokio::test]
+async fn helm_alerts_and_dashboard_query_exported_metrics() {
+    let docs = rendered(&["prometheusRule.enabled=true", "grafanaDashboard.enabled=true"]);
+    let rule = find(&docs, "PrometheusRule");
+    let mut exprs: Vec<String> = Vec::new();
+    let mut alerts = Vec::new();
+    for group in rule["spec"]["groups"].as_array().unwrap() {
+        for r in group["rules"].as_array().unwrap() {
+            alerts.push(r["alert"].as_str().unwrap().to_string());
+            exprs.push(r["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        alerts,
+        ["InfraIdentityProviderNotReady", "InfraControllerNoLeader", "InfraScimServerErrors", "InfraScimAuthenticationFailures", "InfraSessionRechecksFailing"]
+    );
+    let dashboard = find(&docs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1", "the sidecar's label");
+    let dashboard: Value = serde_json::from_str(dashboard["data"]["infra.json"].as_str().unwrap()).unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = variable["definition"].as_str() {
+            exprs.push(q.to_string());
+        }
+    }
+
+    let controllers = std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS (e2e/.state/env)");
+    let mut exported = BTreeSet::new();
+    for base in controllers.split_whitespace().chain(env().server_metrics_urls.iter().map(String::as_str)) {
+        let text = http().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        exported.extend(exported_metric_names(&text));
+    }
+    assert!(exported.contains("infra_controller_leader"), "{exported:?}");
+    for expr in &exprs {
+        let used = queried_metric_names(expr);
+        assert!(!used.is_empty(), "no infra_ metric in {expr}");
+        for name in used {
+            assert!(exported.contains(&name), "{name} (in `{expr}`) is not exported; exported: {exported:?}");
+        }
+    }
+}
+
+/// The `helm test` Pod's script, run here with sh and curl against the suite's server: it passes
+/// against Infra, and fails against an address that answers /readyz but is not the SCIM API.
+#[test]
+fn helm_test_pod_checks_readyz_and_a_scim_call() {
+    let (_, hooks, _) = split_crds_and_hooks(rendered(&[]));
+    let c = &hooks[0]["spec"]["containers"][0];
+    assert_eq!(env_value(c, "INFRA_URL"), Some("http://infra-server.infra-system.svc:80"), "the server's Service");
+    assert_eq!(c["command"], json!(["sh", "-c"]));
+    let script = c["args"][0].as_str().unwrap();
+    let run = |url: &str| {
+        let out = Command::new("sh").args(["-c", script]).env("INFRA_URL", url).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (ok, out) = run(&env().server_urls[0]);
+    assert!(ok, "helm test failed against the server:\n{out}");
+    assert!(out.contains("the SCIM API answers"), "{out}");
+    let (ok, out) = run(&env().server_metrics_urls[0]);
+    assert!(!ok, "helm test passed against the metrics address:\n{out}");
+    assert!(out.contains("want 401"), "{out}");
 }

@@ -9,6 +9,14 @@ fn the_dockerfile_build_produces_static_binaries_that_start() {
     let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
     assert!(dockerfile.contains("RUN build/static-binaries.sh /out"), "the Dockerfile no longer builds with build/static-binaries.sh");
     assert!(dockerfile.contains("USER 65532:65532") && dockerfile.contains("distroless/static"), "the image must be distroless and non-root");
+    // Both architectures, cross-compiled on the builder's platform for buildx's TARGETARCH.
+    assert!(dockerfile.contains("FROM --platform=$BUILDPLATFORM") && dockerfile.contains("ARG TARGETARCH"), "the build stage must cross-compile for TARGETARCH");
+    for arch in ["amd64) triple=x86_64-unknown-linux-gnu", "arm64) triple=aarch64-unknown-linux-gnu"] {
+        assert!(dockerfile.contains(arch), "the Dockerfile does not build {arch}");
+    }
+    for label in ["source", "version", "revision", "created", "licenses", "title", "description"] {
+        assert!(dockerfile.contains(&format!("org.opencontainers.image.{label}=")), "no OCI label {label}");
+    }
 
     let out = format!("{root}/target/image-test");
     let status = Command::new(format!("{root}/build/static-binaries.sh")).arg(&out).status().unwrap();

@@ -4,6 +4,7 @@
 mod harness;
 mod browser;
 mod cli_login;
+mod gitops;
 mod helm;
 mod image;
 mod outbound;

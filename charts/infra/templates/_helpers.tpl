@@ -126,16 +126,18 @@ Environment both roles share.
 {{- end }}
 
 {{/*
-The hardened container securityContext both roles share.
+repository:tag, with @digest when image.digest pins it.
 */}}
-{{- define "infra.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-privileged: false
-capabilities:
-  drop: ["ALL"]
-{{- end }}
-
 {{- define "infra.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- with .Values.image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
+{{/*
+One role's ServiceAccount: include "infra.serviceAccountName" (list $ "controller"|"server").
+*/}}
+{{- define "infra.serviceAccountName" -}}
+{{- $ := index . 0 }}
+{{- $role := index . 1 }}
+{{- default (include "infra.roleName" (list $ $role)) (index $.Values.serviceAccount $role).name }}
 {{- end }}
