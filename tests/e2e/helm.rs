@@ -661,6 +661,8 @@ fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
     let _ = std::fs::remove_file(&ca);
     let printed: Value = serde_norway::from_str(&cli.stdout).unwrap();
     assert_eq!(chart, printed, "the chart's AuthenticationConfiguration drifted from `infra kube apiserver-config`");
+}
+
 // ---- CRDs upgrade with the chart --------------------------------------------------------------
 
 /// Deletes a CRD the test made, however the test ends (the chart keeps its CRDs on uninstall).
