@@ -279,7 +279,10 @@ async fn a_code_used_twice_a_wrong_verifier_and_bad_requests_are_rejected() {
     assert_eq!(resp.status().as_u16(), 400);
 }
 
+/// Rotating the stand-in IdP's keys races the logins of every other test (a token signed by the
+/// new key can reach a replica within the 2 s refetch limit of an earlier fetch), so it runs alone.
 #[tokio::test]
+#[ignore = "rotates the stand-in IdP's keys under everyone: e2e/test runs it alone after the suite"]
 async fn key_rotation_at_the_provider_does_not_break_logins() {
     let user = new_user("rotate", &[]).await;
     login("okta", &user).await;
