@@ -5,7 +5,8 @@
 //!
 //! kubectl asks once per process, and again only when the API server refused the token (401:
 //! the key that signed it was rotated away in an emergency) or it expired. So a second request
-//! from the same kubectl process (our parent) gets a new token, never the cached one again.
+//! from the same kubectl process (our parent) gets a new token, never the cached one again: the
+//! command that met the 401 fails, the next one works.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -103,8 +104,8 @@ fn write_private(path: &Path, body: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("{}.tmp", crate::keys::name_suffix(8)?));
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        // No fsync: it is a cache (a lost write means one more mint), and kubectl waits for it.
         f.write_all(body)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {
