@@ -15,7 +15,7 @@ use super::kube_client::{explain, KubeArgs};
 use super::output::{self, col, wide, ListArgs};
 use super::spinner;
 use crate::api::{Grant, GrantRole, GrantSpec, GrantSubject, IdentityProvider, RoleKind};
-use crate::controller::grant::Target;
+use crate::kube_access::binding::Target;
 
 #[derive(Subcommand, Debug)]
 pub enum GrantsCommand {

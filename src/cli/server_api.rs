@@ -242,7 +242,7 @@ impl ServerApi {
 
     /// `GET /api/kube/config`: the cluster the server issues tokens for.
     pub async fn kube_config(&self) -> Result<KubeConfig, ApiError> {
-        let path = crate::kube_access::issuer::CONFIG_PATH;
+        let path = crate::kube_access::paths::CONFIG;
         let resp = self.http.get(self.url(path)).send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             return Err(self.failure(path, resp).await);
@@ -252,7 +252,7 @@ impl ServerApi {
 
     /// `POST /api/kube/token`: a token for the API server, for this session.
     pub async fn kube_token(&self, token: &str) -> Result<KubeToken, ApiError> {
-        let path = crate::kube_access::issuer::TOKEN_PATH;
+        let path = crate::kube_access::paths::TOKEN;
         let resp = self.http.post(self.url(path)).bearer_auth(token).send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             return Err(self.failure(path, resp).await);

@@ -7,6 +7,7 @@ pub mod group_members;
 pub mod identity_provider;
 pub mod scim_key;
 pub mod sessions;
+pub mod signing_keys;
 
 pub use context::{Context, Error};
 
@@ -164,7 +165,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
         rotation_interval: args.signing_key_rotation_interval,
         token_lifetime: args.tokens.token_lifetime,
     };
-    let signing_keys = crate::kube_access::rotation::run(kube.api(), key_policy, wait_stop(stop_rx.clone()));
+    let signing_keys = signing_keys::run(kube.api(), key_policy, wait_stop(stop_rx.clone()));
     let grants = grant_controller(&kube, ctx.clone(), args.grant_allowed_roles.clone(), wait_stop(stop_rx.clone()));
     let access = futures::future::join(signing_keys, grants);
     let reconcilers = futures::future::join5(idps, keys, members, session_checks, access);
@@ -291,13 +292,13 @@ async fn grant_controller(kube: &Kube, ctx: Arc<Context>, allowed_roles: Vec<Str
     let controller = Controller::new(kube.api::<crate::api::Grant>(), watcher::Config::default());
     let store = controller.store();
     let grants = Arc::new(grant::Grants { ctx, allowed_roles, store: store.clone() });
-    let bindings = watcher::Config::default().labels(grant::BINDING_LABEL);
+    let bindings = watcher::Config::default().labels(crate::kube_access::binding::BINDING_LABEL);
     let owners = move |store: kube::runtime::reflector::Store<crate::api::Grant>| {
         move |key: Option<String>| {
             store
                 .state()
                 .into_iter()
-                .filter(|g| key.as_deref() == Some(grant::Target::of(&g.spec).key.as_str()))
+                .filter(|g| key.as_deref() == Some(crate::kube_access::binding::Target::of(&g.spec).key.as_str()))
                 .map(|g| ObjectRef::from_obj(g.as_ref()))
                 .collect::<Vec<_>>()
         }
@@ -320,8 +321,8 @@ async fn grant_controller(kube: &Kube, ctx: Arc<Context>, allowed_roles: Vec<Str
         })
     };
     controller
-        .watches(kube::Api::<RoleBinding>::all(client.clone()), bindings.clone(), move |rb: RoleBinding| for_rb(rb.labels().get(grant::BINDING_LABEL).cloned()))
-        .watches(kube::Api::<ClusterRoleBinding>::all(client), bindings, move |crb: ClusterRoleBinding| for_crb(crb.labels().get(grant::BINDING_LABEL).cloned()))
+        .watches(kube::Api::<RoleBinding>::all(client.clone()), bindings.clone(), move |rb: RoleBinding| for_rb(rb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned()))
+        .watches(kube::Api::<ClusterRoleBinding>::all(client), bindings, move |crb: ClusterRoleBinding| for_crb(crb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned()))
         .graceful_shutdown_on(stop)
         .run(grant::reconcile, grant::error_policy, grants)
         .for_each(|_| futures::future::ready(()))

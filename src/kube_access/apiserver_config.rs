@@ -81,7 +81,7 @@ pub fn authorization(webhook_kubeconfig: &str) -> Value {
 
 /// The kubeconfig the API server reaches the webhook with: `<issuer>/api/kube/authorize`.
 pub fn webhook_kubeconfig(issuer: &Issuer) -> Value {
-    let mut cluster = json!({"server": format!("{}{}", issuer.url.trim_end_matches('/'), super::webhook::AUTHORIZE_PATH)});
+    let mut cluster = json!({"server": format!("{}{}", issuer.url.trim_end_matches('/'), super::paths::AUTHORIZE)});
     if let Some(ca) = issuer.certificate_authority {
         cluster["certificate-authority-data"] = json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca));
     }

@@ -10,11 +10,19 @@
 
 pub mod apiserver_config;
 pub mod args;
+pub mod binding;
 pub mod identity;
-pub mod issuer;
-pub mod rotation;
 pub mod signing_keys;
 pub mod token;
-pub mod webhook;
 
 pub use args::{IssuerArgs, TokenArgs};
+
+/// The server's paths for Kubernetes access, shared by the server that serves them, the CLI that
+/// calls them and the API-server configuration that names them.
+pub mod paths {
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const JWKS: &str = "/api/kube/jwks";
+    pub const TOKEN: &str = "/api/kube/token";
+    pub const CONFIG: &str = "/api/kube/config";
+    pub const AUTHORIZE: &str = "/api/kube/authorize";
+}

@@ -1,6 +1,7 @@
 //! The server role: SCIM and login over HTTP, reading from reflector caches.
 
 mod http_metrics;
+pub mod access;
 pub mod login;
 mod access_log;
 pub(crate) mod cache;
@@ -113,7 +114,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
-    let issuer = Arc::new(crate::kube_access::issuer::Issuer {
+    let issuer = Arc::new(access::issuer::Issuer {
         login: login.clone(),
         keys: (*cache::watch::<Secret>(
             kube.api(),
@@ -124,7 +125,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         issuer: args.kube.issuer(&args.operator.external_url),
         args: args.kube.clone(),
         api_server_ca: args.kube.api_server_ca()?,
-        revocations: Arc::new(crate::kube_access::webhook::Revocations {
+        revocations: Arc::new(access::webhook::Revocations {
             // Metadata only: which sessions exist, never their contents.
             sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(kube.api(), ns, watcher::Config::default().labels(labels::SESSION))).clone(),
             directory: store.clone(),
@@ -164,7 +165,7 @@ pub fn router(
     scim: ScimState,
     providers: Cache<IdentityProvider>,
     login: Arc<login::LoginState>,
-    issuer: Arc<crate::kube_access::issuer::Issuer>,
+    issuer: Arc<access::issuer::Issuer>,
     limits: Arc<rate_limit::Limits>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -173,7 +174,7 @@ pub fn router(
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(
             login::router(login)
-                .merge(crate::kube_access::issuer::router(issuer))
+                .merge(access::issuer::router(issuer))
                 .layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)),
         )
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))

@@ -157,7 +157,7 @@ impl Limits {
 pub async fn login_api(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     let limiter = match req.uri().path() {
         "/api/login" => &limits.login,
-        "/api/whoami" | "/api/logout" | crate::kube_access::issuer::TOKEN_PATH => &limits.whoami,
+        "/api/whoami" | "/api/logout" | crate::kube_access::paths::TOKEN => &limits.whoami,
         _ => return next.run(req).await,
     };
     let client = client_address(&req, limits.trusted_hops);

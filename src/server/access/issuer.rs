@@ -15,16 +15,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::Store;
 use serde_json::json;
 
-use super::identity;
-use super::signing_keys::{KeySet, DATA_KEY, SECRET_NAME};
-use super::token::{self, Claims};
-use super::IssuerArgs;
+use crate::kube_access::identity;
+use crate::kube_access::signing_keys::{KeySet, DATA_KEY, SECRET_NAME};
+use crate::kube_access::token::{self, Claims};
+use crate::kube_access::paths::{AUTHORIZE, CONFIG, DISCOVERY, JWKS, TOKEN};
+use crate::kube_access::IssuerArgs;
 use crate::server::login::{FlowError, LoginState};
 
-pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
-pub const JWKS_PATH: &str = "/api/kube/jwks";
-pub const TOKEN_PATH: &str = "/api/kube/token";
-pub const CONFIG_PATH: &str = "/api/kube/config";
 
 pub struct Issuer {
     pub login: Arc<LoginState>,
@@ -41,11 +38,11 @@ pub struct Issuer {
 
 pub fn router(state: Arc<Issuer>) -> Router {
     Router::new()
-        .route(DISCOVERY_PATH, get(discovery))
-        .route(JWKS_PATH, get(jwks))
-        .route(TOKEN_PATH, post(mint))
-        .route(CONFIG_PATH, get(config))
-        .route(super::webhook::AUTHORIZE_PATH, post(authorize))
+        .route(DISCOVERY, get(discovery))
+        .route(JWKS, get(jwks))
+        .route(TOKEN, post(mint))
+        .route(CONFIG, get(config))
+        .route(AUTHORIZE, post(authorize))
         .with_state(state)
 }
 
@@ -72,7 +69,7 @@ impl Issuer {
 async fn discovery(State(s): State<Arc<Issuer>>) -> Response {
     let body = json!({
         "issuer": s.issuer,
-        "jwks_uri": format!("{}{JWKS_PATH}", s.issuer),
+        "jwks_uri": format!("{}{JWKS}", s.issuer),
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],

@@ -21,11 +21,10 @@ use kube::Api;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::identity::{PREFIX, SESSION_EXTRA};
+use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
 use crate::api::User;
 use crate::directory::naming::user_object_name;
 
-pub const AUTHORIZE_PATH: &str = "/api/kube/authorize";
 
 /// What the webhook needs to know, from the caches and (on a miss) the API server.
 pub struct Revocations {

@@ -12,7 +12,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::signing_keys::{KeyError, KeySet, Policy, StoredKey, DATA_KEY, SECRET_NAME, SECRET_TYPE};
+use crate::kube_access::signing_keys::{KeyError, KeySet, Policy, StoredKey, DATA_KEY, SECRET_NAME, SECRET_TYPE};
 use crate::api::labels;
 
 /// How often the leader looks at the keys. Well below [`super::signing_keys::PUBLISH_AHEAD`], so
