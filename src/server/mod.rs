@@ -2,6 +2,7 @@
 
 mod health;
 mod http_metrics;
+mod memory;
 pub mod login;
 mod providers;
 pub mod rate_limit;
@@ -53,6 +54,7 @@ pub struct ServerArgs {
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    memory::limit_arenas();
     let client = Client::try_default().await?;
     let ns = &args.operator.namespace;
     let metrics = Arc::new(Metrics::default());
@@ -71,6 +73,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             let directory_synced = users_synced.await.is_ok() && groups_synced.await.is_ok();
             match synced {
                 Ok(_) if directory_synced => {
+                    memory::trim();
+                    memory::spawn_trimmer();
                     ready.store(true, Ordering::Relaxed);
                     tracing::info!("caches synced; ready");
                 }
