@@ -396,8 +396,9 @@ impl DirectoryStore {
         let gid = scim_id(group).unwrap_or_default().to_string();
         let added: Vec<String> = changes.iter().filter(|(_, m)| *m).map(|(id, _)| id.clone()).collect();
         self.resolve_members(&provider, &added).await?;
-        self.write_labels(&provider, &gid, changes).await?;
-        self.touch_group(group).await
+        // Both are stored before the answer, and neither depends on the other: one round trip.
+        let (_, touched) = futures::future::try_join(self.write_labels(&provider, &gid, changes), self.touch_group(group)).await?;
+        Ok(touched)
     }
 
     /// Records that the group changed (its lastModified, and so its version) with a merge patch,
