@@ -270,12 +270,20 @@ impl DirectoryStore {
                 }
                 status_done = true;
             }
-            let missing: serde_json::Map<String, serde_json::Value> =
+            // Memberships added to the old object since it was read are copied; those copied from
+            // it but removed since are removed (others on the new object were added to it directly).
+            let mut changed: serde_json::Map<String, serde_json::Value> =
                 memberships(fresh.labels()).filter(|(k, _)| !moved.labels().contains_key(*k)).map(|(k, v)| (k.clone(), json!(v))).collect();
-            if !missing.is_empty() {
+            for (k, _) in memberships(old.labels()) {
+                if !fresh.labels().contains_key(k) && moved.labels().contains_key(k) {
+                    changed.insert(k.clone(), serde_json::Value::Null);
+                }
+            }
+            if !changed.is_empty() {
+                // A membership's display goes and comes with its label.
                 let displays: serde_json::Map<String, serde_json::Value> =
-                    memberships(fresh.annotations()).filter(|(k, _)| missing.contains_key(*k)).map(|(k, v)| (k.clone(), json!(v))).collect();
-                let patch = json!({"metadata": {"labels": missing, "annotations": displays}});
+                    changed.keys().map(|k| (k.clone(), fresh.annotations().get(k).map_or(serde_json::Value::Null, |v| json!(v)))).collect();
+                let patch = json!({"metadata": {"labels": changed, "annotations": displays}});
                 moved = self.users.patch(&moved.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(|e| api_error(e, "keeping the user's groups"))?;
             }
             let dp = DeleteParams {
@@ -312,33 +320,26 @@ impl DirectoryStore {
 
     // ---- groups ------------------------------------------------------------------------------
 
-    /// Creates the group with its members in one write (in `spec.members`, so nothing is half
-    /// done if this replica stops), then moves them onto the Users; what a failure leaves in
-    /// `spec.members` is still read as membership, and the controller moves it.
-    pub async fn create_group(&self, provider: &str, spec: GroupSpec) -> Result<Group> {
-        let added: Vec<String> = spec.members.iter().map(|m| m.value.clone()).collect();
-        let wanted: Vec<(String, Option<String>)> = spec.members.iter().map(|m| (m.value.clone(), m.display.clone())).collect();
+    /// Creates the group, then labels its members. The members are checked first; a failure
+    /// while labelling answers an error and leaves the group with the members labelled so far,
+    /// which the client's retry finds (Okta and Entra look a group up by displayName or
+    /// externalId before creating it) and completes with a PATCH.
+    pub async fn create_group(&self, provider: &str, mut spec: GroupSpec) -> Result<Group> {
+        let members: Vec<MemberChange> = spec.members.drain(..).map(|m| MemberChange::Add { id: m.value, display: m.display }).collect();
+        let added: Vec<String> = members.iter().map(|c| c.id().to_string()).collect();
         self.resolve_members(provider, &added).await?;
         let id = new_id().map_err(internal)?;
         let group = Group { metadata: self.metadata(provider, group_object_name(&id), &id, now())?, spec, status: None };
         let created = self.groups.create(&params(), &group).await.map_err(|e| api_error(e, "creating the group"))?;
         self.write().apply_group(created.clone());
-        if created.spec.members.is_empty() {
-            return Ok(created);
-        }
-        match self.update_group(&created, GroupSpec { members: vec![], ..created.spec.clone() }, Some(&wanted)).await {
-            Ok(moved) => Ok(moved),
-            Err(e) => {
-                tracing::warn!(error = %e, group = %created.name_any(), "the new group's members stay in spec.members for the controller to move");
-                Ok(created)
-            }
-        }
+        self.write_labels(provider, &id, &members).await?;
+        Ok(created)
     }
 
     /// Replaces `current` with `spec`: the Group object is replaced at the version read (so a
     /// concurrent change conflicts), then each member added or removed gets its label set or
-    /// cleared. `members`, when given, is the complete new member list (`spec.members` is then
-    /// left empty); when `None`, `spec.members` is the list.
+    /// cleared. `members`, when given, is the complete new member list; when `None`,
+    /// `spec.members` is. Either way the stored `spec.members` ends up empty.
     pub async fn update_group(&self, current: &Group, mut spec: GroupSpec, members: Option<&[(String, Option<String>)]>) -> Result<Group> {
         let provider = spec.provider_ref.name.clone();
         let gid = scim_id(current).unwrap_or_default().to_string();
@@ -413,8 +414,9 @@ impl DirectoryStore {
         let gid = scim_id(group).unwrap_or_default().to_string();
         let added: Vec<String> = changes.iter().filter(|c| matches!(c, MemberChange::Add { .. })).map(|c| c.id().to_string()).collect();
         self.resolve_members(&provider, &added).await?;
-        self.write_labels(&provider, &gid, changes).await?;
-        self.touch_group(group).await
+        // Both are stored before the answer, and neither depends on the other: one round trip.
+        let (_, touched) = futures::future::try_join(self.write_labels(&provider, &gid, changes), self.touch_group(group)).await?;
+        Ok(touched)
     }
 
     /// Records that the group changed (its lastModified, and so its version) with a merge patch,

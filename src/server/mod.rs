@@ -2,6 +2,7 @@
 
 mod http_metrics;
 pub mod access;
+mod memory;
 pub mod login;
 mod access_log;
 pub(crate) mod cache;
@@ -68,6 +69,7 @@ pub struct ServerArgs {
 }
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    memory::limit_arenas();
     let client = Client::try_default().await?;
     let ns = &args.operator.namespace;
     let kube = Kube::new(client.clone(), ns, FieldManager::SERVER);
@@ -87,6 +89,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             let directory_synced = users_synced.await.is_ok() && groups_synced.await.is_ok();
             match synced {
                 Ok(_) if directory_synced => {
+                    memory::trim();
+                    memory::spawn_trimmer();
                     ready.store(true, Ordering::Relaxed);
                     tracing::info!("caches synced; ready");
                 }
