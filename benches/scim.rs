@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infra::api::{annotations, labels, IdentityProvider, ProviderRef, User, UserSpec};
+use infra::api::{IdentityProvider, ProviderRef, User, UserSpec, annotations, labels};
 use infra::directory::naming::{new_id, user_object_name};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -43,7 +43,8 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { users: 10_000, import: 2000, concurrency: 16, groups: 500, samples: 1000, big_group: 0, member_samples: 200, keep: false };
+    let mut a =
+        Args { users: 10_000, import: 2000, concurrency: 16, groups: 500, samples: 1000, big_group: 0, member_samples: 200, keep: false };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
@@ -308,7 +309,8 @@ async fn main() {
     // The direct baseline writes with the server's own ServiceAccount, so authentication and RBAC
     // cost the same on both paths (the admin's system:masters would skip RBAC altogether).
     let operator_config = kube::config::Kubeconfig::read_from(format!("{state}/server.kubeconfig")).expect("server kubeconfig");
-    let operator_client = Client::try_from(kube::Config::from_custom_kubeconfig(operator_config, &Default::default()).await.unwrap()).unwrap();
+    let operator_client =
+        Client::try_from(kube::Config::from_custom_kubeconfig(operator_config, &Default::default()).await.unwrap()).unwrap();
     let operator_users: Api<User> = Api::namespaced(operator_client, &namespace);
     let users: Api<User> = Api::namespaced(client.clone(), &namespace);
     let providers: Api<IdentityProvider> = Api::namespaced(client.clone(), &namespace);
@@ -354,8 +356,13 @@ async fn main() {
                         .await
                         .unwrap();
                     assert_eq!(found["totalResults"], 0);
-                    let resp =
-                        http.post(format!("{server}/api/scim/v2/Users")).bearer_auth(&key).json(&scim_user(&user_name)).send().await.unwrap();
+                    let resp = http
+                        .post(format!("{server}/api/scim/v2/Users"))
+                        .bearer_auth(&key)
+                        .json(&scim_user(&user_name))
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
                 }
             })
@@ -452,7 +459,8 @@ async fn main() {
     });
     let (mut members, mut batch_ms, mut failed) = (0, vec![], None);
     for batch in big.chunks(1000) {
-        let body = patch_op(json!([{"op": "add", "path": "members", "value": batch.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()}]));
+        let body =
+            patch_op(json!([{"op": "add", "path": "members", "value": batch.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()}]));
         let start = Instant::now();
         let (status, resp) = scim.send(reqwest::Method::PATCH, &path, Some(&body)).await;
         if status != 200 {
@@ -468,8 +476,12 @@ async fn main() {
     let first = batch_ms.first().copied().unwrap_or(0.0);
     let last = batch_ms.last().copied().unwrap_or(0.0);
     match &failed {
-        None => println!("big group: {members} members in batches of 1,000 in {total_s:.1}s (first batch {first:.0} ms, last {last:.0} ms)"),
-        Some(why) => println!("big group: FAILED after {members} members ({total_s:.1}s; first batch {first:.0} ms, last {last:.0} ms): {why}"),
+        None => {
+            println!("big group: {members} members in batches of 1,000 in {total_s:.1}s (first batch {first:.0} ms, last {last:.0} ms)")
+        }
+        Some(why) => {
+            println!("big group: FAILED after {members} members ({total_s:.1}s; first batch {first:.0} ms, last {last:.0} ms): {why}")
+        }
     }
     let worst = healthz.last().copied().unwrap_or(0.0);
     println!("/healthz while the batches ran: {} polls, worst {worst:.2} ms (target < 100 ms) {}", healthz.len(), pass(worst < 100.0));
@@ -486,7 +498,10 @@ async fn main() {
     }
     for (label, ms) in [("add", add_ms), ("remove", remove_ms)] {
         let (p50, p99) = p50_p99(ms);
-        println!("one member {label:<6} on the {members}-member group: p50 {p50:6.2} ms   p99 {p99:6.2} ms   (target p99 < 50 ms) {}", pass(p99 < 50.0));
+        println!(
+            "one member {label:<6} on the {members}-member group: p50 {p50:6.2} ms   p99 {p99:6.2} ms   (target p99 < 50 ms) {}",
+            pass(p99 < 50.0)
+        );
     }
     println!("server RSS at the end: {:.1} MiB", rss_mib(&pid_file));
 

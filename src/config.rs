@@ -130,9 +130,7 @@ impl OperatorArgs {
     pub fn read_extra_ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
         match &self.extra_ca_file {
             None => Ok(None),
-            Some(path) => std::fs::read(path)
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!("reading --extra-ca-file {}: {e}", path.display())),
+            Some(path) => std::fs::read(path).map(Some).map_err(|e| anyhow::anyhow!("reading --extra-ca-file {}: {e}", path.display())),
         }
     }
 }

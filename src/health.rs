@@ -3,14 +3,14 @@
 //! internet) never serves metrics.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -25,10 +25,7 @@ pub fn health_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 /// `/healthz` and `/readyz` only, for the server's public listener (the kubelet probes it there,
 /// so a probe fails when the port people use stops answering).
 pub fn probe_router(ready: Arc<AtomicBool>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(ready)
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz)).with_state(ready)
 }
 
 /// Binds `addr` (so a taken port fails startup) and serves [`health_router`] there until

@@ -5,8 +5,8 @@
 //! process, which never stores its private half, can open it: the key is shown once, to the person
 //! who created it, who needs no access to Secrets.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use ring::{aead, agreement, hkdf};
 
@@ -52,7 +52,9 @@ impl Recipient {
         })
         .map_err(|_| SealError::CannotOpen)??;
         let mut buf = ciphertext.to_vec();
-        let plain = key.open_in_place(aead::Nonce::assume_unique_for_key([0; 12]), aead::Aad::empty(), &mut buf).map_err(|_| SealError::CannotOpen)?;
+        let plain = key
+            .open_in_place(aead::Nonce::assume_unique_for_key([0; 12]), aead::Aad::empty(), &mut buf)
+            .map_err(|_| SealError::CannotOpen)?;
         String::from_utf8(plain.to_vec()).map_err(|_| SealError::CannotOpen)
     }
 }

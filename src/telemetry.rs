@@ -8,7 +8,7 @@
 use clap::{Args, ValueEnum};
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{self, FormatFields};
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -27,8 +27,7 @@ pub struct LogArgs {
 }
 
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&args.log_level)
-        .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", args.log_level))?;
+    let filter = EnvFilter::try_new(&args.log_level).map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", args.log_level))?;
     let registry = tracing_subscriber::registry().with(filter);
     // Logs go to stderr (stdout is for output, such as `crds`), coloured only for a person
     // watching a terminal: log files and collectors get no escape sequences.

@@ -12,15 +12,15 @@
 //! and structured generators (filter grammar, PATCH operations) reach far deeper than random
 //! bytes would in the same time.
 
-use infra::keys::{bearer_token, generate, parse_id, SCIM_KEY_PREFIX};
+use infra::directory::codec;
+use infra::keys::{SCIM_KEY_PREFIX, bearer_token, generate, parse_id};
+use infra::scim::ResourceType;
 use infra::scim::filter;
 use infra::scim::patch;
-use infra::scim::ResourceType;
-use infra::server::login::state::{StateError, StateKey, KEY_LEN, LOGIN_TTL_SECS};
-use infra::directory::codec;
+use infra::server::login::state::{KEY_LEN, LOGIN_TTL_SECS, StateError, StateKey};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Cases per property: `PROPTEST_CASES` when set (the long run sets it), else a short run.
 fn config() -> Config {
@@ -105,7 +105,14 @@ fn quoted(s: &str) -> String {
 /// ones, `pr`, `eq null`, and value paths with and without Entra's trailing comparison.
 fn filter_leaf() -> impl Strategy<Value = String> {
     let string_attr = prop::sample::select(vec![
-        "userName", "displayName", "title", "emails.value", "emails.type", "name.givenName", "externalId", "EMAILS.VALUE",
+        "userName",
+        "displayName",
+        "title",
+        "emails.value",
+        "emails.type",
+        "name.givenName",
+        "externalId",
+        "EMAILS.VALUE",
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
     ]);
     let string_op = prop::sample::select(vec!["eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le", "EQ"]);
@@ -115,7 +122,10 @@ fn filter_leaf() -> impl Strategy<Value = String> {
         (string_attr.clone()).prop_map(|a| format!("{a} pr")),
         (string_attr, prop::sample::select(vec!["eq", "ne"])).prop_map(|(a, o)| format!("{a} {o} null")),
         (prop::sample::select(vec!["eq", "ne"]), any::<bool>()).prop_map(|(o, b)| format!("active {o} {b}")),
-        (prop::sample::select(vec!["gt", "lt", "ge", "le", "eq"]), prop::sample::select(vec!["2011-05-13T04:42:34Z", "2020-01-01T00:00:00+01:00"]))
+        (
+            prop::sample::select(vec!["gt", "lt", "ge", "le", "eq"]),
+            prop::sample::select(vec!["2011-05-13T04:42:34Z", "2020-01-01T00:00:00+01:00"])
+        )
             .prop_map(|(o, t)| format!("meta.lastModified {o} \"{t}\"")),
         (word, word).prop_map(|(t, v)| format!("emails[type eq {} and value co {}]", quoted(&t), quoted(&v))),
         (word, word).prop_map(|(t, v)| format!("emails[not (type eq {})].value eq {}", quoted(&t), quoted(&v))),
@@ -263,15 +273,41 @@ fn base_group() -> Value {
 
 fn patch_path() -> impl Strategy<Value = Option<String>> {
     let known = prop::sample::select(vec![
-        "title", "emails", "emails[type eq \"work\"]", "emails[type eq \"work\"].value", "emails[value co \"a\"].primary",
-        "emails.value", "emails.type", "name", "name.givenName", "NAME.familyName", "active", "userName", "displayName",
-        "externalId", "id", "meta.created", "groups", "schemas", "phoneNumbers", "phoneNumbers[type eq \"mobile\"].value",
-        "addresses[type eq \"work\" and country eq \"x\"].postalCode", "x509Certificates", "roles[primary eq true]",
+        "title",
+        "emails",
+        "emails[type eq \"work\"]",
+        "emails[type eq \"work\"].value",
+        "emails[value co \"a\"].primary",
+        "emails.value",
+        "emails.type",
+        "name",
+        "name.givenName",
+        "NAME.familyName",
+        "active",
+        "userName",
+        "displayName",
+        "externalId",
+        "id",
+        "meta.created",
+        "groups",
+        "schemas",
+        "phoneNumbers",
+        "phoneNumbers[type eq \"mobile\"].value",
+        "addresses[type eq \"work\" and country eq \"x\"].postalCode",
+        "x509Certificates",
+        "roles[primary eq true]",
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        "members", "members[value eq \"a\"]", "members[value eq \"b\"].display", "members[display pr]", "members.value",
-        "", "nope", "emails[type eq]", "emails[type eq \"work\"",
+        "members",
+        "members[value eq \"a\"]",
+        "members[value eq \"b\"].display",
+        "members[display pr]",
+        "members.value",
+        "",
+        "nope",
+        "emails[type eq]",
+        "emails[type eq \"work\"",
     ])
     .prop_map(str::to_string);
     prop_oneof![1 => Just(None), 6 => known.prop_map(Some), 1 => "[a-zA-Z.\\[\\]\" ]{0,20}".prop_map(Some)]
@@ -297,16 +333,18 @@ fn patch_value() -> impl Strategy<Value = Option<Value>> {
 }
 
 fn operation() -> impl Strategy<Value = Value> {
-    (prop::sample::select(vec!["add", "remove", "replace", "Add", "REPLACE", "Remove", "move"]), patch_path(), patch_value()).prop_map(|(op, path, value)| {
-        let mut o = json!({"op": op});
-        if let Some(p) = path {
-            o["path"] = json!(p);
-        }
-        if let Some(v) = value {
-            o["value"] = v;
-        }
-        o
-    })
+    (prop::sample::select(vec!["add", "remove", "replace", "Add", "REPLACE", "Remove", "move"]), patch_path(), patch_value()).prop_map(
+        |(op, path, value)| {
+            let mut o = json!({"op": op});
+            if let Some(p) = path {
+                o["path"] = json!(p);
+            }
+            if let Some(v) = value {
+                o["value"] = v;
+            }
+            o
+        },
+    )
 }
 
 /// What a POST or PUT would send back for `resource`: its attributes without the server's.

@@ -116,10 +116,12 @@ fn graph(depth: usize) -> BTreeMap<String, BTreeSet<String>> {
         // A module's own unit tests may reach anywhere; they are not part of the layering.
         let text = text.split("#[cfg(test)]").next().unwrap();
         for path in referenced_paths(text, &here) {
-            if let Some(to) = node(&path) {
-                if to != from && !to.starts_with(&format!("{from}::")) && !from.starts_with(&format!("{to}::")) {
-                    edges.entry(from.clone()).or_default().insert(to);
-                }
+            if let Some(to) = node(&path)
+                && to != from
+                && !to.starts_with(&format!("{from}::"))
+                && !from.starts_with(&format!("{to}::"))
+            {
+                edges.entry(from.clone()).or_default().insert(to);
             }
         }
         edges.entry(from).or_default();
@@ -196,9 +198,7 @@ fn the_scan_sees_paths_and_groups() {
             vec!["server".to_string(), "login".to_string(), "state".to_string(), "X".to_string()]
         ]
     );
-    let edges = BTreeMap::from([
-        ("a".to_string(), BTreeSet::from(["b".to_string()])),
-        ("b".to_string(), BTreeSet::from(["a".to_string()])),
-    ]);
+    let edges =
+        BTreeMap::from([("a".to_string(), BTreeSet::from(["b".to_string()])), ("b".to_string(), BTreeSet::from(["a".to_string()]))]);
     assert_eq!(find_cycle(&edges), Some(vec!["a".to_string(), "b".to_string(), "a".to_string()]));
 }

@@ -9,12 +9,12 @@ pub mod scim_key;
 pub mod user;
 
 pub use grant::{Grant, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
-pub use group::{member_groups, member_label, Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX};
+pub use group::{Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX, member_groups, member_label};
 pub use identity_provider::{
-    ClaimMapping, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus, ProviderEndpoints, ProviderKind,
-    ProviderPhase, ProviderReason, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY,
+    CLIENT_SECRET_TYPE, ClaimMapping, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus,
+    ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef,
 };
-pub use scim_key::{KeyPhase, KeyReason, ScimKey, ScimKeySpec, ScimKeyStatus, KEY_HASH_DATA, LEGACY_KEY_DATA};
+pub use scim_key::{KEY_HASH_DATA, KeyPhase, KeyReason, LEGACY_KEY_DATA, ScimKey, ScimKeySpec, ScimKeyStatus};
 pub use user::{User, UserSpec, UserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -14,14 +14,16 @@ struct Cli {
     command: Command,
 }
 
+// The roles' flags are boxed: they are many times the size of the other commands'.
 #[derive(Subcommand)]
 enum Command {
     /// Run the leader-elected reconcilers for IdentityProviders and ScimKeys.
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// Serve SCIM, login and health endpoints.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --dir).
     Crds {
+        /// Write one file per CRD into this folder instead of printing them.
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Also write them as Helm chart templates into this folder (charts/infra/templates/crds).
@@ -32,6 +34,7 @@ enum Command {
     /// signs at once and every other key is unpublished, so tokens signed before stop working
     /// (once the API server refreshes the key set; `infra kube-credential` then mints new ones).
     RotateSigningKeys {
+        /// The namespace Infra runs in.
         #[arg(long, env = "INFRA_NAMESPACE", default_value = "infra-system")]
         namespace: String,
     },
@@ -58,16 +61,18 @@ async fn main() -> anyhow::Result<()> {
         Command::RotateSigningKeys { namespace } => {
             let client = kube::Client::try_default().await?;
             let kid = infra::controller::signing_keys::rotate_now(&kube::Api::namespaced(client, &namespace)).await?;
-            println!("Rotated the signing keys in {namespace}: key {kid} signs from now; tokens signed by earlier keys are no longer accepted");
+            println!(
+                "Rotated the signing keys in {namespace}: key {kid} signs from now; tokens signed by earlier keys are no longer accepted"
+            );
             Ok(())
         }
         Command::Controller(args) => {
             telemetry::init(&cli.log)?;
-            controller::run(args, infra::shutdown_signal()).await
+            controller::run(*args, infra::shutdown_signal()).await
         }
         Command::Server(args) => {
             telemetry::init(&cli.log)?;
-            server::run(args, infra::shutdown_signal()).await
+            server::run(*args, infra::shutdown_signal()).await
         }
     }
 }

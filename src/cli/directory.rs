@@ -6,9 +6,9 @@ use clap::Subcommand;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
-use super::kube_client::{explain, KubeArgs};
-use super::output::{self, col, wide, ListArgs};
-use crate::api::{labels, Group, User};
+use super::kube_client::{KubeArgs, explain};
+use super::output::{self, ListArgs, col, wide};
+use crate::api::{Group, User, labels};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -50,7 +50,8 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
     } else {
         vec![]
     };
-    let columns = [col("USERNAME"), col("DISPLAY NAME"), col("ACTIVE"), col("PROVIDER"), col("GROUPS"), wide("SCIM ID"), wide("LAST LOGIN")];
+    let columns =
+        [col("USERNAME"), col("DISPLAY NAME"), col("ACTIVE"), col("PROVIDER"), col("GROUPS"), wide("SCIM ID"), wide("LAST LOGIN")];
     let row = |u: &User| {
         let id = crate::directory::codec::scim_id(u).unwrap_or_default();
         let labelled: HashSet<&str> = crate::api::member_groups(u.labels().iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
@@ -58,7 +59,10 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
         let member_of: Vec<String> = groups
             .iter()
             .filter(|g| g.spec.provider_ref == u.spec.provider_ref)
-            .filter(|g| crate::directory::codec::scim_id(*g).is_some_and(|gid| labelled.contains(gid)) || g.spec.members.iter().any(|m| m.value == id))
+            .filter(|g| {
+                crate::directory::codec::scim_id(*g).is_some_and(|gid| labelled.contains(gid))
+                    || g.spec.members.iter().any(|m| m.value == id)
+            })
             .map(|g| g.spec.display_name.clone())
             .collect();
         vec![
@@ -71,7 +75,10 @@ pub async fn run_users(args: &KubeArgs, cmd: UsersCommand) -> anyhow::Result<()>
             u.status.as_ref().and_then(|s| s.last_login_time.as_ref()).map(|t| t.0.to_string()).unwrap_or_default(),
         ]
     };
-    let empty = format!("No users in namespace {:?}. They appear once an identity provider pushes them over SCIM or people log in.", kube.namespace);
+    let empty = format!(
+        "No users in namespace {:?}. They appear once an identity provider pushes them over SCIM or people log in.",
+        kube.namespace
+    );
     output::print_list(&list, users, &columns, row, &empty)
 }
 

@@ -11,8 +11,8 @@ use kube::api::{DeleteParams, ListParams, Patch};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::kube_client::{explain, KubeArgs};
-use super::output::{self, col, wide, ListArgs};
+use super::kube_client::{KubeArgs, explain};
+use super::output::{self, ListArgs, col, wide};
 use super::spinner;
 use crate::api::{Grant, GrantRole, GrantSpec, GrantSubject, IdentityProvider, RoleKind};
 use crate::kube_access::binding::Target;
@@ -50,7 +50,6 @@ pub struct SubjectArgs {
     pub until: Option<Timestamp>,
 }
 
-
 pub async fn run(kube: &KubeArgs, cmd: GrantsCommand) -> anyhow::Result<()> {
     let k = kube.connect().await?;
     let grants: Api<Grant> = Api::namespaced(k.client.clone(), &k.namespace);
@@ -87,7 +86,14 @@ async fn provider(providers: &Api<IdentityProvider>, wanted: Option<&str>) -> an
     if let Some(p) = wanted {
         return Ok(p.to_string());
     }
-    let names: Vec<String> = providers.list_metadata(&ListParams::default()).await.map_err(|e| explain(e, "list identity providers"))?.items.iter().map(|p| p.name_any()).collect();
+    let names: Vec<String> = providers
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| explain(e, "list identity providers"))?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     match names.as_slice() {
         [one] => Ok(one.clone()),
         [] => anyhow::bail!("there is no identity provider yet; add one with `infra providers add`, or pass --provider"),
@@ -127,10 +133,7 @@ async fn add(grants: &Api<Grant>, providers: &Api<IdentityProvider>, a: SubjectA
     };
     let name = grant_name(&spec);
     let manifest = json!({"apiVersion": "infrahq.com/v1alpha1", "kind": "Grant", "metadata": {"name": name}, "spec": spec});
-    grants
-        .patch(&name, &super::MANAGER.apply(), &Patch::Apply(&manifest))
-        .await
-        .map_err(|e| explain(e, "create the Grant"))?;
+    grants.patch(&name, &super::MANAGER.apply(), &Patch::Apply(&manifest)).await.map_err(|e| explain(e, "create the Grant"))?;
     let (who, role, scope) = describe(&spec);
     let spin = spinner::start(format!("Granting {role} to {who} in {scope}"));
     let settled = settle(grants, &name).await;
@@ -162,7 +165,8 @@ async fn settle(grants: &Api<Grant>, name: &str) -> Option<(bool, String)> {
 async fn list(grants: &Api<Grant>, l: ListArgs) -> anyhow::Result<()> {
     let mut items = grants.list(&l.params()).await.map_err(|e| explain(e, "list grants"))?.items;
     items.sort_by_key(|g| g.name_any());
-    let columns = [col("NAME"), col("SUBJECT"), col("PROVIDER"), col("ROLE"), col("NAMESPACE"), col("PHASE"), col("EXPIRES"), wide("BINDING")];
+    let columns =
+        [col("NAME"), col("SUBJECT"), col("PROVIDER"), col("ROLE"), col("NAMESPACE"), col("PHASE"), col("EXPIRES"), wide("BINDING")];
     let row = |g: &Grant| {
         let (who, role, _) = describe(&g.spec);
         let status = g.status.clone().unwrap_or_default();

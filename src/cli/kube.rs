@@ -127,7 +127,11 @@ pub async fn write_kubeconfig(api: &ServerApi, server: &str, ca_file: Option<&Pa
     );
     kubeconfig::save(&path, &config)?;
     let name = kubeconfig::entry_name(&published.cluster_name);
-    Ok(Some(format!("Kubernetes: context {name} in {} (`kubectl --context {name}`, or `infra use {}`)", path.display(), published.cluster_name)))
+    Ok(Some(format!(
+        "Kubernetes: context {name} in {} (`kubectl --context {name}`, or `infra use {}`)",
+        path.display(),
+        published.cluster_name
+    )))
 }
 
 /// At logout: removes the kubeconfig entries Infra wrote and the cached tokens.

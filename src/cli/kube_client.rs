@@ -43,9 +43,9 @@ impl KubeArgs {
                     .map_err(|e| anyhow::anyhow!("loading kubeconfig {}: {e}", path.display()))?
             }
             (None, Some(_)) => Config::from_kubeconfig(&options).await?,
-            (None, None) => Config::infer().await.map_err(|e| {
-                anyhow::anyhow!("no Kubernetes configuration found ({e}); pass --kubeconfig or set KUBECONFIG")
-            })?,
+            (None, None) => Config::infer()
+                .await
+                .map_err(|e| anyhow::anyhow!("no Kubernetes configuration found ({e}); pass --kubeconfig or set KUBECONFIG"))?,
         };
         let namespace = match &self.namespace {
             Some(ns) => ns.clone(),
@@ -60,10 +60,9 @@ impl KubeArgs {
 /// Advice for an API error, in terms of what the person can do about it.
 pub fn explain(err: kube::Error, what: &str) -> anyhow::Error {
     match &err {
-        kube::Error::Api(s) if s.code == 403 => anyhow::anyhow!(
-            "not allowed to {what}: {}; ask a cluster admin for access to Infra's resources in this namespace",
-            s.message
-        ),
+        kube::Error::Api(s) if s.code == 403 => {
+            anyhow::anyhow!("not allowed to {what}: {}; ask a cluster admin for access to Infra's resources in this namespace", s.message)
+        }
         kube::Error::Api(s) if s.code == 404 && s.message.contains("the server could not find the requested resource") => {
             anyhow::anyhow!(
                 "Infra's CustomResourceDefinitions are not installed in this cluster; install them with \
@@ -75,7 +74,11 @@ pub fn explain(err: kube::Error, what: &str) -> anyhow::Error {
             anyhow::anyhow!("could not {what}: the API server did not accept your credentials ({}); check your kubeconfig", s.message)
         }
         kube::Error::Api(s) if crate::api_server::is_unavailable(&err) => {
-            anyhow::anyhow!("could not {what}: the Kubernetes API server is unavailable ({}, HTTP {}); try again in a few seconds", s.message, s.code)
+            anyhow::anyhow!(
+                "could not {what}: the Kubernetes API server is unavailable ({}, HTTP {}); try again in a few seconds",
+                s.message,
+                s.code
+            )
         }
         kube::Error::Api(s) => anyhow::anyhow!("could not {what}: {} (HTTP {})", s.message, s.code),
         _ => anyhow::anyhow!("could not {what}: {err}; is the cluster reachable with this kubeconfig?"),

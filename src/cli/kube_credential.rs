@@ -117,16 +117,26 @@ fn write_private(path: &Path, body: &[u8]) -> anyhow::Result<()> {
 pub async fn run(args: KubeCredentialArgs) -> anyhow::Result<()> {
     let home = session_file::infra_home()?;
     let server = server_api::normalize_server(&args.server)?;
-    let not_logged_in = || anyhow::anyhow!("not logged in to Infra at {server}: run `infra login --server {server}`, then run kubectl again");
+    let not_logged_in =
+        || anyhow::anyhow!("not logged in to Infra at {server}: run `infra login --server {server}`, then run kubectl again");
     let session = session_file::load(&home)?.ok_or_else(not_logged_in)?;
     if session.server != server {
-        anyhow::bail!("your Infra session is for {}, this cluster's credentials come from {server}: run `infra login --server {server}`", session.server);
+        anyhow::bail!(
+            "your Infra session is for {}, this cluster's credentials come from {server}: run `infra login --server {server}`",
+            session.server
+        );
     }
     let session_hash = crate::keys::hash_hex(&session.token);
 
     // One minting at a time across parallel kubectl runs; the others then find its token.
     let lock_path = home.join("kube-token.lock");
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).map_err(|e| anyhow::anyhow!("opening {}: {e}", lock_path.display()))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", lock_path.display()))?;
     lock.lock().map_err(|e| anyhow::anyhow!("locking {}: {e}", lock_path.display()))?;
 
     let path = cache_path(&home, &args.cluster);

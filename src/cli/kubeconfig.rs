@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// The prefix of every entry Infra writes.
 pub const PREFIX: &str = "infra:";
@@ -22,10 +22,10 @@ pub fn path() -> anyhow::Result<PathBuf> {
 }
 
 fn path_from(kubeconfig: Option<std::ffi::OsString>, home: Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
-    if let Some(list) = kubeconfig.filter(|k| !k.is_empty()) {
-        if let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty()) {
-            return Ok(first);
-        }
+    if let Some(list) = kubeconfig.filter(|k| !k.is_empty())
+        && let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty())
+    {
+        return Ok(first);
     }
     match home.filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".kube").join("config")),
@@ -140,9 +140,9 @@ fn context<'a>(config: &'a Value, name: &str) -> Option<&'a Map<String, Value>> 
 
 /// Whether the user entry `name` runs Infra's credential plugin (so it is Infra's to remove).
 fn is_ours(config: &Value, name: &str) -> bool {
-    config["users"].as_array().is_some_and(|users| {
-        users.iter().any(|u| u["name"] == name && u["user"]["exec"]["args"][0] == CREDENTIAL_COMMAND)
-    })
+    config["users"]
+        .as_array()
+        .is_some_and(|users| users.iter().any(|u| u["name"] == name && u["user"]["exec"]["args"][0] == CREDENTIAL_COMMAND))
 }
 
 /// Removes every `infra:` cluster, user and context Infra wrote, and nothing else; returns their

@@ -15,12 +15,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::authorize::LoginSecrets;
-use crate::oidc::authorize::{authorize_url, AuthorizeRequest};
 use super::loopback::{Callback, Loopback, PageOutcome};
 use super::output::{self, Format};
 use super::server_api::{self, ApiError, LoginRequest, LoginResponse, ProviderInfo, ServerApi};
 use super::session_file::{self, Session};
 use super::spinner;
+use crate::oidc::authorize::{AuthorizeRequest, authorize_url};
 
 /// The line `infra login` prints when the person has to open the URL themselves. Scripts and
 /// tests look for it, so it does not change.
@@ -92,10 +92,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let provider = match pick_provider(&providers, args.provider.as_deref(), &server)? {
         Pick::One(p) => p,
         Pick::Ask(choices) if std::io::stdin().is_terminal() => ask_provider(&choices)?,
-        Pick::Ask(choices) => anyhow::bail!(
-            "{server} offers several identity providers ({}); pass --provider NAME",
-            names(&choices)
-        ),
+        Pick::Ask(choices) => anyhow::bail!("{server} offers several identity providers ({}); pass --provider NAME", names(&choices)),
     };
     let endpoint = provider.authorization_endpoint.clone().ok_or_else(|| {
         anyhow::anyhow!("the server does not know provider {:?}'s authorization endpoint yet; try again in a moment", provider.name)
@@ -151,10 +148,10 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     }
 
     // The session this one replaces is no longer stored anywhere: end it on its server.
-    if let Some(old) = previous.filter(|old| old.token != response.token) {
-        if let Ok(old_api) = ServerApi::new(&old.server, args.ca_file.as_deref()) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), old_api.logout(&old.token)).await;
-        }
+    if let Some(old) = previous.filter(|old| old.token != response.token)
+        && let Ok(old_api) = ServerApi::new(&old.server, args.ca_file.as_deref())
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(5), old_api.logout(&old.token)).await;
     }
     Ok(())
 }
@@ -253,10 +250,7 @@ fn pick_provider(providers: &[ProviderInfo], wanted: Option<&str>, server: &str)
     match wanted {
         Some(name) => match providers.iter().find(|p| p.name == name) {
             Some(p) => Ok(Pick::One(p.clone())),
-            None => anyhow::bail!(
-                "{server} has no Ready identity provider named {name:?}; available: {}",
-                names(providers)
-            ),
+            None => anyhow::bail!("{server} has no Ready identity provider named {name:?}; available: {}", names(providers)),
         },
         None if providers.len() == 1 => Ok(Pick::One(providers[0].clone())),
         None => Ok(Pick::Ask(providers.to_vec())),

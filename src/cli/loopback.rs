@@ -6,11 +6,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use tokio::sync::{mpsc, oneshot, watch};
 
 // ---- the decision (pure) --------------------------------------------------------------------
@@ -33,18 +33,15 @@ pub enum CallbackError {
 impl std::fmt::Display for CallbackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::AccessDenied { description } => write!(
-                f,
-                "the identity provider denied the login (access_denied: {})",
-                description.as_deref().unwrap_or("no description")
-            ),
+            Self::AccessDenied { description } => {
+                write!(f, "the identity provider denied the login (access_denied: {})", description.as_deref().unwrap_or("no description"))
+            }
             Self::Provider { error, description: Some(d) } => write!(f, "the identity provider refused the login ({error}: {d})"),
             Self::Provider { error, description: None } => write!(f, "the identity provider refused the login ({error})"),
             Self::StateMismatch => write!(f, "state mismatch: this response does not belong to this login; run infra login again"),
-            Self::IssuerMismatch { expected, got } => write!(
-                f,
-                "the response came from issuer {got:?}, not from {expected:?} where this login started; run infra login again"
-            ),
+            Self::IssuerMismatch { expected, got } => {
+                write!(f, "the response came from issuer {got:?}, not from {expected:?} where this login started; run infra login again")
+            }
             Self::MissingCode => write!(f, "the identity provider's response has no authorization code; run infra login again"),
         }
     }
@@ -87,10 +84,10 @@ pub fn decide(params: &[(String, String)], expected_state: &str, expected_issuer
     if !state.is_some_and(|s| crate::keys::verify(s, expected_state)) {
         return Decision::Failed(CallbackError::StateMismatch);
     }
-    if let (Some(expected), Some(got)) = (expected_issuer, get("iss")) {
-        if expected.trim_end_matches('/') != got.trim_end_matches('/') {
-            return Decision::Failed(CallbackError::IssuerMismatch { expected: expected.into(), got: got.into() });
-        }
+    if let (Some(expected), Some(got)) = (expected_issuer, get("iss"))
+        && expected.trim_end_matches('/') != got.trim_end_matches('/')
+    {
+        return Decision::Failed(CallbackError::IssuerMismatch { expected: expected.into(), got: got.into() });
     }
     match code {
         Some(c) if !c.is_empty() => Decision::Code(c.to_string()),
@@ -216,7 +213,12 @@ impl Loopback {
 
     /// Serves callbacks until `shutdown` flips. The first authorization response (good or bad)
     /// arrives on the returned channel.
-    pub fn serve(self, state: String, issuer: Option<String>, shutdown: watch::Receiver<bool>) -> (mpsc::Receiver<Callback>, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn serve(
+        self,
+        state: String,
+        issuer: Option<String>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (mpsc::Receiver<Callback>, Vec<tokio::task::JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(1);
         let shared = Arc::new(Shared { state, issuer, sender: Mutex::new(Some(tx)) });
         let app = Router::new().route("/", get(callback)).fallback(not_found).with_state(shared);
@@ -268,9 +270,9 @@ async fn callback(State(shared): State<Arc<Shared>>, Query(params): Query<Vec<(S
                 let (status, body) = page(&PageOutcome::Failed { reason: "infra login is no longer waiting for this login.".into() });
                 return respond(status, body);
             }
-            let outcome = outcome
-                .await
-                .unwrap_or_else(|_| PageOutcome::Failed { reason: "infra login stopped before the login finished; see the terminal.".into() });
+            let outcome = outcome.await.unwrap_or_else(|_| PageOutcome::Failed {
+                reason: "infra login stopped before the login finished; see the terminal.".into(),
+            });
             let (status, body) = page(&outcome);
             respond(status, body)
         }
@@ -304,7 +306,11 @@ mod tests {
 
     #[test]
     fn access_denied_carries_the_description() {
-        let d = decide(&q(&[("error", "access_denied"), ("error_description", "End-User cancelled the sign-in"), ("state", STATE)]), STATE, None);
+        let d = decide(
+            &q(&[("error", "access_denied"), ("error_description", "End-User cancelled the sign-in"), ("state", STATE)]),
+            STATE,
+            None,
+        );
         let Decision::Failed(e) = d else { panic!("{d:?}") };
         assert_eq!(e.to_string(), "the identity provider denied the login (access_denied: End-User cancelled the sign-in)");
         let d = decide(&q(&[("error", "access_denied")]), STATE, None);

@@ -2,6 +2,7 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod directory;
 mod grants;
 mod kube;
 mod kube_client;
@@ -9,13 +10,12 @@ mod kube_credential;
 mod kubeconfig;
 mod login;
 mod loopback;
-mod server_api;
-mod session_file;
 mod output;
 mod providers;
 mod scim_keys;
+mod server_api;
+mod session_file;
 mod spinner;
-mod directory;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -37,7 +37,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Add, list, edit and remove identity providers.
-    #[command(after_help = "Examples:\n  infra providers add okta --kind okta --url example.okta.com --client-id 0oa1b2c3 --client-secret-stdin\n  infra providers list -o wide\n  infra providers edit okta --groups-filter 'eng-.*'\n  infra providers remove okta")]
+    #[command(
+        after_help = "Examples:\n  infra providers add okta --kind okta --url example.okta.com --client-id 0oa1b2c3 --client-secret-stdin\n  infra providers list -o wide\n  infra providers edit okta --groups-filter 'eng-.*'\n  infra providers remove okta"
+    )]
     Providers {
         #[command(flatten)]
         kube: KubeArgs,
@@ -45,7 +47,10 @@ pub enum Command {
         command: providers::ProvidersCommand,
     },
     /// Create, list and revoke the keys identity providers use for SCIM provisioning.
-    #[command(name = "scim-keys", after_help = "Examples:\n  infra scim-keys create --provider okta --expires-after 90d --description 'Okta production'\n  KEY=$(infra scim-keys create -q --provider okta)\n  infra scim-keys list --provider okta\n  infra scim-keys revoke okta-x7k2p")]
+    #[command(
+        name = "scim-keys",
+        after_help = "Examples:\n  infra scim-keys create --provider okta --expires-after 90d --description 'Okta production'\n  KEY=$(infra scim-keys create -q --provider okta)\n  infra scim-keys list --provider okta\n  infra scim-keys revoke okta-x7k2p"
+    )]
     ScimKeys {
         #[command(flatten)]
         kube: KubeArgs,
@@ -53,7 +58,9 @@ pub enum Command {
         command: scim_keys::ScimKeysCommand,
     },
     /// List users provisioned by identity providers.
-    #[command(after_help = "Examples:\n  infra users list\n  infra users list --provider okta -o wide\n  infra users list -o json | jq '.items[].spec.userName'")]
+    #[command(
+        after_help = "Examples:\n  infra users list\n  infra users list --provider okta -o wide\n  infra users list -o json | jq '.items[].spec.userName'"
+    )]
     Users {
         #[command(flatten)]
         kube: KubeArgs,
@@ -78,7 +85,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  infra logout\n  infra logout --force")]
     Logout(login::LogoutArgs),
     /// Give users and groups roles in Kubernetes, list and remove such grants.
-    #[command(after_help = "Examples:\n  infra grants add alice@example.com view --namespace default\n  infra grants add --group Engineering edit --namespace team-a --for 8h\n  infra grants list -o wide\n  infra grants remove alice@example.com view --namespace default")]
+    #[command(
+        after_help = "Examples:\n  infra grants add alice@example.com view --namespace default\n  infra grants add --group Engineering edit --namespace team-a --for 8h\n  infra grants list -o wide\n  infra grants remove alice@example.com view --namespace default"
+    )]
     Grants {
         #[command(flatten)]
         kube: KubeArgs,
@@ -89,13 +98,22 @@ pub enum Command {
     #[command(after_help = "Examples:\n  infra use prod\n  infra use prod/team-a")]
     Use(kube::UseArgs),
     /// Kubernetes access: the API server's configuration for Infra's tokens.
-    #[command(subcommand, after_help = "Examples:\n  infra kube apiserver-config --server https://infra.example.com --print authentication")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  infra kube apiserver-config --server https://infra.example.com --print authentication"
+    )]
     Kube(kube::KubeCommand),
     /// kubectl's exec credential plugin for `infra:` contexts (written by `infra login`).
-    #[command(name = "kube-credential", hide = true, after_help = "Examples:\n  kubectl --context infra:prod get pods   # runs `infra kube-credential` itself")]
+    #[command(
+        name = "kube-credential",
+        hide = true,
+        after_help = "Examples:\n  kubectl --context infra:prod get pods   # runs `infra kube-credential` itself"
+    )]
     KubeCredential(kube_credential::KubeCredentialArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  source <(infra completion bash)\n  infra completion zsh > \"${fpath[1]}/_infra\"\n  infra completion fish > ~/.config/fish/completions/infra.fish\n  infra completion powershell | Out-String | Invoke-Expression")]
+    #[command(
+        after_help = "Examples:\n  source <(infra completion bash)\n  infra completion zsh > \"${fpath[1]}/_infra\"\n  infra completion fish > ~/.config/fish/completions/infra.fish\n  infra completion powershell | Out-String | Invoke-Expression"
+    )]
     Completion {
         /// The shell to complete in.
         shell: clap_complete::Shell,

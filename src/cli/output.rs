@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn tables_align_by_display_width() {
         // Full-width characters take two columns; a combining accent takes none.
-        let t = table(Some(&["NAME", "X"]), &[vec!["山田".into(), "1".into()], vec!["e\u{301}e".into(), "2".into()], vec!["abcd".into(), "3".into()]]);
+        let t = table(
+            Some(&["NAME", "X"]),
+            &[vec!["山田".into(), "1".into()], vec!["e\u{301}e".into(), "2".into()], vec!["abcd".into(), "3".into()]],
+        );
         assert_eq!(t, "NAME   X\n山田   1\ne\u{301}e     2\nabcd   3\n");
     }
 

@@ -5,18 +5,20 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::kube_client::{explain, Kube, KubeArgs};
-use super::output::{self, col, wide, ListArgs};
-use super::{spinner, MANAGER};
+use super::kube_client::{Kube, KubeArgs, explain};
+use super::output::{self, ListArgs, col, wide};
+use super::{MANAGER, spinner};
 use crate::api::conditions::{self, FALSE, TRUE};
-use crate::api::{labels, ClaimMapping, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY};
+use crate::api::{
+    CLIENT_SECRET_TYPE, ClaimMapping, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, ProviderKind, SecretKeyRef, labels,
+};
 use crate::oidc::issuer;
 
 #[derive(Subcommand)]
@@ -142,8 +144,9 @@ pub async fn run(args: &KubeArgs, cmd: ProvidersCommand) -> anyhow::Result<()> {
             if add.client_id.trim().is_empty() {
                 anyhow::bail!("--client-id is empty; copy the Client ID from the application's General tab");
             }
-            let secret = read_secret(&add.secret)?
-                .ok_or_else(|| anyhow::anyhow!("a client secret is required: pass --client-secret, --client-secret-env VAR or --client-secret-stdin"))?;
+            let secret = read_secret(&add.secret)?.ok_or_else(|| {
+                anyhow::anyhow!("a client secret is required: pass --client-secret, --client-secret-env VAR or --client-secret-stdin")
+            })?;
             let ca_bundle = read_ca(&add.settings)?;
             let kube = args.connect().await?;
             add_provider(&kube, add, kind, secret, ca_bundle).await
@@ -212,7 +215,12 @@ fn secret_name(provider: &str) -> String {
 async fn add_provider(kube: &Kube, add: AddArgs, kind: ProviderKind, secret: String, ca_bundle: Option<String>) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
     if idps.get_opt(&add.name).await.map_err(|e| explain(e, "read identity providers"))?.is_some() {
-        anyhow::bail!("provider {:?} already exists in namespace {:?}; change it with `infra providers edit {}`", add.name, kube.namespace, add.name);
+        anyhow::bail!(
+            "provider {:?} already exists in namespace {:?}; change it with `infra providers edit {}`",
+            add.name,
+            kube.namespace,
+            add.name
+        );
     }
     let s = &add.settings;
     let claims = (s.username_claim.is_some() || s.groups_claim.is_some())
@@ -246,9 +254,7 @@ async fn apply_provider(idps: &Api<IdentityProvider>, name: &str, spec: &Identit
         "metadata": {"name": name, "labels": {labels::MANAGED_BY: MANAGER.name()}},
         "spec": spec,
     });
-    idps.patch(name, &MANAGER.apply(), &Patch::Apply(&body))
-        .await
-        .map_err(|e| explain(e, "create the IdentityProvider"))
+    idps.patch(name, &MANAGER.apply(), &Patch::Apply(&body)).await.map_err(|e| explain(e, "create the IdentityProvider"))
 }
 
 async fn apply_secret(kube: &Kube, provider: &str, value: &str, owner: Option<&IdentityProvider>) -> anyhow::Result<()> {
@@ -298,8 +304,14 @@ async fn retype_if_needed(secrets: &Api<Secret>, name: &str) -> anyhow::Result<(
         data: old.data.clone(),
         ..Default::default()
     };
-    let precondition = DeleteParams { preconditions: Some(Preconditions { uid: old.uid(), resource_version: old.resource_version() }), ..Default::default() };
-    secrets.delete(name, &precondition).await.map_err(|e| explain(e, "replace the client secret's Secret with one of the required type"))?;
+    let precondition = DeleteParams {
+        preconditions: Some(Preconditions { uid: old.uid(), resource_version: old.resource_version() }),
+        ..Default::default()
+    };
+    secrets
+        .delete(name, &precondition)
+        .await
+        .map_err(|e| explain(e, "replace the client secret's Secret with one of the required type"))?;
     secrets
         .create(&MANAGER.post(), &recreated)
         .await
@@ -364,7 +376,8 @@ async fn list(kube: &Kube, args: &ListArgs) -> anyhow::Result<()> {
     let columns = [col("NAME"), col("KIND"), col("URL"), col("PHASE"), col("AGE"), wide("ISSUER"), col("MESSAGE")];
     let row = |idp: &IdentityProvider| {
         let status = idp.status.clone().unwrap_or_default();
-        let message = conditions::find(&status.conditions, "Ready").filter(|c| c.status != TRUE).map(|c| c.message.clone()).unwrap_or_default();
+        let message =
+            conditions::find(&status.conditions, "Ready").filter(|c| c.status != TRUE).map(|c| c.message.clone()).unwrap_or_default();
         vec![
             idp.name_any(),
             idp.spec.kind.to_string(),
@@ -381,11 +394,9 @@ async fn list(kube: &Kube, args: &ListArgs) -> anyhow::Result<()> {
 
 async fn edit_provider(kube: &Kube, edit: EditArgs, secret: Option<String>, ca_bundle: Option<String>) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let idp = idps
-        .get_opt(&edit.name)
-        .await
-        .map_err(|e| explain(e, "read the identity provider"))?
-        .ok_or_else(|| anyhow::anyhow!("provider {:?} not found in namespace {:?}; see `infra providers list`", edit.name, kube.namespace))?;
+    let idp = idps.get_opt(&edit.name).await.map_err(|e| explain(e, "read the identity provider"))?.ok_or_else(|| {
+        anyhow::anyhow!("provider {:?} not found in namespace {:?}; see `infra providers list`", edit.name, kube.namespace)
+    })?;
     let mut spec = idp.spec.clone();
     if let Some(kind) = edit.kind {
         spec.kind = kind.into();
@@ -449,10 +460,7 @@ async fn update_secret(kube: &Kube, r: &SecretKeyRef, value: &str) -> anyhow::Re
         "type": CLIENT_SECRET_TYPE,
         "stringData": {r.key.clone(): value},
     });
-    secrets
-        .patch(&r.name, &MANAGER.apply(), &Patch::Apply(&body))
-        .await
-        .map_err(|e| explain(e, "update the client secret"))?;
+    secrets.patch(&r.name, &MANAGER.apply(), &Patch::Apply(&body)).await.map_err(|e| explain(e, "update the client secret"))?;
     Ok(())
 }
 
@@ -497,7 +505,6 @@ async fn remove(kube: &Kube, name: &str) -> anyhow::Result<()> {
     println!("Removed provider {name:?}");
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

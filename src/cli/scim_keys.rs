@@ -10,11 +10,11 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::kube_client::{explain, Kube, KubeArgs};
-use super::output::{self, col, wide, ListArgs};
-use super::{spinner, MANAGER};
-use crate::api::{annotations, labels, IdentityProvider, ScimKey, ScimKeySpec};
+use super::kube_client::{Kube, KubeArgs, explain};
+use super::output::{self, ListArgs, col, wide};
+use super::{MANAGER, spinner};
 use crate::api::scim_key::parse_duration;
+use crate::api::{IdentityProvider, ScimKey, ScimKeySpec, annotations, labels};
 use crate::sealed::Recipient;
 
 #[derive(Subcommand)]
@@ -76,11 +76,10 @@ async fn create(
     quiet: bool,
 ) -> anyhow::Result<()> {
     let idps: Api<IdentityProvider> = Api::namespaced(kube.client.clone(), &kube.namespace);
-    let idp = idps
-        .get_opt(&provider)
-        .await
-        .map_err(|e| explain(e, "read identity providers"))?
-        .ok_or_else(|| anyhow::anyhow!("provider {provider:?} not found in namespace {:?}; see `infra providers list`", kube.namespace))?;
+    let idp =
+        idps.get_opt(&provider).await.map_err(|e| explain(e, "read identity providers"))?.ok_or_else(|| {
+            anyhow::anyhow!("provider {provider:?} not found in namespace {:?}; see `infra providers list`", kube.namespace)
+        })?;
     let name = match name {
         Some(n) => n,
         None => format!("{provider}-{}", crate::keys::name_suffix(5)?),
@@ -103,9 +102,7 @@ async fn create(
         },
         "spec": spec,
     });
-    keys.patch(&name, &PatchParams::apply(MANAGER.name()), &Patch::Apply(&body))
-        .await
-        .map_err(|e| explain(e, "create the ScimKey"))?;
+    keys.patch(&name, &PatchParams::apply(MANAGER.name()), &Patch::Apply(&body)).await.map_err(|e| explain(e, "create the ScimKey"))?;
 
     let spin = if quiet { indicatif::ProgressBar::hidden() } else { spinner::start("Generating the key") };
     let issued = |k: Option<&ScimKey>| k.and_then(|k| k.status.as_ref()).is_some_and(|s| s.sealed_key.is_some() && s.key_id.is_some());
@@ -145,7 +142,8 @@ async fn list(kube: &Kube, provider: Option<String>, args: &ListArgs) -> anyhow:
         items.retain(|k| &k.spec.provider_ref.name == p);
     }
     let now = Timestamp::now();
-    let columns = [col("NAME"), col("PROVIDER"), col("KEY ID"), col("PHASE"), col("AGE"), col("EXPIRES"), wide("SECRET"), col("DESCRIPTION")];
+    let columns =
+        [col("NAME"), col("PROVIDER"), col("KEY ID"), col("PHASE"), col("AGE"), col("EXPIRES"), wide("SECRET"), col("DESCRIPTION")];
     let row = |k: &ScimKey| {
         let s = k.status.clone().unwrap_or_default();
         vec![

@@ -38,10 +38,7 @@ pub struct LoginRequest<'a> {
 
 impl std::fmt::Debug for LoginRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("provider", &self.provider)
-            .field("redirect_uri", &self.redirect_uri)
-            .finish_non_exhaustive()
+        f.debug_struct("LoginRequest").field("provider", &self.provider).field("redirect_uri", &self.redirect_uri).finish_non_exhaustive()
     }
 }
 
@@ -196,14 +193,20 @@ impl ServerApi {
                 "the server at {} has no {path} (HTTP 404); is it an Infra server, and recent enough for `infra login`?",
                 self.base
             )),
-            _ => ApiError::Unexpected(format!("the server at {} answered {path} with HTTP {}: {}", self.base, status.as_u16(), snippet(&text))),
+            _ => ApiError::Unexpected(format!(
+                "the server at {} answered {path} with HTTP {}: {}",
+                self.base,
+                status.as_u16(),
+                snippet(&text)
+            )),
         }
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, path: &str, resp: reqwest::Response) -> Result<T, ApiError> {
         let text = resp.text().await.map_err(|e| self.unreachable(e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ApiError::Unexpected(format!("the server at {} answered {path} with unexpected JSON ({e}): {}", self.base, snippet(&text))))
+        serde_json::from_str(&text).map_err(|e| {
+            ApiError::Unexpected(format!("the server at {} answered {path} with unexpected JSON ({e}): {}", self.base, snippet(&text)))
+        })
     }
 
     /// `GET /api/providers`: the Ready providers.
@@ -338,7 +341,13 @@ mod tests {
 
     #[test]
     fn login_request_shape_and_secrets_kept_out_of_debug() {
-        let req = LoginRequest { provider: "okta", code: "the-code", redirect_uri: "http://localhost:8301", code_verifier: "the-verifier", nonce: "n" };
+        let req = LoginRequest {
+            provider: "okta",
+            code: "the-code",
+            redirect_uri: "http://localhost:8301",
+            code_verifier: "the-verifier",
+            nonce: "n",
+        };
         let v = serde_json::to_value(&req).unwrap();
         assert_eq!(
             v,

@@ -47,7 +47,9 @@ fn home_from(infra_home: Option<std::ffi::OsString>, home: Option<std::ffi::OsSt
     }
     match home.filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".infra")),
-        None => anyhow::bail!("neither INFRA_HOME nor HOME is set, so there is nowhere to keep the login session; set INFRA_HOME to a directory"),
+        None => anyhow::bail!(
+            "neither INFRA_HOME nor HOME is set, so there is nowhere to keep the login session; set INFRA_HOME to a directory"
+        ),
     }
 }
 
@@ -72,11 +74,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<Session>> {
 /// Writes the session to `dir/session.json`: the directory is created 0700 if missing, the file
 /// is written 0600 under a temporary name in the same directory and renamed over the old one.
 pub fn save(dir: &Path, session: &Session) -> anyhow::Result<PathBuf> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let path = path_in(dir);
     let suffix = crate::keys::name_suffix(8)?;
     let tmp = dir.join(format!(".{FILE_NAME}.{suffix}.tmp"));

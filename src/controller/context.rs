@@ -14,13 +14,13 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
-use crate::api::conditions::{Check, Reason};
 use crate::api::User;
+use crate::api::conditions::{Check, Reason};
 use crate::api_server::Kube;
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
-use crate::oidc::login::ProviderAccess;
 use crate::oidc::ProviderHttp;
+use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
 
 pub struct Context {

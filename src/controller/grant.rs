@@ -17,15 +17,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event};
+use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
-use super::context::{now, Context, Error};
-use crate::api_server::FieldManager;
+use super::context::{Context, Error, now};
 use crate::api::conditions::{self, Check};
-use crate::api::{labels, Grant};
-use crate::kube_access::binding::{allowed, expiry, Target, BINDING_LABEL};
+use crate::api::{Grant, labels};
+use crate::api_server::FieldManager;
+use crate::kube_access::binding::{BINDING_LABEL, Target, allowed, expiry};
 
 pub const KIND: &str = "Grant";
 pub const READY: &str = "Ready";
@@ -101,7 +101,14 @@ async fn apply(grant: &Grant, g: &Grants) -> Result<Action, Error> {
     let mut status = old.clone();
     let changed = conditions::set(&mut status.conditions, &check, grant.metadata.generation, now);
     status.observed_generation = grant.metadata.generation;
-    status.phase = Some(match check.reason { "Bound" => "Active", "Expired" => "Expired", _ => "Pending" }.into());
+    status.phase = Some(
+        match check.reason {
+            "Bound" => "Active",
+            "Expired" => "Expired",
+            _ => "Pending",
+        }
+        .into(),
+    );
     status.binding = check.is_true().then(|| target.name.clone());
     status.expires_at = expires.map(Time);
     if status != old {
@@ -121,10 +128,10 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
 /// A failed check when the namespace or the role does not exist, with when to look again.
 async fn missing(ctx: &Context, t: &Target) -> Result<Option<(Check, Option<Duration>)>, Error> {
     let client = ctx.kube.client.clone();
-    if let Some(ns) = &t.namespace {
-        if Api::<Namespace>::all(client.clone()).get_opt(ns).await?.is_none() {
-            return Ok(Some((Check::failed(READY, "NamespaceNotFound", format!("namespace {ns} does not exist")), Some(MISSING_RECHECK))));
-        }
+    if let Some(ns) = &t.namespace
+        && Api::<Namespace>::all(client.clone()).get_opt(ns).await?.is_none()
+    {
+        return Ok(Some((Check::failed(READY, "NamespaceNotFound", format!("namespace {ns} does not exist")), Some(MISSING_RECHECK))));
     }
     let exists = match (t.role_kind, &t.namespace) {
         ("Role", Some(ns)) => Api::<Role>::namespaced(client, ns).get_opt(&t.role).await?.is_some(),
@@ -147,7 +154,9 @@ async fn bind(ctx: &Context, t: &Target) -> Result<(), Error> {
     let params = FieldManager::CONTROLLER.apply();
     let manifest = t.manifest();
     let result = match &t.namespace {
-        Some(ns) => Api::<RoleBinding>::namespaced(ctx.kube.client.clone(), ns).patch(&t.name, &params, &Patch::Apply(&manifest)).await.map(|_| ()),
+        Some(ns) => {
+            Api::<RoleBinding>::namespaced(ctx.kube.client.clone(), ns).patch(&t.name, &params, &Patch::Apply(&manifest)).await.map(|_| ())
+        }
         None => Api::<ClusterRoleBinding>::all(ctx.kube.client.clone()).patch(&t.name, &params, &Patch::Apply(&manifest)).await.map(|_| ()),
     };
     match result {
@@ -176,7 +185,11 @@ async fn delete(ctx: &Context, namespace: Option<&str>, name: &str) -> Result<()
 async fn release(g: &Grants, t: &Target, grant: &Grant) -> Result<(), Error> {
     let now = now();
     let me = grant.uid();
-    let shared = g.store.state().iter().any(|other| other.uid() != me && Target::of(&other.spec).key == t.key && wants_binding(other, &g.allowed_roles, now));
+    let shared = g
+        .store
+        .state()
+        .iter()
+        .any(|other| other.uid() != me && Target::of(&other.spec).key == t.key && wants_binding(other, &g.allowed_roles, now));
     if !shared {
         delete(&g.ctx, t.namespace.as_deref(), &t.name).await?;
     }

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::context::{Context, Error};
-use crate::api::{labels, member_label, Group, User};
+use crate::api::{Group, User, labels, member_label};
 
 pub const KIND: &str = "Group";
 
@@ -33,12 +33,8 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Context>) -> Result<Action, E
         .map_err(|_| Error::UsersNotSynced)?
         .map_err(|_| Error::UsersNotSynced)?;
     let provider = &group.spec.provider_ref.name;
-    let mut found: Vec<Arc<PartialObjectMeta<User>>> = ctx
-        .users
-        .state()
-        .into_iter()
-        .filter(|u| u.labels().get(labels::PROVIDER) == Some(provider))
-        .collect();
+    let mut found: Vec<Arc<PartialObjectMeta<User>>> =
+        ctx.users.state().into_iter().filter(|u| u.labels().get(labels::PROVIDER) == Some(provider)).collect();
     let known: HashSet<String> = found.iter().filter_map(|u| u.labels().get(labels::SCIM_ID).cloned()).collect();
     // The cache may lag behind a user created a moment ago: only the API server may say a member
     // is gone.
@@ -54,7 +50,8 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Context>) -> Result<Action, E
     // read, so a concurrent change makes this fail and requeue.
     // Each listed member with the display the client wrote, which moves along (an annotation of
     // the label's key) so that SCIM returns it as before.
-    let listed: std::collections::HashMap<&str, Option<&str>> = group.spec.members.iter().map(|m| (m.value.as_str(), m.display.as_deref())).collect();
+    let listed: std::collections::HashMap<&str, Option<&str>> =
+        group.spec.members.iter().map(|m| (m.value.as_str(), m.display.as_deref())).collect();
     let key = member_label(group.labels().get(labels::SCIM_ID).map(String::as_str).unwrap_or_default());
     let pp = ctx.kube.manager.patch();
     let mut kept = HashSet::new();

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::controller::Action;
 use kube::ResourceExt;
+use kube::runtime::controller::Action;
 
-use super::context::{now, Context, Error};
+use super::context::{Context, Error, now};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions::{self, Check};
 use crate::api::identity_provider::{CREDENTIALS, DISCOVERY, READY, SECRET_VALID, SETTINGS_VALID};
 use crate::api::{IdentityProvider, ProviderEndpoints, ProviderPhase, ProviderReason as Reason};
-use crate::oidc::{self, issuer, Discovered};
+use crate::oidc::{self, Discovered, issuer};
 
 pub const KIND: &str = "IdentityProvider";
 
@@ -83,7 +83,13 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     }
 
     let transient = checks.iter().any(|c| c.status == conditions::FALSE && c.reason.is_transient());
-    let result = if ready.is_true() { "ready" } else if transient { "transient" } else { "misconfigured" };
+    let result = if ready.is_true() {
+        "ready"
+    } else if transient {
+        "transient"
+    } else {
+        "misconfigured"
+    };
     ctx.metrics.reconciled(KIND, result);
     // A healthy provider is re-checked every few minutes; only a change is news.
     if changed.is_empty() {

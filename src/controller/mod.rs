@@ -11,23 +11,23 @@ pub mod signing_keys;
 
 pub use context::{Context, Error};
 
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::core::PartialObjectMeta;
-use kube::runtime::{predicates, reflector::reflector, watcher, Controller, WatchStreamExt};
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector::reflector, watcher};
 use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
-use crate::api::{labels, Group, IdentityProvider, ScimKey, User, CLIENT_SECRET_TYPE};
+use crate::api::{CLIENT_SECRET_TYPE, Group, IdentityProvider, ScimKey, User, labels};
 use crate::api_server::{FieldManager, Kube};
 use crate::config::OperatorArgs;
 use crate::metrics::Metrics;
@@ -79,11 +79,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let kube = Kube::new(client.clone(), &ns, FieldManager::CONTROLLER);
     let identity = match &args.identity {
         Some(id) => id.clone(),
-        None => format!(
-            "{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "infra-controller".into()),
-            crate::keys::name_suffix(6)?
-        ),
+        None => format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "infra-controller".into()), crate::keys::name_suffix(6)?),
     };
     let grace = (args.lease_duration / 3).max(1);
     let lease = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
@@ -120,9 +116,10 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
     // Users as metadata only (the SCIM id is a label): group membership is judged against them.
     let (users, user_writer) = reflector::store();
-    let user_events = reflector(user_writer, watcher(kube.api::<PartialObjectMeta<User>>(), watcher::Config::default().labels(labels::SCIM_ID)))
-        .default_backoff()
-        .touched_objects();
+    let user_events =
+        reflector(user_writer, watcher(kube.api::<PartialObjectMeta<User>>(), watcher::Config::default().labels(labels::SCIM_ID)))
+            .default_backoff()
+            .touched_objects();
     let ctx = Arc::new(Context {
         access: oidc::login::ProviderAccess {
             kube: client.clone(),
@@ -186,11 +183,7 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
             tracing::warn!(error = %e, "could not release the leader lease");
         }
     }
-    if still_leader || *shutdown.borrow() {
-        Ok(())
-    } else {
-        anyhow::bail!("lost the leader lease")
-    }
+    if still_leader || *shutdown.borrow() { Ok(()) } else { anyhow::bail!("lost the leader lease") }
 }
 
 /// Spec changes (a new generation) and changes to client-secret Secrets trigger a reconcile; status
@@ -204,9 +197,10 @@ async fn identity_provider_controller(kube: &Kube, ctx: Arc<Context>, stop: impl
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let client_secrets = watcher(kube.api::<PartialObjectMeta<Secret>>(), watcher::Config::default().fields(&format!("type={CLIENT_SECRET_TYPE}")))
-        .default_backoff()
-        .touched_objects();
+    let client_secrets =
+        watcher(kube.api::<PartialObjectMeta<Secret>>(), watcher::Config::default().fields(&format!("type={CLIENT_SECRET_TYPE}")))
+            .default_backoff()
+            .touched_objects();
     let store = reader.clone();
     Controller::for_stream(stream, reader)
         .watches_stream(client_secrets, move |secret| {
@@ -286,7 +280,12 @@ async fn session_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Ou
 
 /// Grants into bindings. Changes to the bindings (labelled by the controller) bring their Grants
 /// back, so drift is repaired at once; a sweep every minute removes bindings no Grant wants.
-async fn grant_controller(kube: &Kube, ctx: Arc<Context>, allowed_roles: Vec<String>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+async fn grant_controller(
+    kube: &Kube,
+    ctx: Arc<Context>,
+    allowed_roles: Vec<String>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
     let client = kube.client.clone();
     let controller = Controller::new(kube.api::<crate::api::Grant>(), watcher::Config::default());
@@ -321,8 +320,12 @@ async fn grant_controller(kube: &Kube, ctx: Arc<Context>, allowed_roles: Vec<Str
         })
     };
     controller
-        .watches(kube::Api::<RoleBinding>::all(client.clone()), bindings.clone(), move |rb: RoleBinding| for_rb(rb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned()))
-        .watches(kube::Api::<ClusterRoleBinding>::all(client), bindings, move |crb: ClusterRoleBinding| for_crb(crb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned()))
+        .watches(kube::Api::<RoleBinding>::all(client.clone()), bindings.clone(), move |rb: RoleBinding| {
+            for_rb(rb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned())
+        })
+        .watches(kube::Api::<ClusterRoleBinding>::all(client), bindings, move |crb: ClusterRoleBinding| {
+            for_crb(crb.labels().get(crate::kube_access::binding::BINDING_LABEL).cloned())
+        })
         .graceful_shutdown_on(stop)
         .run(grant::reconcile, grant::error_policy, grants)
         .for_each(|_| futures::future::ready(()))

@@ -6,18 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::ByteString;
 use kube::api::{ListParams, Patch};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::context::{now, Context, Error};
+use super::context::{Context, Error, now};
 use crate::api::conditions::{self, Check};
-use crate::api::scim_key::{parse_duration, READY, SECRET_TYPE};
-use crate::api::{annotations, labels, IdentityProvider, KeyReason, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
+use crate::api::scim_key::{READY, SECRET_TYPE, parse_duration};
+use crate::api::{IdentityProvider, KEY_HASH_DATA, KeyReason, LEGACY_KEY_DATA, ScimKey, annotations, labels};
 use crate::{keys, sealed};
 
 pub const KIND: &str = "ScimKey";
@@ -36,7 +36,8 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
         None => {
             if old.key_id.is_some() {
                 tracing::warn!(scimkey = %key.name_any(), "the key's Secret is gone; generating a new key");
-                let check = Check::failed(READY, KeyReason::SecretMissing, "the Secret holding the key was deleted; a new key was generated");
+                let check =
+                    Check::failed(READY, KeyReason::SecretMissing, "the Secret holding the key was deleted; a new key was generated");
                 ctx.record(key.as_ref(), &check).await;
             }
             create_secret(&secrets, &key, &ctx).await?
@@ -88,11 +89,7 @@ async fn create_secret(secrets: &Api<Secret>, key: &ScimKey, ctx: &Context) -> R
     let generated = keys::generate()?;
     let created = now();
     let expires = match &key.spec.expires_after {
-        Some(raw) => Some(
-            parse_duration(raw)
-                .and_then(|d| created.checked_add(d).ok())
-                .ok_or_else(|| Error::InvalidExpiry(raw.clone()))?,
-        ),
+        Some(raw) => Some(parse_duration(raw).and_then(|d| created.checked_add(d).ok()).ok_or_else(|| Error::InvalidExpiry(raw.clone()))?),
         None => None,
     };
     let mut annotations = BTreeMap::new();
@@ -108,7 +105,9 @@ async fn create_secret(secrets: &Api<Secret>, key: &ScimKey, ctx: &Context) -> R
             }
             Err(e) => tracing::warn!(scimkey = %key.name_any(), error = %e, "cannot hand out the key; it is generated but never shown"),
         },
-        None => tracing::info!(scimkey = %key.name_any(), "no key recipient: the key is generated but never shown (create keys with `infra scim-keys create`)"),
+        None => {
+            tracing::info!(scimkey = %key.name_any(), "no key recipient: the key is generated but never shown (create keys with `infra scim-keys create`)")
+        }
     }
     let secret = Secret {
         metadata: ObjectMeta {
@@ -158,7 +157,11 @@ fn describe(secret: &Secret) -> (Option<String>, Option<Timestamp>, Option<Times
 
 pub fn readiness(provider: &str, provider_exists: bool, expires: Option<Timestamp>, now: Timestamp) -> Check<KeyReason> {
     if expires.is_some_and(|at| at <= now) {
-        return Check::failed(READY, KeyReason::Expired, "the key has expired and is refused; create a new ScimKey and update the provider");
+        return Check::failed(
+            READY,
+            KeyReason::Expired,
+            "the key has expired and is refused; create a new ScimKey and update the provider",
+        );
     }
     if !provider_exists {
         return Check::failed(

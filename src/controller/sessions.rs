@@ -15,8 +15,8 @@ use super::context::{Context, Error};
 use crate::api::IdentityProvider;
 use crate::metrics::Metrics;
 use crate::oidc::login::LoginError;
-use crate::session::store::parse;
 use crate::session::Verdict;
+use crate::session::store::parse;
 
 /// The kind in metrics and logs: sessions are Secrets, but reported as what they are.
 pub const KIND: &str = "Session";

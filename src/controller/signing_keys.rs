@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::ByteString;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::kube_access::signing_keys::{KeyError, KeySet, Policy, StoredKey, DATA_KEY, SECRET_NAME, SECRET_TYPE};
 use crate::api::labels;
+use crate::kube_access::signing_keys::{DATA_KEY, KeyError, KeySet, Policy, SECRET_NAME, SECRET_TYPE, StoredKey};
 
 /// How often the leader looks at the keys. Well below [`super::signing_keys::PUBLISH_AHEAD`], so
 /// the next key is always published in time.
@@ -78,7 +78,9 @@ async fn write(secrets: &Api<Secret>, existing: Option<&Secret>, next: &KeySet) 
         Some(secret) => {
             // Conditional on the version read, so two writers never drop each other's key.
             let patch = json!({"metadata": {"resourceVersion": secret.resource_version()}, "data": {DATA_KEY: data}});
-            secrets.patch(SECRET_NAME, &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch)).await?;
+            secrets
+                .patch(SECRET_NAME, &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))
+                .await?;
         }
     }
     Ok(())

@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::api::{annotations, labels, Group, GroupMember, GroupSpec, ProviderRef, User, UserSpec};
-use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
+use crate::api::{Group, GroupMember, GroupSpec, ProviderRef, User, UserSpec, annotations, labels};
 use crate::scim::ScimError;
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// Keys the server computes or never stores; everything else a client writes is kept.
 const USER_SERVER_KEYS: &[&str] = &["id", "meta", "schemas", "groups", "password"];
@@ -36,9 +36,8 @@ pub fn version<K: kube::Resource>(obj: &K) -> String {
 
 fn meta<K: kube::Resource>(obj: &K, resource_type: &str, location: String) -> Value {
     let ann = obj.meta().annotations.as_ref();
-    let created = ann
-        .and_then(|a| a.get(annotations::CREATED).cloned())
-        .or_else(|| obj.meta().creation_timestamp.as_ref().map(|t| t.0.to_string()));
+    let created =
+        ann.and_then(|a| a.get(annotations::CREATED).cloned()).or_else(|| obj.meta().creation_timestamp.as_ref().map(|t| t.0.to_string()));
     let modified = ann.and_then(|a| a.get(annotations::LAST_MODIFIED).cloned()).or_else(|| created.clone());
     json!({
         "resourceType": resource_type,
@@ -76,9 +75,7 @@ pub fn user_to_scim(user: &User, groups: &[Membership], base_url: &str) -> Value
     if !groups.is_empty() {
         let groups: Vec<Value> = groups
             .iter()
-            .map(|g| {
-                json!({"value": g.id, "display": g.display_name, "$ref": format!("{base_url}/Groups/{}", g.id), "type": "direct"})
-            })
+            .map(|g| json!({"value": g.id, "display": g.display_name, "$ref": format!("{base_url}/Groups/{}", g.id), "type": "direct"}))
             .collect();
         out.insert("groups".into(), Value::Array(groups));
     }
@@ -172,10 +169,10 @@ pub fn group_spec_from_scim(resource: &Value, provider: &str) -> Result<GroupSpe
                 .get("value")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ScimError::invalid_value("every member needs a string value (the member's id)"))?;
-            if let Some(t) = m.get("type").and_then(Value::as_str) {
-                if !t.eq_ignore_ascii_case("User") {
-                    return Err(ScimError::invalid_value(format!("member {value}: only User members are supported, not {t}")));
-                }
+            if let Some(t) = m.get("type").and_then(Value::as_str)
+                && !t.eq_ignore_ascii_case("User")
+            {
+                return Err(ScimError::invalid_value(format!("member {value}: only User members are supported, not {t}")));
             }
             if seen.insert(value) {
                 let display = m.get("display").and_then(Value::as_str).map(str::to_string);
@@ -200,9 +197,7 @@ mod tests {
         let mut u = User::new("u-x", spec);
         u.metadata.labels = Some([(labels::SCIM_ID.to_string(), id.to_string())].into());
         u.metadata.resource_version = Some("42".into());
-        u.metadata.annotations = Some(
-            [(annotations::CREATED.to_string(), "2026-01-01T00:00:00Z".to_string())].into(),
-        );
+        u.metadata.annotations = Some([(annotations::CREATED.to_string(), "2026-01-01T00:00:00Z".to_string())].into());
         u
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::api::{labels, ProviderRef, User, UserSpec};
+use crate::api::{ProviderRef, User, UserSpec, labels};
 
 type Pairs = Box<[(Arc<str>, Arc<str>)]>;
 
@@ -79,10 +79,7 @@ impl CompactUser {
             external_id: user.spec.external_id.map(String::into_boxed_str),
             display_name: user.spec.display_name.map(String::into_boxed_str),
             active: user.spec.active,
-            attributes: user
-                .spec
-                .attributes
-                .map(|a| serde_json::to_string(&a).expect("a JSON map serializes").into_boxed_str()),
+            attributes: user.spec.attributes.map(|a| serde_json::to_string(&a).expect("a JSON map serializes").into_boxed_str()),
         })
     }
 

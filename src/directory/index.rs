@@ -12,8 +12,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use kube::runtime::watcher;
 use kube::ResourceExt;
+use kube::runtime::watcher;
 
 use super::codec::scim_id;
 use super::compact::{CompactUser, Interner};
@@ -111,10 +111,10 @@ impl Directory {
         if let Some(seen) = self.user_resync.as_mut() {
             seen.insert(name.clone());
         }
-        if let Some(old) = self.users.get(name.as_str()) {
-            if !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref()) {
-                return false;
-            }
+        if let Some(old) = self.users.get(name.as_str())
+            && !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref())
+        {
+            return false;
         }
         self.remove_user_indexes(&name);
         let provider = user.spec.provider_ref.name.clone();
@@ -150,10 +150,10 @@ impl Directory {
         let provider = &*old.provider;
         let id = old.id.clone();
         let user_name = folded(&old.user_name);
-        if let Some(names) = self.user_by_name.get_mut(provider) {
-            if names.get(&user_name).is_some_and(|n| &**n == name) {
-                names.remove(&user_name);
-            }
+        if let Some(names) = self.user_by_name.get_mut(provider)
+            && names.get(&user_name).is_some_and(|n| &**n == name)
+        {
+            names.remove(&user_name);
         }
         // The id's other indexes stay while another object (mid-rename) still carries it.
         let others: Vec<Arc<str>> = match self.user_names_by_id.get_mut(&id) {
@@ -190,9 +190,12 @@ impl Directory {
 
     /// The user with SCIM id `id`: while a rename leaves two objects with one id, the newer one.
     fn compact(&self, provider: &str, id: &str) -> Option<&Arc<CompactUser>> {
-        let u = self.user_names_by_id.get(id)?.iter().filter_map(|n| self.users.get(n)).reduce(|a, b| {
-            if newer_or_same(b.resource_version.as_deref(), a.resource_version.as_deref()) { b } else { a }
-        })?;
+        let u = self
+            .user_names_by_id
+            .get(id)?
+            .iter()
+            .filter_map(|n| self.users.get(n))
+            .reduce(|a, b| if newer_or_same(b.resource_version.as_deref(), a.resource_version.as_deref()) { b } else { a })?;
         (&*u.provider == provider).then_some(u)
     }
 
@@ -260,10 +263,10 @@ impl Directory {
         if let Some(seen) = self.group_resync.as_mut() {
             seen.insert(name.clone());
         }
-        if let Some(old) = self.groups.get(&name) {
-            if !newer_or_same(group.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref()) {
-                return false;
-            }
+        if let Some(old) = self.groups.get(&name)
+            && !newer_or_same(group.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref())
+        {
+            return false;
         }
         group.metadata.managed_fields = None;
         self.remove_group_indexes(&name);
@@ -295,10 +298,10 @@ impl Directory {
         if let Some(set) = self.group_by_display.get_mut(&(provider.clone(), lower(&old.spec.display_name))) {
             set.remove(&id);
         }
-        if let Some(e) = &old.spec.external_id {
-            if let Some(set) = self.group_by_external.get_mut(&(provider.clone(), e.clone())) {
-                set.remove(&id);
-            }
+        if let Some(e) = &old.spec.external_id
+            && let Some(set) = self.group_by_external.get_mut(&(provider.clone(), e.clone()))
+        {
+            set.remove(&id);
         }
         for m in &old.spec.members {
             if let Some(set) = self.member_of.get_mut(&m.value) {
@@ -416,7 +419,7 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{labels, GroupMember, GroupSpec, ProviderRef, UserSpec};
+    use crate::api::{GroupMember, GroupSpec, ProviderRef, UserSpec, labels};
     use serde_json::json;
 
     fn user(name: &str, id: &str, provider: &str, user_name: &str, rv: u64) -> User {

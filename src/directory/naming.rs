@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::keys::{random_string, RandomError};
+use crate::keys::{RandomError, random_string};
 use crate::scim::case::fold_case;
 
 /// The object name for a user: `u-` and 40 hex digits of SHA-256 over provider and folded userName.

@@ -19,11 +19,11 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::Directory;
 use super::codec::scim_id;
 use super::naming::{group_object_name, new_id, user_object_name};
-use super::Directory;
+use crate::api::{Group, GroupSpec, IdentityProvider, MEMBER_LABEL_PREFIX, User, UserSpec, annotations, labels, member_label};
 use crate::api_server::FieldManager;
-use crate::api::{annotations, labels, member_label, Group, GroupSpec, IdentityProvider, User, UserSpec, MEMBER_LABEL_PREFIX};
 
 /// Attempts at a write that keeps conflicting with concurrent writers.
 pub const WRITE_ATTEMPTS: usize = 5;
@@ -84,8 +84,7 @@ fn patch_params() -> PatchParams {
 /// large"). Retrying cannot help, so this must not look like an outage.
 fn is_too_large(s: &kube::core::Status) -> bool {
     let message = s.message.to_ascii_lowercase();
-    s.code == 413
-        || ["request is too large", "request entity too large", "message larger than max"].iter().any(|m| message.contains(m))
+    s.code == 413 || ["request is too large", "request entity too large", "message larger than max"].iter().any(|m| message.contains(m))
 }
 
 fn api_error(err: kube::Error, what: &str) -> StoreError {
@@ -284,7 +283,11 @@ impl DirectoryStore {
                 let displays: serde_json::Map<String, serde_json::Value> =
                     changed.keys().map(|k| (k.clone(), fresh.annotations().get(k).map_or(serde_json::Value::Null, |v| json!(v)))).collect();
                 let patch = json!({"metadata": {"labels": changed, "annotations": displays}});
-                moved = self.users.patch(&moved.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(|e| api_error(e, "keeping the user's groups"))?;
+                moved = self
+                    .users
+                    .patch(&moved.name_any(), &patch_params(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| api_error(e, "keeping the user's groups"))?;
             }
             let dp = DeleteParams {
                 preconditions: Some(Preconditions { uid: fresh.uid(), resource_version: fresh.resource_version() }),
@@ -380,7 +383,8 @@ impl DirectoryStore {
         next.metadata.annotations.get_or_insert_default().insert(annotations::LAST_MODIFIED.into(), now());
         if current.spec.members.is_empty() {
             // Fail on a conflict before touching any member.
-            let stored = self.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
+            let stored =
+                self.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
             self.write().apply_group(stored.clone());
             if changes.is_empty() {
                 return Ok(stored);
@@ -423,7 +427,11 @@ impl DirectoryStore {
     /// which concurrent member changes on any replica cannot conflict on.
     async fn touch_group(&self, group: &Group) -> Result<Group> {
         let patch = json!({"metadata": {"annotations": {annotations::LAST_MODIFIED: now()}}});
-        let stored = self.groups.patch(&group.name_any(), &patch_params(), &Patch::Merge(&patch)).await.map_err(|e| api_error(e, "updating the group"))?;
+        let stored = self
+            .groups
+            .patch(&group.name_any(), &patch_params(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| api_error(e, "updating the group"))?;
         self.write().apply_group(stored.clone());
         Ok(stored)
     }
@@ -550,7 +558,11 @@ mod tests {
             // What kube-apiserver answers when etcd refuses the write (it has used 500 for this).
             status(500, "InternalError", "etcdserver: request is too large"),
             status(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"),
-            status(500, "InternalError", "rpc error: code = ResourceExhausted desc = trying to send message larger than max (2200000 vs. 2097152)"),
+            status(
+                500,
+                "InternalError",
+                "rpc error: code = ResourceExhausted desc = trying to send message larger than max (2200000 vs. 2097152)",
+            ),
             status(413, "", ""),
         ] {
             let StoreError::TooLarge(detail) = api_error(e, "updating the group") else { panic!("not too large") };

@@ -2,7 +2,7 @@
 //! (`--authentication-config`). Printed by `infra kube apiserver-config`, used by the local
 //! control plane and rendered by the chart.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::identity::{PREFIX, SESSION_EXTRA};
 
@@ -105,7 +105,11 @@ mod tests {
 
     #[test]
     fn the_configuration_names_the_issuer_and_refuses_system_names() {
-        let c = authentication(&Issuer { url: "https://infra.example.com", audience: "prod", certificate_authority: Some("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n") });
+        let c = authentication(&Issuer {
+            url: "https://infra.example.com",
+            audience: "prod",
+            certificate_authority: Some("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"),
+        });
         let jwt = &c["jwt"][0];
         assert_eq!(jwt["issuer"]["url"], "https://infra.example.com");
         assert_eq!(jwt["issuer"]["audiences"], json!(["prod"]));

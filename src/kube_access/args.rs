@@ -48,7 +48,9 @@ impl IssuerArgs {
     /// The API server's CA (PEM), from the file or the flag.
     pub fn api_server_ca(&self) -> anyhow::Result<Option<Vec<u8>>> {
         match (&self.kube_api_server_ca_file, &self.kube_api_server_ca) {
-            (Some(f), _) => Ok(Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --kube-api-server-ca-file {}: {e}", f.display()))?)),
+            (Some(f), _) => {
+                Ok(Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --kube-api-server-ca-file {}: {e}", f.display()))?))
+            }
             (None, Some(pem)) if !pem.trim().is_empty() => Ok(Some(pem.as_bytes().to_vec())),
             _ => Ok(None),
         }

@@ -6,7 +6,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::identity;
-use crate::api::{labels, GrantSpec, RoleKind};
+use crate::api::{GrantSpec, RoleKind, labels};
 use crate::api_server::FieldManager;
 
 /// On every binding a Grant made: the binding's key (see [`Target::key`]).
@@ -85,10 +85,5 @@ pub fn expiry(spec: &GrantSpec, created: Option<Timestamp>) -> Option<Timestamp>
     }
     let after = spec.expires_after.as_deref()?;
     let created = created.unwrap_or(Timestamp::MIN);
-    Some(
-        crate::api::scim_key::parse_duration(after)
-            .and_then(|d| created.checked_add(d).ok())
-            .unwrap_or(Timestamp::MIN),
-    )
+    Some(crate::api::scim_key::parse_duration(after).and_then(|d| created.checked_add(d).ok()).unwrap_or(Timestamp::MIN))
 }
-

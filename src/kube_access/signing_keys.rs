@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub const SECRET_NAME: &str = "infra-kube-signing-keys";
@@ -76,7 +76,8 @@ impl StoredKey {
 
     pub fn key_pair(&self) -> Result<EcdsaKeyPair, KeyError> {
         let der = STANDARD.decode(&self.private_key).map_err(|_| KeyError::Malformed(self.kid.clone()))?;
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new()).map_err(|_| KeyError::Malformed(self.kid.clone()))
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
+            .map_err(|_| KeyError::Malformed(self.kid.clone()))
     }
 
     /// The public key as a JWK (RFC 7517/7518).

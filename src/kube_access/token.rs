@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,7 @@ pub fn sign(key: &StoredKey, claims: &Claims) -> Result<String, KeyError> {
 
 #[cfg(test)]
 mod tests {
-    use ring::signature::{KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+    use ring::signature::{ECDSA_P256_SHA256_FIXED, KeyPair, UnparsedPublicKey};
 
     use super::*;
 

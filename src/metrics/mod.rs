@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,7 +128,11 @@ impl Metrics {
                 r.register("reconciles", "Reconciles by kind and result", metrics.reconciles.clone());
                 r.register("reconcile_duration_seconds", "Reconcile duration by kind", metrics.reconcile_duration.clone());
                 r.register("reconcile_errors", "Failed reconciles by kind and error class", metrics.reconcile_errors.clone());
-                r.register("session_rechecks", "Re-checks of login sessions with the provider, by outcome", metrics.session_rechecks.clone());
+                r.register(
+                    "session_rechecks",
+                    "Re-checks of login sessions with the provider, by outcome",
+                    metrics.session_rechecks.clone(),
+                );
                 r.register("sessions", "Login sessions stored (reported by the leader controller)", metrics.sessions.clone());
                 r.register("controller_leader", "1 when this controller holds the leader lease", metrics.leader.clone());
             }
@@ -186,7 +190,8 @@ pub fn reason_label(reason: &str) -> String {
         // an acronym that a lower-case letter follows (`CABundle` is `ca_bundle`).
         let starts_word = c.is_ascii_uppercase()
             && i > 0
-            && (chars[i - 1].is_ascii_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()) && chars[i - 1].is_ascii_uppercase());
+            && (chars[i - 1].is_ascii_lowercase()
+                || chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()) && chars[i - 1].is_ascii_uppercase());
         if starts_word {
             out.push('_');
         }
@@ -203,10 +208,7 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.metrics
-            .reconcile_duration
-            .get_or_create(&KindLabels { kind: self.kind.clone() })
-            .observe(self.start.elapsed().as_secs_f64());
+        self.metrics.reconcile_duration.get_or_create(&KindLabels { kind: self.kind.clone() }).observe(self.start.elapsed().as_secs_f64());
     }
 }
 
@@ -223,7 +225,10 @@ mod tests {
         Metrics::count(&server.scim_auth, "success");
         server.users.set(3);
         let (c, s) = (controller.encode(), server.encode());
-        assert!(c.contains("infra_controller_leader 1") && c.contains("infra_reconciles_total{kind=\"ScimKey\",result=\"active\"} 1"), "{c}");
+        assert!(
+            c.contains("infra_controller_leader 1") && c.contains("infra_reconciles_total{kind=\"ScimKey\",result=\"active\"} 1"),
+            "{c}"
+        );
         assert!(!c.contains("infra_users") && !c.contains("infra_http_requests") && !c.contains("infra_scim_keys_active"), "{c}");
         assert!(s.contains("infra_users 3") && s.contains("infra_scim_authentications_total{outcome=\"success\"} 1"), "{s}");
         assert!(!s.contains("infra_controller_leader") && !s.contains("infra_reconciles") && !s.contains("infra_sessions "), "{s}");

@@ -32,7 +32,11 @@ pub fn parse(stat: &str, status: &str, proc_stat: &str) -> Option<ProcessStats> 
     let ticks = field(14)? + field(15)?;
     let start_ticks = field(22)?;
     let kb = |key: &str| {
-        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok()).map(|k| k * 1024)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            .map(|k| k * 1024)
     };
     let boot = proc_stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<i64>().ok())?;
     Some(ProcessStats {
@@ -64,7 +68,12 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(s) = read() else { return Ok(()) };
         let cpu = ConstCounter::new(s.cpu_seconds);
-        cpu.encode(encoder.encode_descriptor("process_cpu", "Total user and system CPU time spent", Some(&Unit::Seconds), cpu.metric_type())?)?;
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu",
+            "Total user and system CPU time spent",
+            Some(&Unit::Seconds),
+            cpu.metric_type(),
+        )?)?;
         let gauges = [
             ("process_resident_memory", "Resident memory size", Some(Unit::Bytes), s.resident_bytes),
             ("process_virtual_memory", "Virtual memory size", Some(Unit::Bytes), s.virtual_bytes),

@@ -1,8 +1,8 @@
 //! The authorization request of a login (the CLI's and the dashboard's): the PKCE S256 challenge
 //! (RFC 7636) and the authorize URL. Pure.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -41,11 +41,8 @@ pub fn authorize_url(req: &AuthorizeRequest) -> Result<Url, String> {
         ("code_challenge", req.code_challenge),
         ("code_challenge_method", "S256"),
     ];
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let kept: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| !ours.iter().any(|(o, _)| o == k)).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     url.set_query(None);
     {
         let mut q = url.query_pairs_mut();

@@ -7,8 +7,7 @@ use kube::{Api, Client, ResourceExt};
 use super::{HttpClientError, ProviderHttp};
 use crate::api::conditions::Check;
 use crate::api::identity_provider::SECRET_VALID;
-use crate::api::{labels, IdentityProvider, ProviderReason, SecretKeyRef, CLIENT_SECRET_TYPE};
-
+use crate::api::{CLIENT_SECRET_TYPE, IdentityProvider, ProviderReason, SecretKeyRef, labels};
 
 /// Reads the client secret. `Err` carries the failed `SecretValid` check; the secret itself is
 /// only ever held in memory and handed to the token endpoint.
@@ -17,7 +16,11 @@ use crate::api::{labels, IdentityProvider, ProviderReason, SecretKeyRef, CLIENT_
 /// otherwise name any Secret of the namespace (a session, a SCIM key) and have its value sent to a
 /// token endpoint of their choosing. A Secret of another type is not looked into at all, and no
 /// message ever lists a Secret's keys.
-pub async fn read_client_secret(client: &Client, ns: &str, idp: &IdentityProvider) -> Result<Result<String, Check<ProviderReason>>, kube::Error> {
+pub async fn read_client_secret(
+    client: &Client,
+    ns: &str,
+    idp: &IdentityProvider,
+) -> Result<Result<String, Check<ProviderReason>>, kube::Error> {
     let r = &idp.spec.client_secret_ref;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = secrets.get_opt(&r.name).await?;
@@ -78,7 +81,11 @@ pub fn client_secret_value(ns: &str, provider: &str, r: &SecretKeyRef, secret: O
     match std::str::from_utf8(&value.0).map(str::trim) {
         Ok("") => Err(Check::failed(SECRET_VALID, ProviderReason::SecretEmpty, format!("key {:?} of Secret {:?} is empty", r.key, r.name))),
         Ok(s) => Ok(s.to_string()),
-        Err(_) => Err(Check::failed(SECRET_VALID, ProviderReason::SecretNotText, format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name))),
+        Err(_) => Err(Check::failed(
+            SECRET_VALID,
+            ProviderReason::SecretNotText,
+            format!("key {:?} of Secret {:?} is not UTF-8 text", r.key, r.name),
+        )),
     }
 }
 
@@ -96,7 +103,6 @@ pub fn provider_http(base: &ProviderHttp, extra_ca: Option<&[u8]>, idp: &Identit
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -120,7 +126,9 @@ mod tests {
     fn only_client_secret_typed_secrets_are_read() {
         let good = secret(Some(CLIENT_SECRET_TYPE), &[("clientSecret", "s3cret\n")]);
         assert_eq!(client_secret_value("ns", "okta", &reference(), Some(&good)).unwrap(), "s3cret");
-        for other in [None, Some("Opaque"), Some("infrahq.com/session"), Some("infrahq.com/scim-key"), Some("kubernetes.io/service-account-token")] {
+        for other in
+            [None, Some("Opaque"), Some("infrahq.com/session"), Some("infrahq.com/scim-key"), Some("kubernetes.io/service-account-token")]
+        {
             let s = secret(other, &[("clientSecret", "stolen"), ("refreshToken", "rt")]);
             let check = client_secret_value("ns", "okta", &reference(), Some(&s)).unwrap_err();
             assert_eq!(check.reason, ProviderReason::SecretWrongType, "{other:?}");

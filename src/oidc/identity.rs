@@ -32,9 +32,13 @@ pub struct Identity {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
-    #[error("the ID token has no {0:?} claim to take the username from; set spec.claims.username of the IdentityProvider to a claim the provider sends")]
+    #[error(
+        "the ID token has no {0:?} claim to take the username from; set spec.claims.username of the IdentityProvider to a claim the provider sends"
+    )]
     NoUsername(String),
-    #[error("the identity provider says the email address {0:?} is not verified (email_verified is false), so it cannot be the username; verify the address at the identity provider, or an administrator can set spec.claims.username of the IdentityProvider to a claim the provider controls")]
+    #[error(
+        "the identity provider says the email address {0:?} is not verified (email_verified is false), so it cannot be the username; verify the address at the identity provider, or an administrator can set spec.claims.username of the IdentityProvider to a claim the provider controls"
+    )]
     EmailNotVerified(String),
     #[error("the {claim:?} claim is not a list of group names: {found}")]
     GroupsNotAList { claim: String, found: String },
@@ -135,7 +139,8 @@ mod tests {
     #[test]
     fn email_then_preferred_username() {
         let all = groups_filter(None).unwrap();
-        let id = extract(&claims(json!({"sub": "00u1", "email": "alice@example.com", "preferred_username": "alice"})), None, None, &all).unwrap();
+        let id = extract(&claims(json!({"sub": "00u1", "email": "alice@example.com", "preferred_username": "alice"})), None, None, &all)
+            .unwrap();
         assert_eq!(id.user_name, "alice@example.com");
         let id = extract(&claims(json!({"sub": "00u1", "preferred_username": "alice"})), None, None, &all).unwrap();
         assert_eq!(id.user_name, "alice");
@@ -155,7 +160,11 @@ mod tests {
         let err = extract(&claims(json!({"email": "kate@x", "email_verified": false})), None, None, &all).unwrap_err();
         assert!(err.to_string().contains("spec.claims.username"), "{err}");
         // Verified or silent (Okta in some configurations, Entra ID): the email is the username.
-        for c in [json!({"email": "kate@x", "email_verified": true}), json!({"email": "kate@x"}), json!({"email": "kate@x", "email_verified": "true"})] {
+        for c in [
+            json!({"email": "kate@x", "email_verified": true}),
+            json!({"email": "kate@x"}),
+            json!({"email": "kate@x", "email_verified": "true"}),
+        ] {
             let id = extract(&claims(c.clone()), None, None, &all).unwrap();
             assert_eq!((id.user_name.as_str(), id.email.as_deref()), ("kate@x", Some("kate@x")), "{c}");
         }

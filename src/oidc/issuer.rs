@@ -6,11 +6,7 @@ use url::Url;
 use crate::api::ProviderKind;
 
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
-const AZURE_HOSTS: &[&str] = &[
-    "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.partner.microsoftonline.cn",
-];
+const AZURE_HOSTS: &[&str] = &["login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn"];
 const AZURE_MULTI_TENANT: &[&str] = &["common", "organizations", "consumers"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,15 +19,11 @@ pub enum IssuerError {
     NotHttps(String),
     #[error("URL must not contain a query, a fragment or credentials: {0}")]
     Extra(String),
-    #[error(
-        "an Okta URL is the Okta domain, optionally followed by /oauth2/<authorization server id>; got path {0:?}"
-    )]
+    #[error("an Okta URL is the Okta domain, optionally followed by /oauth2/<authorization server id>; got path {0:?}")]
     OktaPath(String),
     #[error("an Azure URL is login.microsoftonline.com/<tenant id>/v2.0; got {0}")]
     AzureShape(String),
-    #[error(
-        "the multi-tenant Azure endpoint {0:?} has no fixed issuer; use your tenant ID (Entra ID > Overview > Tenant ID)"
-    )]
+    #[error("the multi-tenant Azure endpoint {0:?} has no fixed issuer; use your tenant ID (Entra ID > Overview > Tenant ID)")]
     AzureMultiTenant(String),
     #[error("a Google provider's URL is accounts.google.com; got {0}")]
     GoogleHost(String),
@@ -82,12 +74,11 @@ fn is_loopback(url: &Url) -> bool {
 
 fn okta(mut url: Url) -> Result<Url, IssuerError> {
     // `example-admin.okta.com` is the admin console of `example.okta.com`.
-    if let Some(host) = url.host_str().map(str::to_string) {
-        if let Some((first, rest)) = host.split_once('.') {
-            if let Some(org) = first.strip_suffix("-admin") {
-                url.set_host(Some(&format!("{org}.{rest}"))).expect("a shorter label of a valid host is valid");
-            }
-        }
+    if let Some(host) = url.host_str().map(str::to_string)
+        && let Some((first, rest)) = host.split_once('.')
+        && let Some(org) = first.strip_suffix("-admin")
+    {
+        url.set_host(Some(&format!("{org}.{rest}"))).expect("a shorter label of a valid host is valid");
     }
     let segments: Vec<&str> = url.path().split('/').filter(|s| !s.is_empty()).collect();
     let path = match segments.as_slice() {
@@ -196,10 +187,7 @@ mod tests {
         assert_eq!(ok(Oidc, "tenant.auth0.com"), "https://tenant.auth0.com");
         assert_eq!(ok(Oidc, "https://keycloak.example.com/realms/main"), "https://keycloak.example.com/realms/main");
         assert_eq!(ok(Oidc, "https://id.example.com/path/"), "https://id.example.com/path/");
-        assert_eq!(
-            ok(Oidc, "https://id.example.com/realms/x/.well-known/openid-configuration"),
-            "https://id.example.com/realms/x"
-        );
+        assert_eq!(ok(Oidc, "https://id.example.com/realms/x/.well-known/openid-configuration"), "https://id.example.com/realms/x");
     }
 
     #[test]
@@ -208,10 +196,7 @@ mod tests {
         let want = format!("https://login.microsoftonline.com/{tenant}/v2.0");
         assert_eq!(ok(Azure, &format!("login.microsoftonline.com/{tenant}")), want);
         assert_eq!(ok(Azure, &format!("https://login.microsoftonline.com/{tenant}/v2.0/")), want);
-        assert_eq!(
-            ok(Azure, &format!("https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration")),
-            want
-        );
+        assert_eq!(ok(Azure, &format!("https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration")), want);
         assert!(matches!(issuer_url(Azure, "login.microsoftonline.com/common/v2.0"), Err(IssuerError::AzureMultiTenant(_))));
         assert!(matches!(issuer_url(Azure, "example.okta.com"), Err(IssuerError::AzureShape(_))));
         assert!(matches!(issuer_url(Azure, "login.microsoftonline.com"), Err(IssuerError::AzureShape(_))));

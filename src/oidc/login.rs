@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreTokenResponse};
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl,
-    JsonWebKeySetUrl, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    SignatureVerificationError, TokenResponse, TokenUrl,
+    AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl, JsonWebKeySetUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, SignatureVerificationError, TokenResponse,
+    TokenUrl,
 };
 
-use super::{describe_error, ProviderHttp};
 use super::identity::{Claims, IdentityError};
+use super::{ProviderHttp, describe_error};
 
 /// Where a session's credentials came from: its refresh token may only ever go back there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,7 +287,8 @@ impl ProviderClient {
             .userinfo_url
             .as_deref()
             .ok_or_else(|| LoginError::BadResponse("the ID token has no groups claim and the provider has no userinfo endpoint".into()))?;
-        let (status, body) = self.http.get_json(url, Some(access_token)).await.map_err(|e| LoginError::Unreachable(format!("userinfo {url}: {e}")))?;
+        let (status, body) =
+            self.http.get_json(url, Some(access_token)).await.map_err(|e| LoginError::Unreachable(format!("userinfo {url}: {e}")))?;
         if !status.is_success() {
             tracing::warn!(%url, %status, "userinfo answered an error");
             return Err(LoginError::BadResponse(format!("userinfo {url} did not answer successfully")));
@@ -322,10 +323,9 @@ impl ProviderClient {
         err: RequestTokenError<RE, openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>>,
     ) -> LoginError {
         match err {
-            RequestTokenError::ServerResponse(r) => LoginError::Refused {
-                code: r.error().as_ref().to_string(),
-                description: r.error_description().cloned(),
-            },
+            RequestTokenError::ServerResponse(r) => {
+                LoginError::Refused { code: r.error().as_ref().to_string(), description: r.error_description().cloned() }
+            }
             RequestTokenError::Request(e) => LoginError::Unreachable(format!("token endpoint {}: {}", self.token_url, describe_error(&e))),
             // A response that does not parse includes a malformed or tampered ID token.
             RequestTokenError::Parse(e, _) => LoginError::InvalidIdToken(format!("the token response does not parse: {e}")),
@@ -357,8 +357,8 @@ fn payload(id_token: &CoreIdToken) -> Result<Claims, LoginError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use openidconnect::core::{CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
     use openidconnect::{JsonWebKeyId, PrivateSigningKey};
@@ -435,8 +435,17 @@ mod tests {
         .unwrap();
         let key = CoreRsaPrivateSigningKey::from_pem(pem, None).unwrap();
         let token = CoreIdToken::new(claims, &key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None).unwrap();
-        assert!(!token.to_string().split('.').next().map(|h| String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()).unwrap().contains("kid"));
-        let response = serde_json::from_value(json!({"access_token": "at", "token_type": "Bearer", "id_token": token.to_string()})).unwrap();
+        assert!(
+            !token
+                .to_string()
+                .split('.')
+                .next()
+                .map(|h| String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap())
+                .unwrap()
+                .contains("kid")
+        );
+        let response =
+            serde_json::from_value(json!({"access_token": "at", "token_type": "Bearer", "id_token": token.to_string()})).unwrap();
         (token, response)
     }
 

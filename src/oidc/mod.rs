@@ -11,7 +11,7 @@ mod provider_check;
 pub use client_config::{provider_http, read_client_secret};
 pub use login::ProviderBinding;
 pub use outbound::{AddressPolicy, OutboundError, ProviderHttp};
-pub use provider_check::{check_credentials, discover, secret_in_body, Discovered};
+pub use provider_check::{Discovered, check_credentials, discover, secret_in_body};
 
 pub use openidconnect::reqwest;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::{describe_error, reqwest, HttpClientError};
+use super::{HttpClientError, describe_error, reqwest};
 
 /// The most any provider response (discovery, key set, token, userinfo) may be. Real ones are a
 /// few kilobytes; Okta's discovery document is about 5 KB and a key set with a dozen keys 10 KB.
@@ -38,7 +38,9 @@ pub struct ProviderHttp {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
-    #[error("{0} is not a public address, and this operator refuses private, loopback and link-local provider addresses (--deny-internal-provider-addresses)")]
+    #[error(
+        "{0} is not a public address, and this operator refuses private, loopback and link-local provider addresses (--deny-internal-provider-addresses)"
+    )]
     Refused(String),
     #[error("{0} is not a valid URL")]
     BadUrl(String),
@@ -237,9 +239,29 @@ mod tests {
     #[test]
     fn internal_addresses() {
         for internal in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "192.0.2.1", "198.18.0.1", "240.0.0.1", "::1", "::", "fd00::1", "fe80::1",
-            "::ffff:10.0.0.1", "::ffff:127.0.0.1", "64:ff9b::a00:1", "2002:a00:1::", "::10.0.0.1", "2001:db8::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "::10.0.0.1",
+            "2001:db8::1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
@@ -251,7 +273,13 @@ mod tests {
     #[test]
     fn literal_hosts_are_checked_before_connecting() {
         let deny = ProviderHttp::new(&[], AddressPolicy { deny_internal: true }).unwrap();
-        for url in ["https://127.0.0.1/x", "https://[::1]:8443/x", "http://169.254.169.254/latest", "https://localhost:8443/", "https://a.localhost/"] {
+        for url in [
+            "https://127.0.0.1/x",
+            "https://[::1]:8443/x",
+            "http://169.254.169.254/latest",
+            "https://localhost:8443/",
+            "https://a.localhost/",
+        ] {
             assert!(matches!(deny.check_host(&url.parse().unwrap()), Err(OutboundError::Refused(_))), "{url}");
         }
         assert!(deny.check_host(&"https://example.okta.com/".parse().unwrap()).is_ok());

@@ -3,11 +3,10 @@
 use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{AuthType, AuthorizationCode, ClientId, ClientSecret, RedirectUrl, RequestTokenError};
 
-use super::{OutboundError, ProviderHttp, CLI_REDIRECT_URI};
+use super::{CLI_REDIRECT_URI, OutboundError, ProviderHttp};
+use crate::api::ProviderReason;
 use crate::api::conditions::Check;
 use crate::api::identity_provider::{CREDENTIALS, DISCOVERY};
-use crate::api::ProviderReason;
-
 
 /// What discovery found, enough to log people in and to check the client.
 #[derive(Clone, Debug)]
@@ -23,7 +22,10 @@ pub async fn discover(http: &ProviderHttp, issuer: &str) -> Result<Discovered, C
     let body = fetch(http, &url).await.map_err(|(reason, msg)| fail(reason, msg))?;
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(|e| {
         tracing::warn!(%url, error = %e, "not a discovery document");
-        fail(ProviderReason::NotOpenIDProvider, format!("{url} did not answer with a valid OpenID Connect discovery document: this is not an OpenID provider at this URL"))
+        fail(
+            ProviderReason::NotOpenIDProvider,
+            format!("{url} did not answer with a valid OpenID Connect discovery document: this is not an OpenID provider at this URL"),
+        )
     })?;
     let found = metadata.issuer().as_str();
     if found != issuer {
@@ -42,7 +44,10 @@ pub async fn discover(http: &ProviderHttp, issuer: &str) -> Result<Discovered, C
         fail(ProviderReason::InvalidDocument, format!("the key set at {jwks_url} is not a valid JWK set"))
     })?;
     if jwks.keys().is_empty() {
-        return Err(fail(ProviderReason::InvalidDocument, format!("the key set at {jwks_url} has no keys; ID tokens could not be verified")));
+        return Err(fail(
+            ProviderReason::InvalidDocument,
+            format!("the key set at {jwks_url} has no keys; ID tokens could not be verified"),
+        ));
     }
     Ok(Discovered { issuer: issuer.to_string(), metadata: metadata.set_jwks(jwks) })
 }
@@ -57,17 +62,25 @@ async fn fetch(http: &ProviderHttp, url: &str) -> Result<Vec<u8>, (ProviderReaso
         _ => (ProviderReason::Unreachable, format!("{url}: {e}")),
     })?;
     if status.is_redirection() {
-        return Err((ProviderReason::NotOpenIDProvider, format!("{url} redirected elsewhere; Infra does not follow redirects from identity providers, check the URL")));
+        return Err((
+            ProviderReason::NotOpenIDProvider,
+            format!("{url} redirected elsewhere; Infra does not follow redirects from identity providers, check the URL"),
+        ));
     }
     if status.is_server_error() {
         tracing::warn!(%url, %status, "provider answered a server error");
-        return Err((ProviderReason::ProviderError, format!("{url} answered with a server error; the provider may be having trouble, retrying")));
+        return Err((
+            ProviderReason::ProviderError,
+            format!("{url} answered with a server error; the provider may be having trouble, retrying"),
+        ));
     }
     if !status.is_success() {
         tracing::warn!(%url, %status, "provider answered an error");
         return Err((
             ProviderReason::NotOpenIDProvider,
-            format!("{url} did not answer with an OpenID Connect document: this is not an OpenID provider at this URL; check spec.url (for Okta, the domain and any /oauth2/<server> path)"),
+            format!(
+                "{url} did not answer with an OpenID Connect document: this is not an OpenID provider at this URL; check spec.url (for Okta, the domain and any /oauth2/<server> path)"
+            ),
         ));
     }
     Ok(body)
@@ -107,11 +120,16 @@ pub async fn check_credentials(http: &ProviderHttp, discovered: &Discovered, cli
         Err(RequestTokenError::ServerResponse(resp)) => {
             classify_token_error(resp.error().as_ref(), resp.error_description().map(String::as_str), client_id, &token_url)
         }
-        Err(RequestTokenError::Request(e @ OutboundError::Refused(_))) => fail(ProviderReason::AddressRefused, format!("token endpoint {token_url}: {e}")),
+        Err(RequestTokenError::Request(e @ OutboundError::Refused(_))) => {
+            fail(ProviderReason::AddressRefused, format!("token endpoint {token_url}: {e}"))
+        }
         Err(RequestTokenError::Request(e)) => fail(ProviderReason::Unreachable, format!("token endpoint {token_url}: {e}")),
         Err(RequestTokenError::Parse(e, _)) => {
             tracing::warn!(url = %token_url, error = %e, "token endpoint answered something that is not an OAuth response");
-            fail(ProviderReason::UnexpectedResponse, format!("the token endpoint {token_url} answered something that is not an OAuth error response"))
+            fail(
+                ProviderReason::UnexpectedResponse,
+                format!("the token endpoint {token_url} answered something that is not an OAuth error response"),
+            )
         }
         Err(RequestTokenError::Other(e)) => {
             fail(ProviderReason::UnexpectedResponse, format!("the token endpoint {token_url} answered unexpectedly: {e}"))
@@ -143,7 +161,11 @@ pub fn classify_token_error(code: &str, description: Option<&str>, client_id: &s
     };
     let says = |words: &[&str]| description.is_some_and(|d| words.iter().any(|w| d.to_ascii_lowercase().contains(w)));
     match code {
-        "invalid_grant" => Check::passed(CREDENTIALS, ProviderReason::Accepted, format!("the token endpoint accepted client ID {client_id:?} and its secret")),
+        "invalid_grant" => Check::passed(
+            CREDENTIALS,
+            ProviderReason::Accepted,
+            format!("the token endpoint accepted client ID {client_id:?} and its secret"),
+        ),
         "invalid_client" => rejected(),
         "unauthorized_client" if says(&["secret", "credential", "invalid client"]) => rejected(),
         "unauthorized_client" => fail(
@@ -156,7 +178,9 @@ pub fn classify_token_error(code: &str, description: Option<&str>, client_id: &s
         "access_denied" | "unauthorized" => rejected(),
         _ => fail(
             ProviderReason::UnexpectedResponse,
-            format!("the token endpoint {token_url} answered {code}{detail}, not invalid_grant; cannot tell whether the credentials are valid"),
+            format!(
+                "the token endpoint {token_url} answered {code}{detail}, not invalid_grant; cannot tell whether the credentials are valid"
+            ),
         ),
     }
 }
@@ -176,13 +200,19 @@ mod tests {
         assert_eq!(reason("invalid_grant", Some("AADSTS9002313: Invalid request.")), ProviderReason::Accepted);
         assert_eq!(reason("invalid_grant", Some("Code not valid")), ProviderReason::Accepted);
         // Wrong secrets.
-        assert_eq!(reason("invalid_client", Some("The client secret supplied for a confidential client is invalid.")), ProviderReason::InvalidClient);
+        assert_eq!(
+            reason("invalid_client", Some("The client secret supplied for a confidential client is invalid.")),
+            ProviderReason::InvalidClient
+        );
         assert_eq!(reason("invalid_client", Some("AADSTS7000215: Invalid client secret provided.")), ProviderReason::InvalidClient);
         assert_eq!(reason("unauthorized_client", Some("Invalid client secret")), ProviderReason::InvalidClient);
         assert_eq!(reason("unauthorized_client", Some("Invalid client or Invalid client credentials")), ProviderReason::InvalidClient);
         assert_eq!(reason("access_denied", Some("Unauthorized")), ProviderReason::InvalidClient);
         // A client without the authorization code grant.
-        assert_eq!(reason("unauthorized_client", Some("The client is not authorized to use the provided grant type.")), ProviderReason::UnauthorizedClient);
+        assert_eq!(
+            reason("unauthorized_client", Some("The client is not authorized to use the provided grant type.")),
+            ProviderReason::UnauthorizedClient
+        );
         assert_eq!(reason("server_error", None), ProviderReason::UnexpectedResponse);
     }
 

@@ -100,19 +100,13 @@ mod tests {
     #[test]
     fn body_has_status_as_string_and_scim_type() {
         let e = ScimError::invalid_filter("bad filter");
-        assert_eq!(
-            e.body(),
-            json!({"schemas": [ERROR_SCHEMA], "status": "400", "scimType": "invalidFilter", "detail": "bad filter"})
-        );
+        assert_eq!(e.body(), json!({"schemas": [ERROR_SCHEMA], "status": "400", "scimType": "invalidFilter", "detail": "bad filter"}));
     }
 
     #[test]
     fn body_omits_scim_type_when_unset() {
         let e = ScimError::not_found("Resource 2819c223 not found");
-        assert_eq!(
-            e.body(),
-            json!({"schemas": [ERROR_SCHEMA], "status": "404", "detail": "Resource 2819c223 not found"})
-        );
+        assert_eq!(e.body(), json!({"schemas": [ERROR_SCHEMA], "status": "404", "detail": "Resource 2819c223 not found"}));
     }
 
     #[test]

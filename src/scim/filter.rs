@@ -174,8 +174,7 @@ impl Filter {
             Filter::Attr { attr: AttrRef::Resource(r), test } => test.eval(r.leaf(), &r.values(node)),
             Filter::Attr { attr: AttrRef::Element(sub), test } => test.eval(sub, &element_values(node, sub)),
             Filter::ValuePath { attr, filter, then } => attr.values(node).into_iter().any(|element| {
-                filter.matches(element)
-                    && then.as_ref().is_none_or(|(sub, test)| test.eval(sub, &element_values(element, sub)))
+                filter.matches(element) && then.as_ref().is_none_or(|(sub, test)| test.eval(sub, &element_values(element, sub)))
             }),
         }
     }
@@ -251,9 +250,7 @@ fn compare_one(leaf: &AttrDef, op: CompareOp, actual: &Value, expected: &Value) 
 /// comparison is case-exact. It only narrows: the caller must still run [`Filter::matches`].
 pub fn equality_hint(filter: &Filter) -> Option<(String, String)> {
     match filter {
-        Filter::Attr { attr: AttrRef::Resource(r), test: Test::Compare(CompareOp::Eq, Value::String(v)) } => {
-            Some((r.path(), v.clone()))
-        }
+        Filter::Attr { attr: AttrRef::Resource(r), test: Test::Compare(CompareOp::Eq, Value::String(v)) } => Some((r.path(), v.clone())),
         Filter::ValuePath { attr, then: Some((sub, Test::Compare(CompareOp::Eq, Value::String(v)))), .. } => {
             Some((ResolvedAttr { sub: Some(*sub), ..attr.clone() }.path(), v.clone()))
         }
@@ -324,8 +321,7 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
                     return Err(format!("the string starting at offset {start} is not terminated"));
                 };
                 let literal = &input[start..=end];
-                let s = serde_json::from_str::<String>(literal)
-                    .map_err(|_| format!("{literal} is not a valid JSON string"))?;
+                let s = serde_json::from_str::<String>(literal).map_err(|_| format!("{literal} is not a valid JSON string"))?;
                 toks.push(Tok::Str(s));
             }
             c if c == '-' || c.is_ascii_digit() => {
@@ -333,9 +329,7 @@ fn lex(input: &str) -> Result<Vec<Tok>, String> {
                 let n = serde_json::from_str::<Number>(text).map_err(|_| format!("'{text}' is not a JSON number"))?;
                 toks.push(Tok::Num(n));
             }
-            c if is_word_char(c) => {
-                toks.push(Tok::Word(take_while(&mut chars, input, start, is_word_char).to_string()))
-            }
+            c if is_word_char(c) => toks.push(Tok::Word(take_while(&mut chars, input, start, is_word_char).to_string())),
             other => return Err(format!("unexpected character '{other}' at offset {start}")),
         }
     }
@@ -410,9 +404,7 @@ impl Parser {
     fn end(&mut self) -> Result<(), String> {
         match self.next() {
             None => Ok(()),
-            Some(t) => {
-                Err(format!("unexpected {} (a missing 'and'/'or', or an unbalanced parenthesis?)", t.describe()))
-            }
+            Some(t) => Err(format!("unexpected {} (a missing 'and'/'or', or an unbalanced parenthesis?)", t.describe())),
         }
     }
 
@@ -540,9 +532,8 @@ impl Parser {
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Test::Present);
         }
-        let op = CompareOp::from_word(&op_word).ok_or_else(|| {
-            format!("unknown operator '{op_word}' after '{name}'; use eq, ne, co, sw, ew, gt, lt, ge, le or pr")
-        })?;
+        let op = CompareOp::from_word(&op_word)
+            .ok_or_else(|| format!("unknown operator '{op_word}' after '{name}'; use eq, ne, co, sw, ew, gt, lt, ge, le or pr"))?;
         let value = match self.next() {
             Some(Tok::Str(s)) => Value::String(s),
             Some(Tok::Num(n)) => Value::Number(n),
@@ -568,24 +559,14 @@ fn check_comparison(leaf: &AttrDef, op: CompareOp, value: &Value, name: &str) ->
     let ty = leaf.ty.as_str();
     let refuse = |why: &str| -> Result<(), String> { Err(format!("'{name} {} {value}': {why}", op.as_str())) };
     if value.is_null() {
-        return if matches!(op, CompareOp::Eq | CompareOp::Ne) {
-            Ok(())
-        } else {
-            refuse("null only works with eq and ne")
-        };
+        return if matches!(op, CompareOp::Eq | CompareOp::Ne) { Ok(()) } else { refuse("null only works with eq and ne") };
     }
     match leaf.ty {
-        AttrType::Boolean if op.is_ordering() || op.is_substring() => {
-            refuse("boolean attributes support only eq and ne")
-        }
+        AttrType::Boolean if op.is_ordering() || op.is_substring() => refuse("boolean attributes support only eq and ne"),
         AttrType::Boolean if !value.is_boolean() => refuse("compare a boolean attribute with true or false"),
         AttrType::Binary if op.is_ordering() => refuse("binary attributes cannot be ordered"),
-        AttrType::Integer | AttrType::Decimal if op.is_substring() => {
-            refuse("numbers support eq, ne, gt, ge, lt and le")
-        }
-        AttrType::Integer | AttrType::Decimal if !value.is_number() => {
-            refuse(&format!("{ty} attributes compare with numbers"))
-        }
+        AttrType::Integer | AttrType::Decimal if op.is_substring() => refuse("numbers support eq, ne, gt, ge, lt and le"),
+        AttrType::Integer | AttrType::Decimal if !value.is_number() => refuse(&format!("{ty} attributes compare with numbers")),
         AttrType::DateTime if op.is_substring() => refuse("dateTime attributes support eq, ne, gt, ge, lt and le"),
         AttrType::DateTime if value.as_str().and_then(parse_datetime).is_none() => {
             refuse("compare a dateTime with a quoted RFC 3339 timestamp such as \"2011-05-13T04:42:34Z\"")
@@ -666,10 +647,7 @@ mod tests {
             (r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#, false),
             (r#"userType eq "Employee" and (emails.type eq "work")"#, true),
             (r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#, true),
-            (
-                r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
-                true,
-            ),
+            (r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#, true),
         ];
         for (f, want) in cases {
             assert_eq!(check(f), want, "{f}");
@@ -754,9 +732,7 @@ mod tests {
         assert!(check(&format!(r#"{ENTERPRISE_USER_SCHEMA}:department eq "tour operations""#)));
         assert!(check(&format!(r#"{ENTERPRISE_USER_SCHEMA}:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#)));
         // Entra: "Query the value of a reference attribute": `id eq "..." and manager eq "..."`.
-        assert!(check(
-            r#"id eq "2819c223-7f76-453a-919d-413861904646" and manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#
-        ));
+        assert!(check(r#"id eq "2819c223-7f76-453a-919d-413861904646" and manager eq "26118915-6090-4610-87e4-49d8ca9f808d""#));
         assert!(!check(r#"department eq "Sales""#));
     }
 
@@ -816,9 +792,7 @@ mod tests {
         assert!(m(r#"displayName eq "test scimv2""#));
         assert!(m(r#"members[value eq "23a35c27-23d3-4c03-b4c5-6443c09e7173"]"#));
         assert!(m(r#"members eq "23a35c27-23d3-4c03-b4c5-6443c09e7173""#));
-        assert!(m(
-            r#"id eq "abf4dd94-a4c0-4f67-89c9-76b03340cb9b" and members.value eq "23a35c27-23d3-4c03-b4c5-6443c09e7173""#
-        ));
+        assert!(m(r#"id eq "abf4dd94-a4c0-4f67-89c9-76b03340cb9b" and members.value eq "23a35c27-23d3-4c03-b4c5-6443c09e7173""#));
         assert!(!m(r#"members.display eq "nobody""#));
         assert!(parse(r#"userName eq "x""#, ResourceType::Group).is_err());
     }
@@ -921,11 +895,7 @@ mod tests {
                 // Random tokens and characters.
                 let mut s = String::new();
                 for _ in 0..next(24) {
-                    if next(3) == 0 {
-                        s.push_str(words[next(words.len())])
-                    } else {
-                        s.push(alphabet[next(alphabet.len())])
-                    }
+                    if next(3) == 0 { s.push_str(words[next(words.len())]) } else { s.push(alphabet[next(alphabet.len())]) }
                 }
                 s
             } else {
@@ -1009,8 +979,7 @@ mod tests {
         assert_eq!(filter.equality_terms().unwrap()[0].1, json!("work"));
         let urn = p(&format!("{ENTERPRISE_USER_SCHEMA}:manager"));
         assert_eq!(urn.attr.container, Some(ENTERPRISE_USER_SCHEMA));
-        let members =
-            parse_path(r#"members[value eq "89bb1940-b905-4575-9e7f-6f887cfb368e"]"#, ResourceType::Group).unwrap();
+        let members = parse_path(r#"members[value eq "89bb1940-b905-4575-9e7f-6f887cfb368e"]"#, ResourceType::Group).unwrap();
         assert_eq!(members.attr.path(), "members");
         assert!(members.filter.unwrap().matches(&json!({"value": "89bb1940-b905-4575-9e7f-6f887cfb368e"})));
         let bad = |s: &str| {

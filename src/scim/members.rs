@@ -14,8 +14,8 @@
 
 use serde_json::Value;
 
-use super::filter::{parse_path, AttrRef, CompareOp, Filter, Test};
-use super::patch::{parse_request, OpKind, MAX_MEMBERS_PER_REQUEST};
+use super::filter::{AttrRef, CompareOp, Filter, Test, parse_path};
+use super::patch::{MAX_MEMBERS_PER_REQUEST, OpKind, parse_request};
 use super::schema::ResourceType;
 use super::values::field;
 
@@ -46,7 +46,9 @@ pub fn member_changes(body: &Value) -> Option<Vec<MemberChange>> {
             return None;
         }
         match (op.op, &path.filter, &op.value) {
-            (OpKind::Add, None, Some(values)) => changes.extend(listed(values)?.into_iter().map(|(id, display)| MemberChange::Add { id, display })),
+            (OpKind::Add, None, Some(values)) => {
+                changes.extend(listed(values)?.into_iter().map(|(id, display)| MemberChange::Add { id, display }))
+            }
             (OpKind::Remove, None, Some(values)) => changes.extend(listed(values)?.into_iter().map(|(id, _)| MemberChange::Remove { id })),
             (OpKind::Remove, Some(filter), None) => changes.push(MemberChange::Remove { id: value_eq(filter)? }),
             _ => return None,
@@ -138,13 +140,17 @@ mod tests {
             ops(json!([{"op": "add", "path": "members", "value": [{"value": "g", "type": "Group"}]}])),
             ops(json!([{"op": "add", "path": "members", "value": [{"value": 5}]}])),
             ops(json!([{"op": "add", "path": "members", "value": [{"value": "a", "extra": 1}]}])),
-            ops(json!([{"op": "add", "path": "members", "value": [{"value": "a"}]}, {"op": "replace", "path": "displayName", "value": "x"}])),
+            ops(
+                json!([{"op": "add", "path": "members", "value": [{"value": "a"}]}, {"op": "replace", "path": "displayName", "value": "x"}]),
+            ),
             ops(json!([{"op": "replace", "value": {"displayName": "x"}}])),
             ops(json!([{"op": "remove", "path": "members[value ne \"a\"]"}])),
             ops(json!([{"op": "remove", "path": "members[display eq \"a\"]"}])),
             ops(json!([{"op": "remove", "path": "members[value eq \"a\"].display"}])),
             json!({"schemas": ["urn:other"], "Operations": [{"op": "add", "path": "members", "value": [{"value": "a"}]}]}),
-            ops(json!([{"op": "add", "path": "members", "value": (0..=MAX_MEMBERS_PER_REQUEST).map(|i| json!({"value": i.to_string()})).collect::<Vec<_>>()}])),
+            ops(
+                json!([{"op": "add", "path": "members", "value": (0..=MAX_MEMBERS_PER_REQUEST).map(|i| json!({"value": i.to_string()})).collect::<Vec<_>>()}]),
+            ),
         ] {
             assert_eq!(member_changes(&body), None, "{body}");
         }

@@ -99,9 +99,8 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
     // The RFC requires `schemas`; both Okta and Entra send it. A body without it is accepted (some
     // clients omit it), but one that names another message schema is refused.
     if let Some(schemas) = field(body, "schemas") {
-        let names_patch_op = schemas
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))));
+        let names_patch_op =
+            schemas.as_array().is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))));
         if !names_patch_op {
             return Err(ScimError::invalid_syntax(format!("\"schemas\" must be [\"{PATCH_OP_SCHEMA}\"]")));
         }
@@ -118,18 +117,14 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
             ops.len()
         )));
     }
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| parse_operation(op).map_err(|e| e.context(format_args!("Operations[{i}]"))))
-        .collect()
+    ops.iter().enumerate().map(|(i, op)| parse_operation(op).map_err(|e| e.context(format_args!("Operations[{i}]")))).collect()
 }
 
 fn parse_operation(op: &Value) -> Result<Operation, ScimError> {
     let Some(name) = field(op, "op").and_then(Value::as_str) else {
         return Err(ScimError::invalid_syntax("each operation needs an \"op\" of add, remove or replace"));
     };
-    let kind = OpKind::parse(name)
-        .ok_or_else(|| ScimError::invalid_syntax(format!("unknown op '{name}'; use add, remove or replace")))?;
+    let kind = OpKind::parse(name).ok_or_else(|| ScimError::invalid_syntax(format!("unknown op '{name}'; use add, remove or replace")))?;
     let path = match field(op, "path") {
         None | Some(Value::Null) => None,
         // An empty path means "no path" to the clients that send one.
@@ -264,17 +259,9 @@ fn apply_op(root: &mut Map<String, Value>, rt: ResourceType, op: &Operation, bud
 /// A path-less add or replace: "the value ... contains a set of attributes" (§3.5.2.1, §3.5.2.3).
 /// Each key is parsed as a path, because Entra's SCIM-compliant mode puts `name.givenName` and
 /// URN-qualified names there; a key that is a schema URN holds that schema's attributes.
-fn write_each(
-    root: &mut Map<String, Value>,
-    rt: ResourceType,
-    kind: OpKind,
-    value: &Value,
-    budget: &mut Budget,
-) -> Result<(), ScimError> {
+fn write_each(root: &mut Map<String, Value>, rt: ResourceType, kind: OpKind, value: &Value, budget: &mut Budget) -> Result<(), ScimError> {
     let Some(attrs) = value.as_object() else {
-        return Err(ScimError::invalid_value(format!(
-            "without a \"path\", \"value\" must be an object of attributes, got {value}"
-        )));
+        return Err(ScimError::invalid_value(format!("without a \"path\", \"value\" must be an object of attributes, got {value}")));
     };
     for (key, v) in attrs {
         if let Some(schema) = rt.schema_by_urn(key) {
@@ -355,13 +342,7 @@ fn extension_op(
 
 /// Add and replace differ only for multi-valued attributes without a filter (append vs replace
 /// all); everywhere else §3.5.2.1 and §3.5.2.3 describe the same result.
-fn write(
-    root: &mut Map<String, Value>,
-    kind: OpKind,
-    path: &Path,
-    value: &Value,
-    budget: &mut Budget,
-) -> Result<(), ScimError> {
+fn write(root: &mut Map<String, Value>, kind: OpKind, path: &Path, value: &Value, budget: &mut Budget) -> Result<(), ScimError> {
     let target = &path.attr;
     check_not_read_only(target)?;
     // RFC 7643 §2.5: null is the same as unassigned, so writing it removes the value.
@@ -481,12 +462,7 @@ fn write_matching(
 }
 
 /// `remove` (§3.5.2.2), and writes of null.
-fn remove(
-    root: &mut Map<String, Value>,
-    path: &Path,
-    value: Option<&Value>,
-    budget: &mut Budget,
-) -> Result<(), ScimError> {
+fn remove(root: &mut Map<String, Value>, path: &Path, value: Option<&Value>, budget: &mut Budget) -> Result<(), ScimError> {
     let target = &path.attr;
     check_not_read_only(target)?;
     let def = target.attr;
@@ -599,10 +575,7 @@ fn coerce_complex(def: &AttrDef, v: &Value, shown: &str) -> Result<Map<String, V
             for (key, sv) in members {
                 let sub = def.sub_attribute(key).ok_or_else(|| {
                     let known: Vec<&str> = def.sub_attributes.iter().map(|s| s.name).collect();
-                    ScimError::invalid_value(format!(
-                        "{shown} has no sub-attribute '{key}' (it has {})",
-                        known.join(", ")
-                    ))
+                    ScimError::invalid_value(format!("{shown} has no sub-attribute '{key}' (it has {})", known.join(", ")))
                 })?;
                 let sub_shown = format!("{shown}.{}", sub.name);
                 if sub.mutability == Mutability::ReadOnly {
@@ -707,12 +680,7 @@ fn set_member(obj: &mut Map<String, Value>, sub: &AttrDef, v: Value, shown: &str
 }
 
 /// §3.5.2.3: "Sub-attributes that are not specified in the value parameter are left unchanged."
-fn merge(
-    def: &AttrDef,
-    obj: &mut Map<String, Value>,
-    incoming: Map<String, Value>,
-    shown: &str,
-) -> Result<(), ScimError> {
+fn merge(def: &AttrDef, obj: &mut Map<String, Value>, incoming: Map<String, Value>, shown: &str) -> Result<(), ScimError> {
     for (name, v) in incoming {
         let Some(sub) = def.sub_attribute(&name) else { continue };
         let sub_shown = format!("{shown}.{}", sub.name);
@@ -753,10 +721,7 @@ fn holder_mut<'a>(root: &'a mut Map<String, Value>, container: Option<&str>) -> 
     }
 }
 
-fn holder_existing_mut<'a>(
-    root: &'a mut Map<String, Value>,
-    container: Option<&str>,
-) -> Option<&'a mut Map<String, Value>> {
+fn holder_existing_mut<'a>(root: &'a mut Map<String, Value>, container: Option<&str>) -> Option<&'a mut Map<String, Value>> {
     match container {
         None => Some(root),
         Some(urn) => {
@@ -930,13 +895,12 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(out, group());
-        let renamed = patch_group(ops(json!([{"op": "replace", "value": {"id": "abf4dd94-a4c0-4f67-89c9-76b03340cb9b", "displayName": "Renamed"}}]))).unwrap();
+        let renamed =
+            patch_group(ops(json!([{"op": "replace", "value": {"id": "abf4dd94-a4c0-4f67-89c9-76b03340cb9b", "displayName": "Renamed"}}])))
+                .unwrap();
         assert_eq!(renamed["displayName"], "Renamed");
         // Any other id is an attempt to change a read-only attribute.
-        assert_eq!(
-            scim_type(patch_group(ops(json!([{"op": "replace", "value": {"id": "other", "displayName": "x"}}])))),
-            "mutability"
-        );
+        assert_eq!(scim_type(patch_group(ops(json!([{"op": "replace", "value": {"id": "other", "displayName": "x"}}])))), "mutability");
     }
 
     #[test]
@@ -1072,18 +1036,10 @@ mod tests {
         assert_eq!(out["active"], json!(false));
         let on = patch_user(ops(json!([{"op": "replace", "path": "active", "value": "true"}]))).unwrap();
         assert_eq!(on["active"], json!(true));
-        let primary =
-            patch_user(ops(json!([{"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "True"}])))
-                .unwrap();
+        let primary = patch_user(ops(json!([{"op": "replace", "path": "emails[type eq \"work\"].primary", "value": "True"}]))).unwrap();
         assert_eq!(primary["emails"][0]["primary"], json!(true));
-        assert_eq!(
-            scim_type(patch_user(ops(json!([{"op": "replace", "path": "active", "value": "no"}])))),
-            "invalidValue"
-        );
-        assert_eq!(
-            scim_type(patch_user(ops(json!([{"op": "replace", "path": "active", "value": 0}])))),
-            "invalidValue"
-        );
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "path": "active", "value": "no"}])))), "invalidValue");
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "path": "active", "value": 0}])))), "invalidValue");
     }
 
     #[test]
@@ -1169,10 +1125,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["emails"][0]["value"], "TestMhvaes@test.microsoft.com");
         assert_eq!(out["displayName"], "Bjfe");
-        assert_eq!(
-            out["name"],
-            json!({"formatted": "givenName familyName", "givenName": "Kkom", "familyName": "Unua"})
-        );
+        assert_eq!(out["name"], json!({"formatted": "givenName familyName", "givenName": "Kkom", "familyName": "Unua"}));
         assert_eq!(out[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "Aklq");
         assert_eq!(out["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
     }
@@ -1330,31 +1283,31 @@ mod tests {
             json!([{"value": "home@example.com", "type": "home", "primary": true}, {"type": "work", "value": "joe@joe.com"}])
         );
         // Same with Replace, and for an address with two pinned sub-attributes.
-        let out = apply(&u, ResourceType::User, &ops(json!([
-            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "w@example.com"},
-            {"op": "Replace", "path": "addresses[type eq \"work\" and country eq \"ML\"].postalCode", "value": "91000"}
-        ]))).unwrap();
+        let out = apply(
+            &u,
+            ResourceType::User,
+            &ops(json!([
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "w@example.com"},
+                {"op": "Replace", "path": "addresses[type eq \"work\" and country eq \"ML\"].postalCode", "value": "91000"}
+            ])),
+        )
+        .unwrap();
         assert_eq!(out["emails"][1], json!({"type": "work", "value": "w@example.com"}));
         assert_eq!(out["addresses"], json!([{"type": "work", "country": "ML", "postalCode": "91000"}]));
     }
 
     #[test]
     fn replace_with_unmatched_non_equality_filter_is_no_target() {
-        let e =
-            patch_user(ops(json!([{"op": "replace", "path": "emails[value co \"nowhere\"].type", "value": "home"}])));
+        let e = patch_user(ops(json!([{"op": "replace", "path": "emails[value co \"nowhere\"].type", "value": "home"}])));
         assert_eq!(scim_type(e), "noTarget");
-        let e = patch_user(ops(
-            json!([{"op": "replace", "path": "emails[type eq \"home\" or type eq \"other\"]", "value": {"value": "x"}}]),
-        ));
+        let e =
+            patch_user(ops(json!([{"op": "replace", "path": "emails[type eq \"home\" or type eq \"other\"]", "value": {"value": "x"}}])));
         assert_eq!(scim_type(e), "noTarget");
     }
 
     #[test]
     fn replace_with_filter_merges_matching_elements() {
-        let out = patch_user(ops(
-            json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": {"display": "Work"}}]),
-        ))
-        .unwrap();
+        let out = patch_user(ops(json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": {"display": "Work"}}]))).unwrap();
         assert_eq!(
             out["emails"][0],
             json!({"value": "Test_User_11bb11bb@testuser.com", "type": "work", "primary": true, "display": "Work"})
@@ -1370,49 +1323,42 @@ mod tests {
             {"value": "second@example.com", "type": "home"}
         ]}])))
         .unwrap();
-        let values: Vec<&str> =
-            out["emails"].as_array().unwrap().iter().map(|e| e["value"].as_str().unwrap()).collect();
+        let values: Vec<&str> = out["emails"].as_array().unwrap().iter().map(|e| e["value"].as_str().unwrap()).collect();
         assert_eq!(values, ["Test_User_11bb11bb@testuser.com", "second@example.com"]);
         // A single object stands for one element.
-        let out = patch_user(ops(
-            json!([{"op": "add", "path": "phoneNumbers", "value": {"value": "tel:+1-201-555-0123", "type": "work"}}]),
-        ))
-        .unwrap();
+        let out =
+            patch_user(ops(json!([{"op": "add", "path": "phoneNumbers", "value": {"value": "tel:+1-201-555-0123", "type": "work"}}])))
+                .unwrap();
         assert_eq!(out["phoneNumbers"], json!([{"value": "tel:+1-201-555-0123", "type": "work"}]));
         // Path-less add of a multi-valued attribute appends too.
-        let out =
-            patch_user(ops(json!([{"op": "add", "value": {"emails": [{"value": "third@example.com"}]}}]))).unwrap();
+        let out = patch_user(ops(json!([{"op": "add", "value": {"emails": [{"value": "third@example.com"}]}}]))).unwrap();
         assert_eq!(out["emails"].as_array().unwrap().len(), 2);
-        let out =
-            patch_user(ops(json!([{"op": "replace", "value": {"emails": [{"value": "only@example.com"}]}}]))).unwrap();
+        let out = patch_user(ops(json!([{"op": "replace", "value": {"emails": [{"value": "only@example.com"}]}}]))).unwrap();
         assert_eq!(out["emails"], json!([{"value": "only@example.com"}]));
     }
 
     #[test]
     fn primary_true_moves_to_the_new_element() {
-        let out = patch_user(ops(json!([{"op": "add", "path": "emails", "value": [{"value": "new@example.com", "type": "home", "primary": true}]}]))).unwrap();
+        let out = patch_user(ops(
+            json!([{"op": "add", "path": "emails", "value": [{"value": "new@example.com", "type": "home", "primary": true}]}]),
+        ))
+        .unwrap();
         assert_eq!(out["emails"][0]["primary"], false);
         assert_eq!(out["emails"][1]["primary"], true);
         let two = patch_user(ops(json!([{"op": "replace", "path": "emails", "value": [
             {"value": "a@example.com", "primary": true}, {"value": "b@example.com", "primary": "True"}
         ]}])))
         .unwrap();
-        assert_eq!(
-            two["emails"],
-            json!([{"value": "a@example.com", "primary": false}, {"value": "b@example.com", "primary": true}])
-        );
+        assert_eq!(two["emails"], json!([{"value": "a@example.com", "primary": false}, {"value": "b@example.com", "primary": true}]));
         // Without a new primary, existing ones are left alone.
-        let none =
-            patch_user(ops(json!([{"op": "add", "path": "emails", "value": [{"value": "c@example.com"}]}]))).unwrap();
+        let none = patch_user(ops(json!([{"op": "add", "path": "emails", "value": [{"value": "c@example.com"}]}]))).unwrap();
         assert_eq!(none["emails"][0]["primary"], true);
     }
 
     #[test]
     fn complex_singular_attributes_merge() {
-        let out = patch_user(ops(
-            json!([{"op": "replace", "path": "name", "value": {"givenName": "Barbara", "middleName": "Jane"}}]),
-        ))
-        .unwrap();
+        let out =
+            patch_user(ops(json!([{"op": "replace", "path": "name", "value": {"givenName": "Barbara", "middleName": "Jane"}}]))).unwrap();
         assert_eq!(
             out["name"],
             json!({"formatted": "givenName familyName", "familyName": "familyName", "givenName": "Barbara", "middleName": "Jane"})
@@ -1425,12 +1371,7 @@ mod tests {
         assert!(out.get("name").is_none());
         let mut no_name = user();
         no_name.as_object_mut().unwrap().remove("name");
-        let out = apply(
-            &no_name,
-            ResourceType::User,
-            &ops(json!([{"op": "replace", "path": "name.givenName", "value": "G"}])),
-        )
-        .unwrap();
+        let out = apply(&no_name, ResourceType::User, &ops(json!([{"op": "replace", "path": "name.givenName", "value": "G"}]))).unwrap();
         assert_eq!(out["name"], json!({"givenName": "G"}));
     }
 
@@ -1440,7 +1381,8 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Tour Operations", "costCenter": "4130"},
             "title": null,
             "nickName": "Babs"
-        }}]))).unwrap();
+        }}])))
+        .unwrap();
         assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"department": "Tour Operations", "costCenter": "4130"}));
         assert_eq!(out["nickName"], "Babs");
         let out = patch_user(ops(json!([{"op": "replace", "value": {"active": null}}]))).unwrap();
@@ -1458,8 +1400,7 @@ mod tests {
         assert!(out.get("emails").is_none());
         let out = patch_user(ops(json!([{"op": "remove", "path": "nickName"}]))).unwrap();
         assert_eq!(out, user(), "removing what is not there changes nothing");
-        let out =
-            patch_user(ops(json!([{"op": "remove", "path": format!("{ENTERPRISE_USER_SCHEMA}:department")}]))).unwrap();
+        let out = patch_user(ops(json!([{"op": "remove", "path": format!("{ENTERPRISE_USER_SCHEMA}:department")}]))).unwrap();
         assert_eq!(out, user());
     }
 
@@ -1536,8 +1477,10 @@ mod tests {
 
     #[test]
     fn path_less_extension_objects_ignore_their_own_schemas() {
-        let out = patch_user(ops(json!([{"op": "add", "value": {ENTERPRISE_USER_SCHEMA: {"schemas": [ENTERPRISE_USER_SCHEMA], "division": "D"}}}])))
-            .unwrap();
+        let out = patch_user(ops(
+            json!([{"op": "add", "value": {ENTERPRISE_USER_SCHEMA: {"schemas": [ENTERPRISE_USER_SCHEMA], "division": "D"}}}]),
+        ))
+        .unwrap();
         assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"division": "D"}));
     }
 
@@ -1550,16 +1493,8 @@ mod tests {
             ("groups", json!([{"value": "g"}])),
             ("schemas", json!([USER_SCHEMA])),
         ] {
-            assert_eq!(
-                scim_type(patch_user(ops(json!([{"op": "replace", "path": path, "value": value}])))),
-                "mutability",
-                "{path}"
-            );
-            assert_eq!(
-                scim_type(patch_user(ops(json!([{"op": "add", "value": {path: value}}])))),
-                "mutability",
-                "{path}"
-            );
+            assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "path": path, "value": value}])))), "mutability", "{path}");
+            assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "value": {path: value}}])))), "mutability", "{path}");
         }
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove", "path": "meta"}])))), "mutability");
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "remove", "path": "groups"}])))), "mutability");
@@ -1567,9 +1502,7 @@ mod tests {
 
     #[test]
     fn immutable_member_sub_attributes_cannot_change() {
-        let e = patch_group(ops(
-            json!([{"op": "replace", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].value", "value": "other"}]),
-        ));
+        let e = patch_group(ops(json!([{"op": "replace", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].value", "value": "other"}])));
         assert_eq!(scim_type(e), "mutability");
         let e = patch_group(ops(
             json!([{"op": "replace", "path": "members[value eq \"89bb1940-b905-4575-9e7f-6f887cfb368e\"]", "value": {"display": "renamed"}}]),
@@ -1578,21 +1511,21 @@ mod tests {
         let e = patch_group(ops(json!([{"op": "remove", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].value"}])));
         assert_eq!(scim_type(e), "mutability");
         // Setting an immutable sub-attribute that has no value yet is allowed (RFC 7644 §3.5.2).
-        let out = patch_group(ops(
-            json!([{"op": "add", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].display", "value": "Someone"}]),
-        ))
-        .unwrap();
+        let out =
+            patch_group(ops(json!([{"op": "add", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].display", "value": "Someone"}])))
+                .unwrap();
         assert_eq!(out["members"][1]["display"], "Someone");
         // Writing the same value is not a change.
-        let out = patch_group(ops(json!([{"op": "replace", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].value", "value": "f648f8d5ea4e4cd38e9c"}]))).unwrap();
+        let out = patch_group(ops(
+            json!([{"op": "replace", "path": "members[value eq \"f648f8d5ea4e4cd38e9c\"].value", "value": "f648f8d5ea4e4cd38e9c"}]),
+        ))
+        .unwrap();
         assert_eq!(out, group());
     }
 
     #[test]
     fn values_are_checked_against_the_schema() {
-        let bad = |path: &str, value: Value| {
-            scim_type(patch_user(ops(json!([{"op": "replace", "path": path, "value": value}]))))
-        };
+        let bad = |path: &str, value: Value| scim_type(patch_user(ops(json!([{"op": "replace", "path": path, "value": value}]))));
         assert_eq!(bad("displayName", json!(42)), "invalidValue");
         assert_eq!(bad("userName", json!(["a"])), "invalidValue");
         assert_eq!(bad("emails", json!([{"value": 7}])), "invalidValue");
@@ -1601,16 +1534,10 @@ mod tests {
         assert_eq!(bad("name", json!("Barbara")), "invalidValue");
         assert_eq!(bad("name", json!({"first": "B"})), "invalidValue");
         assert_eq!(bad("emails[type eq \"work\"].value", json!(1)), "invalidValue");
-        assert_eq!(
-            bad(&format!("{ENTERPRISE_USER_SCHEMA}:manager"), json!([{"value": "a"}, {"value": "b"}])),
-            "invalidValue"
-        );
+        assert_eq!(bad(&format!("{ENTERPRISE_USER_SCHEMA}:manager"), json!([{"value": "a"}, {"value": "b"}])), "invalidValue");
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "value": "x"}])))), "invalidValue");
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": "title"}])))), "invalidValue");
-        assert_eq!(
-            scim_type(patch_user(ops(json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: "x"}}])))),
-            "invalidValue"
-        );
+        assert_eq!(scim_type(patch_user(ops(json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: "x"}}])))), "invalidValue");
     }
 
     #[test]
@@ -1630,14 +1557,8 @@ mod tests {
         assert_eq!(scim_type(patch_user(json!([]))), "invalidSyntax");
         assert_eq!(scim_type(patch_user(json!({"schemas": [PATCH_OP_SCHEMA]}))), "invalidSyntax");
         assert_eq!(scim_type(patch_user(json!({"schemas": [PATCH_OP_SCHEMA], "Operations": []}))), "invalidSyntax");
-        assert_eq!(
-            scim_type(patch_user(json!({"schemas": [PATCH_OP_SCHEMA], "Operations": {"op": "add"}}))),
-            "invalidSyntax"
-        );
-        assert_eq!(
-            scim_type(patch_user(json!({"schemas": [USER_SCHEMA], "Operations": [{"op": "add", "value": {}}]}))),
-            "invalidSyntax"
-        );
+        assert_eq!(scim_type(patch_user(json!({"schemas": [PATCH_OP_SCHEMA], "Operations": {"op": "add"}}))), "invalidSyntax");
+        assert_eq!(scim_type(patch_user(json!({"schemas": [USER_SCHEMA], "Operations": [{"op": "add", "value": {}}]}))), "invalidSyntax");
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "move", "path": "title"}])))), "invalidSyntax");
         assert_eq!(scim_type(patch_user(ops(json!([{"path": "title", "value": "x"}])))), "invalidSyntax");
         assert_eq!(scim_type(patch_user(ops(json!([{"op": "add", "path": 3, "value": "x"}])))), "invalidSyntax");
@@ -1678,8 +1599,7 @@ mod tests {
         // A stored key in other casing is replaced, not duplicated.
         let mut odd = user();
         odd.as_object_mut().unwrap().insert("Title".into(), json!("old"));
-        let out =
-            apply(&odd, ResourceType::User, &ops(json!([{"op": "replace", "path": "title", "value": "new"}]))).unwrap();
+        let out = apply(&odd, ResourceType::User, &ops(json!([{"op": "replace", "path": "title", "value": "new"}]))).unwrap();
         assert_eq!(out["title"], "new");
         assert!(out.get("Title").is_none());
     }
@@ -1704,7 +1624,8 @@ mod tests {
         let mut ids: Vec<String> = (0..9_990).map(|i| format!("new-{i}")).collect();
         ids.extend((0..10).map(|i| format!("EXISTING-{i}")));
         let started = std::time::Instant::now();
-        let out = apply(&g, ResourceType::Group, &ops(json!([{"op": "add", "path": "members", "value": members_value(ids.into_iter())}]))).unwrap();
+        let out = apply(&g, ResourceType::Group, &ops(json!([{"op": "add", "path": "members", "value": members_value(ids.into_iter())}])))
+            .unwrap();
         assert_eq!(out["members"].as_array().unwrap().len(), 19_990, "duplicates (in any case) are not added twice");
         // Entra's remove-by-value of all of them, and a replace, are linear too.
         let listed = members_value((0..10_000).map(|i| format!("Existing-{i}")));
@@ -1718,12 +1639,8 @@ mod tests {
         // Elements with and without `value`, values of the wrong type, and dateTimes are all
         // compared exactly as `same_element` compares them.
         let emails = ResourceType::User.schema().attribute("emails").unwrap();
-        let items = vec![
-            json!({"value": "A@x.com", "type": "work"}),
-            json!({"type": "home"}),
-            json!({"value": 7}),
-            json!({"Value": "b@x.com"}),
-        ];
+        let items =
+            vec![json!({"value": "A@x.com", "type": "work"}), json!({"type": "home"}), json!({"value": 7}), json!({"Value": "b@x.com"})];
         let index = ElementIndex::new(emails, &items);
         for probe in [
             json!({"value": "a@X.com"}),
@@ -1757,8 +1674,7 @@ mod tests {
     #[test]
     fn other_multi_valued_attributes_are_capped() {
         let emails = |n: usize, tag: &str| Value::Array((0..n).map(|i| json!({"value": format!("{tag}{i}@x.com")})).collect());
-        let e = patch_user(ops(json!([{"op": "add", "path": "emails", "value": emails(MAX_VALUES_PER_ATTRIBUTE + 1, "a")}])))
-            .unwrap_err();
+        let e = patch_user(ops(json!([{"op": "add", "path": "emails", "value": emails(MAX_VALUES_PER_ATTRIBUTE + 1, "a")}]))).unwrap_err();
         assert_eq!(e.scim_type, Some("invalidValue"));
         assert!(e.detail.contains("emails: 101 values in one request; at most 100"), "{}", e.detail);
         // Per request, over all operations, path-less ones too.
@@ -1780,13 +1696,21 @@ mod tests {
         assert!(apply(&full, ResourceType::User, &ops(json!([{"op": "add", "path": "emails", "value": {"value": "B0@x.com"}}]))).is_ok());
         assert!(apply(&full, ResourceType::User, &ops(json!([{"op": "remove", "path": "emails[value eq \"b0@x.com\"]"}]))).is_ok());
         // POST and PUT bodies are held to the same limits.
-        let e = write_resource(&json!({"schemas": [USER_SCHEMA]}), ResourceType::User, &json!({"userName": "u", "emails": emails(101, "c")}))
-            .unwrap_err();
+        let e =
+            write_resource(&json!({"schemas": [USER_SCHEMA]}), ResourceType::User, &json!({"userName": "u", "emails": emails(101, "c")}))
+                .unwrap_err();
         assert_eq!(e.detail, "emails: 101 values in one request; at most 100 are allowed");
-        let e = write_resource(&json!({"schemas": [GROUP_SCHEMA]}), ResourceType::Group, &json!({"displayName": "g", "members": members_value((0..10_001).map(|i| i.to_string()))}))
-            .unwrap_err();
+        let e = write_resource(
+            &json!({"schemas": [GROUP_SCHEMA]}),
+            ResourceType::Group,
+            &json!({"displayName": "g", "members": members_value((0..10_001).map(|i| i.to_string()))}),
+        )
+        .unwrap_err();
         assert_eq!(e.detail, "members: 10001 values in one request; at most 10000 are allowed");
-        assert!(write_resource(&json!({"schemas": [USER_SCHEMA]}), ResourceType::User, &json!({"userName": "u", "emails": emails(100, "c")})).is_ok());
+        assert!(
+            write_resource(&json!({"schemas": [USER_SCHEMA]}), ResourceType::User, &json!({"userName": "u", "emails": emails(100, "c")}))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -37,11 +37,7 @@ impl Projection {
     /// From the raw query parameters; absent or empty parameters mean "no restriction".
     pub fn new(rt: ResourceType, attributes: Option<&str>, excluded_attributes: Option<&str>) -> Self {
         let include = selectors(rt, attributes.unwrap_or(""));
-        Self {
-            rt,
-            include: (!include.is_empty()).then_some(include),
-            exclude: selectors(rt, excluded_attributes.unwrap_or("")),
-        }
+        Self { rt, include: (!include.is_empty()).then_some(include), exclude: selectors(rt, excluded_attributes.unwrap_or("")) }
     }
 
     /// The resource as it should be returned. Extension containers left empty are dropped, along
@@ -221,10 +217,7 @@ mod tests {
 
     #[test]
     fn attributes_selects_plus_always_returned() {
-        assert_eq!(
-            project(Some("userName"), None),
-            json!({"schemas": [USER_SCHEMA], "id": "2819c223", "userName": "bjensen"})
-        );
+        assert_eq!(project(Some("userName"), None), json!({"schemas": [USER_SCHEMA], "id": "2819c223", "userName": "bjensen"}));
         assert_eq!(project(Some("USERNAME, DisplayName"), None)["userName"], "bjensen");
         assert_eq!(project(Some("password"), None).get("password"), None);
         assert_eq!(project(Some("meta"), None)["meta"]["created"], "2010-01-23T04:56:22Z");
@@ -287,10 +280,7 @@ mod tests {
         assert!(p.get("schemas").is_some());
         // attributes, then excludedAttributes.
         let p = project(Some("name,userName"), Some("name.familyName"));
-        assert_eq!(
-            p,
-            json!({"schemas": [USER_SCHEMA], "id": "2819c223", "userName": "bjensen", "name": {"givenName": "Barbara"}})
-        );
+        assert_eq!(p, json!({"schemas": [USER_SCHEMA], "id": "2819c223", "userName": "bjensen", "name": {"givenName": "Barbara"}}));
     }
 
     #[test]

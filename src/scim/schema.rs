@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use serde_json::{Value, json};
 
-use super::list;
 use super::json::field;
+use super::list;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -240,12 +240,7 @@ const PRIMARY: &str = "A Boolean value indicating the 'primary' or preferred att
 /// A multi-valued complex attribute with the RFC 7643 §2.4 default sub-attributes `value`,
 /// `display`, `type` and `primary` (emails, phoneNumbers, ims, photos, entitlements, roles,
 /// x509Certificates).
-fn multi_valued(
-    name: &'static str,
-    description: &'static str,
-    value: AttrDef,
-    types: &'static [&'static str],
-) -> AttrDef {
+fn multi_valued(name: &'static str, description: &'static str, value: AttrDef, types: &'static [&'static str]) -> AttrDef {
     complex(
         name,
         description,
@@ -276,10 +271,7 @@ fn user_schema() -> Schema {
                 "givenName",
                 "The given name of the User, or first name in most Western languages (e.g., 'Barbara' given the full name 'Ms. Barbara J Jensen, III').",
             ),
-            string(
-                "middleName",
-                "The middle name(s) of the User (e.g., 'Jane' given the full name 'Ms. Barbara J Jensen, III').",
-            ),
+            string("middleName", "The middle name(s) of the User (e.g., 'Jane' given the full name 'Ms. Barbara J Jensen, III')."),
             string(
                 "honorificPrefix",
                 "The honorific prefix(es) of the User, or title in most Western languages (e.g., 'Ms.' given the full name 'Ms. Barbara J Jensen, III').",
@@ -423,14 +415,9 @@ fn group_schema() -> Schema {
         "A list of members of the Group.",
         vec![
             string("value", "Identifier of the member of this Group."),
-            reference(
-                "$ref",
-                &["User", "Group"],
-                "The URI corresponding to a SCIM resource that is a member of this Group.",
-            ),
+            reference("$ref", &["User", "Group"], "The URI corresponding to a SCIM resource that is a member of this Group."),
             string("display", "A human-readable name for the member."),
-            string("type", "A label indicating the type of resource, e.g., 'User' or 'Group'.")
-                .canonical(&["User", "Group"]),
+            string("type", "A label indicating the type of resource, e.g., 'User' or 'Group'.").canonical(&["User", "Group"]),
         ],
     )
     .multi()
@@ -464,8 +451,7 @@ fn common_attributes() -> Vec<AttrDef> {
             .mutability(Mutability::ReadOnly)
             .returned(Returned::Always)
             .unique(Uniqueness::Server),
-        string("externalId", "A String that is an identifier for the resource as defined by the provisioning client.")
-            .case_exact(),
+        string("externalId", "A String that is an identifier for the resource as defined by the provisioning client.").case_exact(),
         complex(
             "meta",
             "A complex attribute containing resource metadata.",
@@ -873,16 +859,9 @@ mod tests {
             ]
         );
         let name_subs: Vec<&str> = user.attribute("name").unwrap().sub_attributes.iter().map(|a| a.name).collect();
-        assert_eq!(
-            name_subs,
-            ["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"]
-        );
-        let address_subs: Vec<&str> =
-            user.attribute("addresses").unwrap().sub_attributes.iter().map(|a| a.name).collect();
-        assert_eq!(
-            address_subs,
-            ["formatted", "streetAddress", "locality", "region", "postalCode", "country", "type", "primary"]
-        );
+        assert_eq!(name_subs, ["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"]);
+        let address_subs: Vec<&str> = user.attribute("addresses").unwrap().sub_attributes.iter().map(|a| a.name).collect();
+        assert_eq!(address_subs, ["formatted", "streetAddress", "locality", "region", "postalCode", "country", "type", "primary"]);
         for multi in ["emails", "phoneNumbers", "ims", "photos", "entitlements", "roles", "x509Certificates"] {
             let a = user.attribute(multi).unwrap();
             assert!(a.multi_valued && a.is_complex(), "{multi}");
@@ -908,8 +887,7 @@ mod tests {
         assert_eq!(user.attribute("x509Certificates").unwrap().sub_attribute("value").unwrap().ty, AttrType::Binary);
         let groups = user.attribute("groups").unwrap();
         assert_eq!(groups.mutability, Mutability::ReadOnly);
-        let group_subs: Vec<(&str, Mutability)> =
-            groups.sub_attributes.iter().map(|s| (s.name, s.mutability)).collect();
+        let group_subs: Vec<(&str, Mutability)> = groups.sub_attributes.iter().map(|s| (s.name, s.mutability)).collect();
         assert_eq!(
             group_subs,
             [
@@ -983,10 +961,7 @@ mod tests {
     #[test]
     fn resolves_core_paths_case_insensitively_to_canonical_names() {
         assert_eq!(resolved(ResourceType::User, "USERNAME"), (None, "userName", None, "userName".into()));
-        assert_eq!(
-            resolved(ResourceType::User, "name.GivenName"),
-            (None, "name", Some("givenName"), "name.givenName".into())
-        );
+        assert_eq!(resolved(ResourceType::User, "name.GivenName"), (None, "name", Some("givenName"), "name.givenName".into()));
         assert_eq!(
             resolved(ResourceType::User, "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName"),
             (None, "name", Some("givenName"), "name.givenName".into())
@@ -1011,10 +986,7 @@ mod tests {
     #[test]
     fn resolves_enterprise_paths_into_the_extension_container() {
         let department = format!("{ENTERPRISE_USER_SCHEMA}:department");
-        assert_eq!(
-            resolved(ResourceType::User, &department),
-            (Some(ENTERPRISE_USER_SCHEMA), "department", None, department.clone())
-        );
+        assert_eq!(resolved(ResourceType::User, &department), (Some(ENTERPRISE_USER_SCHEMA), "department", None, department.clone()));
         let manager_value = format!("{ENTERPRISE_USER_SCHEMA}:manager.value");
         assert_eq!(
             resolved(ResourceType::User, &manager_value),
@@ -1050,8 +1022,7 @@ mod tests {
             "emails": [{"value": "a@example.com", "type": "work"}, {"value": "b@example.com"}, null],
             ENTERPRISE_USER_SCHEMA: {"manager": {"value": "m1"}},
         });
-        let get =
-            |p: &str| resolve(ResourceType::User, p).unwrap().values(&user).into_iter().cloned().collect::<Vec<_>>();
+        let get = |p: &str| resolve(ResourceType::User, p).unwrap().values(&user).into_iter().cloned().collect::<Vec<_>>();
         assert_eq!(get("userName"), [json!("bjensen")]);
         assert_eq!(get("emails.value"), [json!("a@example.com"), json!("b@example.com")]);
         assert_eq!(get("emails.type"), [json!("work")]);

@@ -80,10 +80,9 @@ impl SortSpec {
     fn key<'a>(&self, resource: &'a Value) -> Option<&'a Value> {
         let raw = self.attr.raw(resource)?;
         let element = match raw {
-            Value::Array(items) => items
-                .iter()
-                .find(|e| field(e, "primary") == Some(&Value::Bool(true)))
-                .or_else(|| items.iter().find(|e| !e.is_null()))?,
+            Value::Array(items) => {
+                items.iter().find(|e| field(e, "primary") == Some(&Value::Bool(true))).or_else(|| items.iter().find(|e| !e.is_null()))?
+            }
             single => single,
         };
         let leaf = match self.attr.sub {
@@ -133,12 +132,8 @@ mod tests {
 
     #[test]
     fn missing_values_sort_last_ascending_and_first_descending() {
-        let users = vec![
-            json!({"id": "1", "title": "b"}),
-            json!({"id": "2"}),
-            json!({"id": "3", "title": "a"}),
-            json!({"id": "4", "title": ""}),
-        ];
+        let users =
+            vec![json!({"id": "1", "title": "b"}), json!({"id": "2"}), json!({"id": "3", "title": "a"}), json!({"id": "4", "title": ""})];
         assert_eq!(sorted("title", None, users.clone()), ["3", "1", "2", "4"]);
         assert_eq!(sorted("title", Some("descending"), users), ["2", "4", "1", "3"]);
     }

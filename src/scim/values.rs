@@ -52,9 +52,7 @@ pub(crate) fn fold<'a>(def: &AttrDef, s: &'a str) -> Cow<'a, str> {
 /// values are not both of the attribute's type (or the type has no order, like complex).
 pub(crate) fn compare(def: &AttrDef, a: &Value, b: &Value) -> Option<Ordering> {
     match def.ty {
-        AttrType::String | AttrType::Reference | AttrType::Binary => {
-            Some(fold(def, a.as_str()?).cmp(&fold(def, b.as_str()?)))
-        }
+        AttrType::String | AttrType::Reference | AttrType::Binary => Some(fold(def, a.as_str()?).cmp(&fold(def, b.as_str()?))),
         AttrType::Boolean => Some(a.as_bool()?.cmp(&b.as_bool()?)),
         AttrType::Integer | AttrType::Decimal => a.as_f64()?.partial_cmp(&b.as_f64()?),
         AttrType::DateTime => Some(parse_datetime(a.as_str()?)?.cmp(&parse_datetime(b.as_str()?)?)),
@@ -98,7 +96,8 @@ pub(crate) fn hash_json<H: Hasher>(v: &Value, h: &mut H) {
 /// `-0.0 == 0.0`, so both hash as `0.0`. JSON has no NaN.
 fn number_bits(n: Option<f64>) -> u64 {
     match n {
-        Some(f) if f == 0.0 => 0f64.to_bits(),
+        // A float pattern compares with `==`, so it matches -0.0 as well.
+        Some(0.0) => 0f64.to_bits(),
         Some(f) => f.to_bits(),
         None => u64::MAX,
     }

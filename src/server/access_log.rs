@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, Request, StatusCode};
 use axum::Router;
+use axum::http::{HeaderName, Request, StatusCode};
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};

@@ -40,19 +40,9 @@ pub fn method_label(method: &Method) -> &'static str {
 /// A bounded label for a path: the SCIM resource type rather than the raw path, so that ids and
 /// junk paths cannot explode the number of series.
 pub fn route_label(path: &str) -> String {
-    const KNOWN: &[&str] = &[
-        "/healthz",
-        "/readyz",
-        "/api/providers",
-        "/login",
-        "/login/callback",
-        "/logout",
-        "/api/login",
-        "/api/whoami",
-        "/api/logout",
-    ];
-    const SCIM_RESOURCES: &[&str] =
-        &["Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk", "Me"];
+    const KNOWN: &[&str] =
+        &["/healthz", "/readyz", "/api/providers", "/login", "/login/callback", "/logout", "/api/login", "/api/whoami", "/api/logout"];
+    const SCIM_RESOURCES: &[&str] = &["Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk", "Me"];
     if KNOWN.contains(&path) {
         return path.to_string();
     }
@@ -84,7 +74,15 @@ mod tests {
 
     #[test]
     fn methods_map_to_a_fixed_set() {
-        for (m, want) in [(Method::GET, "GET"), (Method::POST, "POST"), (Method::PUT, "PUT"), (Method::PATCH, "PATCH"), (Method::DELETE, "DELETE"), (Method::HEAD, "HEAD"), (Method::OPTIONS, "OPTIONS")] {
+        for (m, want) in [
+            (Method::GET, "GET"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::PATCH, "PATCH"),
+            (Method::DELETE, "DELETE"),
+            (Method::HEAD, "HEAD"),
+            (Method::OPTIONS, "OPTIONS"),
+        ] {
             assert_eq!(method_label(&m), want);
         }
         for odd in ["TRACE", "CONNECT", "PROPFIND", "get", &"X".repeat(8192)] {

@@ -1,40 +1,39 @@
 //! The server role: SCIM and login over HTTP, reading from reflector caches.
 
-mod http_metrics;
 pub mod access;
-mod memory;
-pub mod login;
 mod access_log;
 pub(crate) mod cache;
+mod http_metrics;
+pub mod login;
+mod memory;
 mod providers;
 pub mod rate_limit;
 pub mod scim;
 pub mod tls;
 
-
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::Store;
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::api::{Group, IdentityProvider, KeyPhase, ScimKey, User, labels};
 use crate::api_server::{FieldManager, Kube};
-use cache::Cache;
-use crate::api::{labels, Group, IdentityProvider, KeyPhase, ScimKey, User};
 use crate::config::OperatorArgs;
+use crate::directory::DirectoryStore;
 use crate::metrics::Metrics;
+use cache::Cache;
 use scim::auth::{AuthState, KeyStores};
 use scim::resources::ScimState;
-use crate::directory::DirectoryStore;
 
 /// Request bodies larger than this are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -131,7 +130,12 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         api_server_ca: args.kube.api_server_ca()?,
         revocations: Arc::new(access::webhook::Revocations {
             // Metadata only: which sessions exist, never their contents.
-            sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(kube.api(), ns, watcher::Config::default().labels(labels::SESSION))).clone(),
+            sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(
+                kube.api(),
+                ns,
+                watcher::Config::default().labels(labels::SESSION),
+            ))
+            .clone(),
             directory: store.clone(),
             session_api: kube.api(),
             user_api: kube.api(),
@@ -140,9 +144,13 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
-    let auth = AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
+    let auth =
+        AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
-    let app = access_log::wrap(router(auth, scim_state, providers, login, issuer, limits, metrics.clone(), ready), args.request_timeout);
+    let app = access_log::wrap(
+        router(Routes { auth, scim: scim_state, providers, login, issuer, limits, metrics: metrics.clone(), ready }),
+        args.request_timeout,
+    );
     if let (Some(addr), Some(cert), Some(key)) = (args.tls.tls_listen_addr, args.tls.tls_cert_file.clone(), args.tls.tls_key_file.clone()) {
         let (app, stop) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -164,16 +172,20 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     Ok(())
 }
 
-pub fn router(
-    auth: AuthState,
-    scim: ScimState,
-    providers: Cache<IdentityProvider>,
-    login: Arc<login::LoginState>,
-    issuer: Arc<access::issuer::Issuer>,
-    limits: Arc<rate_limit::Limits>,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-) -> Router {
+/// What the server's routes serve from.
+pub struct Routes {
+    pub auth: AuthState,
+    pub scim: ScimState,
+    pub providers: Cache<IdentityProvider>,
+    pub login: Arc<login::LoginState>,
+    pub issuer: Arc<access::issuer::Issuer>,
+    pub limits: Arc<rate_limit::Limits>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(r: Routes) -> Router {
+    let Routes { auth, scim, providers, login, issuer, limits, metrics, ready } = r;
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(
@@ -249,10 +261,8 @@ where
                 Ok(event) => {
                     let done = matches!(event, watcher::Event::InitDone);
                     apply(&store, event);
-                    if done {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(());
-                        }
+                    if done && let Some(tx) = tx.take() {
+                        let _ = tx.send(());
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch error; retrying"),
@@ -293,7 +303,10 @@ mod tests {
     async fn every_503_says_when_to_retry() {
         let app = Router::new()
             .route("/scim", get(|| async { scim::error::unavailable("down").into_response() }))
-            .route("/login", get(|| async { login::FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "down").into_response() }))
+            .route(
+                "/login",
+                get(|| async { login::FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "down").into_response() }),
+            )
             .route("/ok", get(|| async { "ok" }))
             .layer(axum::middleware::from_fn(retry_after_on_unavailable));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,12 +1,12 @@
 //! `GET /api/providers`: what a login page or `infra login` needs to know about each Ready
 //! provider. Public by design, so it carries nothing secret.
 
+use crate::server::cache::Cache;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use crate::server::cache::Cache;
 use kube::ResourceExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::api::IdentityProvider;
 
@@ -73,7 +73,10 @@ mod tests {
         );
         let mut status = IdentityProviderStatus {
             issuer: Some("https://example.okta.com".into()),
-            endpoints: Some(ProviderEndpoints { authorization: Some("https://example.okta.com/oauth2/v1/authorize".into()), ..Default::default() }),
+            endpoints: Some(ProviderEndpoints {
+                authorization: Some("https://example.okta.com/oauth2/v1/authorize".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let check = if ready { Check::passed("Ready", "Ready", "") } else { Check::failed("Ready", "InvalidClient", "") };
@@ -88,7 +91,8 @@ mod tests {
         google.status.as_mut().unwrap().scopes_supported = Some(vec!["openid".into(), "email".into(), "profile".into()]);
         assert_eq!(scopes(&google), vec!["openid", "email", "profile"]);
         let mut entra = provider(true);
-        entra.status.as_mut().unwrap().scopes_supported = Some(vec!["openid".into(), "profile".into(), "email".into(), "offline_access".into()]);
+        entra.status.as_mut().unwrap().scopes_supported =
+            Some(vec!["openid".into(), "profile".into(), "email".into(), "offline_access".into()]);
         assert_eq!(scopes(&entra), vec!["openid", "email", "profile", "offline_access"]);
         let mut explicit = provider(true);
         explicit.spec.scopes = Some(vec!["openid".into(), "custom".into()]);

@@ -70,7 +70,6 @@ pub struct Policy {
     pub recheck_interval: Duration,
 }
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Valid,
@@ -145,7 +144,11 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy { lifetime: Duration::from_secs(12 * 3600), idle_timeout: Duration::from_secs(2 * 3600), recheck_interval: Duration::from_secs(3600) }
+        Policy {
+            lifetime: Duration::from_secs(12 * 3600),
+            idle_timeout: Duration::from_secs(2 * 3600),
+            recheck_interval: Duration::from_secs(3600),
+        }
     }
 
     fn okta() -> ProviderBinding {

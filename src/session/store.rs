@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ListParams, Patch};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -13,10 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::api_server::{FieldManager, Kube};
 
-use super::{secret_name, Policy, SessionRecord, Verdict, RECORD_KEY, REFRESH_TOKEN_KEY, SECRET_TYPE, TOKEN_HASH_KEY};
-use crate::api::{annotations, labels, User};
+use super::{Policy, RECORD_KEY, REFRESH_TOKEN_KEY, SECRET_TYPE, SessionRecord, TOKEN_HASH_KEY, Verdict, secret_name};
+use crate::api::{User, annotations, labels};
 use crate::keys;
-
 
 /// A valid session. `Debug` leaves the refresh token out.
 #[derive(Clone)]
@@ -67,11 +66,7 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
 pub fn parse(secret: &Secret) -> Option<Session> {
     let id = secret.labels().get(labels::SESSION)?.clone();
     let record: SessionRecord = serde_json::from_str(&text(secret, RECORD_KEY)?).ok()?;
-    let last_seen = secret
-        .annotations()
-        .get(annotations::LAST_SEEN)
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(record.created_at);
+    let last_seen = secret.annotations().get(annotations::LAST_SEEN).and_then(|t| t.parse().ok()).unwrap_or(record.created_at);
     Some(Session { id, record, last_seen, refresh_token: text(secret, REFRESH_TOKEN_KEY) })
 }
 
@@ -166,12 +161,7 @@ impl SessionStore {
 
     /// Records a confirmation by the provider, and the refresh token it rotated to. Conditional on
     /// `resource_version`, so two writers never lose a rotated refresh token.
-    pub async fn record_check(
-        &self,
-        secret: &Secret,
-        record: &SessionRecord,
-        new_refresh_token: Option<&str>,
-    ) -> Result<(), kube::Error> {
+    pub async fn record_check(&self, secret: &Secret, record: &SessionRecord, new_refresh_token: Option<&str>) -> Result<(), kube::Error> {
         let mut data = serde_json::Map::new();
         let encode = |b: &[u8]| json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b));
         data.insert(RECORD_KEY.into(), encode(&serde_json::to_vec(record).expect("record serializes")));

@@ -8,13 +8,13 @@
 //! accept `http://localhost:PORT` for every port in `LOGIN_PORTS` as a redirect URI.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use anyhow::{Context, Result, anyhow, bail};
 use reqwest::Method;
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use url::Url;
 
 pub const LOGIN_PORTS: std::ops::RangeInclusive<u16> = 18301..=18316;
@@ -356,7 +356,10 @@ fn set_cookie_lines() {
         parse_set_cookie("_interaction=abc; path=/interaction/x; expires=Thu, 01 Jan 2099 00:00:00 GMT; samesite=lax; secure; httponly"),
         Some(("_interaction".into(), "abc".into(), false))
     );
-    assert_eq!(parse_set_cookie("_interaction=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT"), Some(("_interaction".into(), "".into(), true)));
+    assert_eq!(
+        parse_set_cookie("_interaction=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        Some(("_interaction".into(), "".into(), true))
+    );
     assert_eq!(parse_set_cookie("a=b; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), Some(("a".into(), "b".into(), true)));
     assert_eq!(parse_set_cookie("infra_session=x; Max-Age=0; Path=/"), Some(("infra_session".into(), "x".into(), true)));
     assert_eq!(parse_set_cookie("=x"), None);
@@ -381,5 +384,8 @@ fn prefixes_and_forms() {
     };
     assert_eq!(login_form(&page).unwrap().as_str(), "https://localhost:18443/interaction/abc/login");
     assert_eq!(form_action(&page, "/abort").unwrap().as_str(), "https://localhost:18443/interaction/abc/abort?x=1&y=2");
-    assert_eq!(idp_error(r#"<p class="error" id="error">Unable to sign in: wrong username or password.</p>"#).as_deref(), Some("Unable to sign in: wrong username or password."));
+    assert_eq!(
+        idp_error(r#"<p class="error" id="error">Unable to sign in: wrong username or password.</p>"#).as_deref(),
+        Some("Unable to sign in: wrong username or password.")
+    );
 }

@@ -7,14 +7,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use url::Url;
 
-use crate::browser::{self, listen_port, query_param, with_query_param, Browser, ListenPort};
-use crate::harness::{env, eventually, http, infra_with, unique, Run};
+use crate::browser::{self, Browser, ListenPort, listen_port, query_param, with_query_param};
+use crate::harness::{Run, env, eventually, http, infra_with, unique};
 use crate::idp;
 
 const OPEN_URL: &str = "Open this URL to log in: ";
@@ -260,7 +260,8 @@ async fn a_callback_with_another_state_is_refused() {
     let (p, s) = (port.to_string(), server());
     let login = Login::start(&home, &login_args(&p, &s, "okta"));
     let url = login.authorize_url();
-    let callback = browser::login_at_idp(url.as_str(), "bob@example.com", "bob-password", &format!("http://localhost:{port}")).await.unwrap();
+    let callback =
+        browser::login_at_idp(url.as_str(), "bob@example.com", "bob-password", &format!("http://localhost:{port}")).await.unwrap();
     let forged = with_query_param(&callback, "state", "not-the-state-of-this-login");
     let (status, page) = deliver(&forged).await;
     assert_eq!(status, 400);
@@ -331,7 +332,8 @@ async fn the_login_times_out() {
 async fn an_unknown_provider_lists_the_available_ones() {
     let home = Home::new();
     let port = listen_port();
-    let run = home.infra(&["login", "--no-browser", "--listen-port", &port.to_string(), "--server", &server(), "--provider", "no-such-provider"]);
+    let run =
+        home.infra(&["login", "--no-browser", "--listen-port", &port.to_string(), "--server", &server(), "--provider", "no-such-provider"]);
     assert_ne!(run.status, 0);
     assert!(run.stderr.contains("no Ready identity provider named \"no-such-provider\""), "{}", run.stderr);
     assert!(run.stderr.contains("available: ") && run.stderr.contains("okta"), "{}", run.stderr);

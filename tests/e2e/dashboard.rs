@@ -3,20 +3,20 @@
 
 use std::process::Command;
 
-use crate::harness::{env, Value};
+use crate::harness::{Value, env};
 use crate::idp::new_user;
 
 /// Runs one scenario of the browser driver and returns what it observed.
 fn browser(args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/browser/dashboard.mjs");
-    let out = Command::new("node")
-        .arg(script)
-        .args(args)
-        .env("INFRA_SERVER_URL", &env().server_urls[0])
-        .output()
-        .expect("node runs");
+    let out = Command::new("node").arg(script).args(args).env("INFRA_SERVER_URL", &env().server_urls[0]).output().expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "browser driver failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser driver failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("driver output is not JSON ({e}): {stdout}"))
 }
 

@@ -30,17 +30,24 @@ async fn a_forged_callback_shows_nothing_of_its_own_and_leaves_the_login_in_flig
     };
     // Meanwhile they open a link someone sent them, with and without a made-up state.
     let lure = "Your+account+is+locked.+Call+%2B1-555-0100+now";
-    for query in [format!("error=access_denied&error_description={lure}"), format!("state=forged&error=server_error&error_description={lure}")] {
+    for query in
+        [format!("error=access_denied&error_description={lure}"), format!("state=forged&error=server_error&error_description={lure}")]
+    {
         let page = browser.get(&format!("{server}/login/callback?{query}")).await.unwrap();
         assert_eq!(page.status, 400, "{}", page.text);
         assert!(page.text.contains("Login failed") && page.text.contains("state"), "{}", page.text);
         for needle in ["locked", "555-0100", "server_error", "access_denied"] {
             assert!(!page.text.contains(needle), "the page shows the link's text {needle:?}: {}", page.text);
         }
-        assert!(!set_cookies(&page).iter().any(|c| c.starts_with("infra_login=")), "the login cookie is left alone: {:?}", set_cookies(&page));
+        assert!(
+            !set_cookies(&page).iter().any(|c| c.starts_with("infra_login=")),
+            "the login cookie is left alone: {:?}",
+            set_cookies(&page)
+        );
     }
     // The real login still completes.
-    let callback = browser.login_at_idp(authorize.as_str(), &person.email, &person.password, &format!("{server}/login/callback")).await.unwrap();
+    let callback =
+        browser.login_at_idp(authorize.as_str(), &person.email, &person.password, &format!("{server}/login/callback")).await.unwrap();
     let landed = browser.get(callback.as_str()).await.unwrap();
     assert_eq!(landed.status, 303, "the login in flight was ended: {}", landed.text);
     let home = browser.get(&format!("{server}/")).await.unwrap();
@@ -52,7 +59,10 @@ async fn a_cross_origin_logout_is_refused_and_the_session_survives() {
     let person = new_user("csrf-logout", &[]).await;
     let server = &env().server_urls[0];
     let browser = Browser::new();
-    let callback = browser.login_at_idp(&format!("{server}/login?provider=okta"), &person.email, &person.password, &format!("{server}/login/callback")).await.unwrap();
+    let callback = browser
+        .login_at_idp(&format!("{server}/login?provider=okta"), &person.email, &person.password, &format!("{server}/login/callback"))
+        .await
+        .unwrap();
     let landed = browser.get(callback.as_str()).await.unwrap();
     assert_eq!(landed.status, 303, "{}", landed.text);
     let session = set_cookies(&landed)
@@ -62,7 +72,9 @@ async fn a_cross_origin_logout_is_refused_and_the_session_survives() {
     let cookie = format!("infra_session={session}");
     let whoami = || async { http().get(format!("{server}/api/whoami")).bearer_auth(&session).send().await.unwrap().status().as_u16() };
     // A page on another site (or a sibling site, or one that hides its origin) posts the form.
-    for (origin, referer) in [(Some("https://evil.example"), None), (Some("null"), None), (None, Some("https://evil.example/page")), (None, None)] {
+    for (origin, referer) in
+        [(Some("https://evil.example"), None), (Some("null"), None), (None, Some("https://evil.example/page")), (None, None)]
+    {
         let mut req = http().post(format!("{server}/logout")).header("cookie", &cookie).form(&[("x", "y")]);
         if let Some(o) = origin {
             req = req.header("origin", o);
@@ -86,6 +98,10 @@ async fn a_cross_origin_logout_is_refused_and_the_session_survives() {
     let origin = url::Url::parse(server).unwrap().origin().ascii_serialization();
     let resp = http().post(format!("{server}/logout")).header("cookie", &cookie).header("origin", origin).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
-    assert!(resp.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("infra_session=;")), "{:?}", resp.headers());
+    assert!(
+        resp.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("infra_session=;")),
+        "{:?}",
+        resp.headers()
+    );
     assert_eq!(whoami().await, 401);
 }

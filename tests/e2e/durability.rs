@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use infra::api::User;
-use kube::api::ListParams;
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 
 use crate::harness::*;
@@ -84,7 +84,18 @@ async fn assign(base: &str, key: &str, user_name: &str) -> bool {
 #[tokio::test]
 async fn sigkill_mid_import_loses_and_duplicates_nothing() {
     let provider = unique("durable");
-    infra(&["providers", "add", &provider, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+    infra(&[
+        "providers",
+        "add",
+        &provider,
+        "--url",
+        &idp_domain_and_path(),
+        "--client-id",
+        "infra-e2e",
+        "--client-secret",
+        "infra-e2e-secret",
+    ])
+    .ok();
     let run = infra(&["scim-keys", "create", "--provider", &provider]).ok();
     let key = printed_key(&run.stdout);
     let base = format!("http://127.0.0.1:{PORT}");

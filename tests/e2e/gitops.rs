@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::harness::{env, idp_domain_and_path, kubectl, kubectl_apply, unique, wait_condition};
 

@@ -111,11 +111,7 @@ pub fn infra_with(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> 
 
 pub fn kubectl(args: &[&str]) -> Run {
     let e = env();
-    let out = Command::new(&e.kubectl)
-        .args(args)
-        .env("KUBECONFIG", &e.kubeconfig)
-        .output()
-        .expect("kubectl runs");
+    let out = Command::new(&e.kubectl).args(args).env("KUBECONFIG", &e.kubeconfig).output().expect("kubectl runs");
     Run::from(out)
 }
 
@@ -227,7 +223,12 @@ pub fn idp_domain_and_path() -> String {
 }
 
 /// Waits until provider `name` has a condition `type_` for which `pred` holds.
-pub async fn wait_condition(name: &str, type_: &str, what: &str, pred: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> bool) {
+pub async fn wait_condition(
+    name: &str,
+    type_: &str,
+    what: &str,
+    pred: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> bool,
+) {
     let api = providers().await;
     let pred = &pred;
     eventually(Duration::from_secs(30), what, || {
@@ -242,7 +243,7 @@ pub async fn wait_condition(name: &str, type_: &str, what: &str, pred: impl Fn(&
 
 // ---- SCIM ------------------------------------------------------------------------------------
 
-pub use serde_json::{json, Value};
+pub use serde_json::{Value, json};
 
 pub const SCIM_JSON: &str = "application/scim+json";
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -305,7 +306,10 @@ impl Resp {
 
     /// The ids of a ListResponse's resources, in order.
     pub fn ids(&self) -> Vec<String> {
-        self.body["Resources"].as_array().map(|a| a.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+        self.body["Resources"]
+            .as_array()
+            .map(|a| a.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -410,7 +414,18 @@ pub struct ScimProvider {
 impl ScimProvider {
     pub async fn new(prefix: &str) -> Self {
         let name = unique(prefix);
-        infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+        infra(&[
+            "providers",
+            "add",
+            &name,
+            "--url",
+            &idp_domain_and_path(),
+            "--client-id",
+            "infra-e2e",
+            "--client-secret",
+            "infra-e2e-secret",
+        ])
+        .ok();
         let key_name = unique("key");
         let run = infra(&["scim-keys", "create", "--provider", &name, "--name", &key_name]).ok();
         let token = printed_key(&run.stdout);
@@ -472,5 +487,8 @@ pub fn printed_key(stdout: &str) -> String {
 
 /// A Secret of the type providers require, holding `value` under `clientSecret`.
 pub fn client_secret_manifest(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: {}\nstringData:\n  clientSecret: {value}\n", infra::api::CLIENT_SECRET_TYPE)
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: {}\nstringData:\n  clientSecret: {value}\n",
+        infra::api::CLIENT_SECRET_TYPE
+    )
 }

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::harness::{env, http, kubectl, unique, Run};
+use crate::harness::{Run, env, http, kubectl, unique};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/infra");
 const EXTERNAL_URL: &str = "http://127.0.0.1:18080";
@@ -88,9 +88,7 @@ fn rendered(sets: &[&str]) -> Vec<Value> {
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(docs)))
+    docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(docs)))
 }
 
 fn find_named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -154,9 +152,25 @@ fn helm_template_renders_a_hardened_operator() {
     assert_eq!(
         kinds(&docs),
         [
-            "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "PodDisruptionBudget",
-            "PodDisruptionBudget", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "Service", "ServiceAccount", "ServiceAccount",
-            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "Deployment",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "Service",
+            "Service",
+            "ServiceAccount",
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ],
         "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role, the Grants' ClusterRole and admission \
          policy, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
@@ -227,7 +241,10 @@ fn helm_template_renders_a_hardened_operator() {
     let cluster_bindings: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding").collect();
     assert_eq!(cluster_bindings.len(), 1, "{cluster_bindings:?}");
     assert_eq!(cluster_bindings[0]["roleRef"]["name"], "infra-controller-grants");
-    assert_eq!(cluster_bindings[0]["subjects"], json!([{"kind": "ServiceAccount", "name": "infra-controller", "namespace": "infra-system"}]));
+    assert_eq!(
+        cluster_bindings[0]["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "infra-controller", "namespace": "infra-system"}])
+    );
     assert_eq!(env_value(controller, "INFRA_GRANT_ALLOWED_ROLES"), Some("view,edit,admin"));
     assert_eq!(env_value(server, "INFRA_CLUSTER_NAME"), Some("kubernetes"));
 }
@@ -252,7 +269,8 @@ fn helm_template_optional_parts() {
         assert!(k.contains(&kind.to_string()), "{kind} missing from {k:?}");
     }
     assert!(!k.contains(&"PodDisruptionBudget".to_string()), "a PDB with one replica blocks every drain: {k:?}");
-    let cluster_roles: Vec<&str> = docs.iter().filter(|d| d["kind"] == "ClusterRole").filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    let cluster_roles: Vec<&str> =
+        docs.iter().filter(|d| d["kind"] == "ClusterRole").filter_map(|d| d["metadata"]["name"].as_str()).collect();
     assert_eq!(cluster_roles, vec!["infra-controller-grants"], "rbac.createUserRoles=false leaves only the controller's: {k:?}");
 
     let ingress = find(&docs, "Ingress");
@@ -264,10 +282,7 @@ fn helm_template_optional_parts() {
     let rules = policy["spec"]["ingress"].as_array().unwrap();
     assert_eq!(rules[0]["ports"], json!([{"port": "http", "protocol": "TCP"}]));
     assert!(rules[0].get("from").is_none(), "the server is open to everyone by default: {policy}");
-    assert_eq!(
-        rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-        "monitoring"
-    );
+    assert_eq!(rules[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "monitoring");
     assert_eq!(rules[1]["ports"], json!([{"port": "metrics", "protocol": "TCP"}]), "metrics come from their own port only: {policy}");
 
     // Scraped through the metrics Service, never the public http port.
@@ -280,7 +295,10 @@ fn helm_template_optional_parts() {
         assert_eq!(&metrics_service["metadata"]["labels"][label], value, "the ServiceMonitor selects the metrics Service by {label}");
     }
     let public = find_named(&docs, "Service", "infra-server");
-    assert_ne!(public["metadata"]["labels"]["app.kubernetes.io/component"], monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]);
+    assert_ne!(
+        public["metadata"]["labels"]["app.kubernetes.io/component"],
+        monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+    );
 
     for name in ["controller", "server"] {
         let deployment = find_named(&docs, "Deployment", &format!("infra-{name}"));
@@ -321,7 +339,10 @@ fn helm_rejects_bad_values_by_name() {
 /// never applies, is gone.
 #[test]
 fn helm_chart_crds_are_the_generated_ones() {
-    assert!(!Path::new(CHART).join("crds").exists(), "charts/infra/crds/ is installed once and never upgraded by Helm: CRDs belong in templates/crds/");
+    assert!(
+        !Path::new(CHART).join("crds").exists(),
+        "charts/infra/crds/ is installed once and never upgraded by Helm: CRDs belong in templates/crds/"
+    );
     let (crds, _, _) = split_crds_and_hooks(rendered(&[]));
     let names = generated_crd_names();
     assert_eq!(crds.len(), names.len());
@@ -382,8 +403,7 @@ fn helm_template_platform_values() {
         assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]), "{c}");
         assert_eq!(pod["priorityClassName"], "system-cluster-critical");
         assert_eq!(
-            pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"],
-            deployment["spec"]["selector"]["matchLabels"],
+            pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"],
             "a constraint without a labelSelector spreads this role's pods"
         );
         assert_eq!(env_value(c, "HTTPS_PROXY"), Some("http://proxy:3128"));
@@ -392,8 +412,15 @@ fn helm_template_platform_values() {
     }
     let server = &find_named(&docs, "Deployment", "infra-server")["spec"]["template"]["spec"];
     assert_eq!(server["serviceAccountName"], "platform-server");
-    assert_eq!(find_named(&docs, "RoleBinding", "infra-server")["subjects"][0]["name"], "platform-server", "the Role is bound to the given ServiceAccount");
-    assert!(!docs.iter().any(|d| d["kind"] == "ServiceAccount" && d["metadata"]["name"] != "infra-controller"), "serviceAccount.server.create=false made one");
+    assert_eq!(
+        find_named(&docs, "RoleBinding", "infra-server")["subjects"][0]["name"],
+        "platform-server",
+        "the Role is bound to the given ServiceAccount"
+    );
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "ServiceAccount" && d["metadata"]["name"] != "infra-controller"),
+        "serviceAccount.server.create=false made one"
+    );
     let sa = find_named(&docs, "ServiceAccount", "infra-controller");
     assert_eq!(sa["metadata"]["annotations"], json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/infra", "team": "identity"}));
 
@@ -412,14 +439,22 @@ fn helm_chart_metadata_for_artifact_hub() {
         assert!(chart[field].as_str().is_some_and(|v| !v.is_empty()), "Chart.yaml lacks {field}");
     }
     assert!(chart["sources"].as_array().is_some_and(|s| !s.is_empty()) && chart["maintainers"].as_array().is_some_and(|m| !m.is_empty()));
-    let annotation = |key: &str| yaml_docs(chart["annotations"][key].as_str().unwrap_or_else(|| panic!("Chart.yaml lacks {key}")))[0].clone();
-    let mut listed: Vec<String> = annotation("artifacthub.io/crds").as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let annotation =
+        |key: &str| yaml_docs(chart["annotations"][key].as_str().unwrap_or_else(|| panic!("Chart.yaml lacks {key}")))[0].clone();
+    let mut listed: Vec<String> =
+        annotation("artifacthub.io/crds").as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
     let mut want = generated_crd_names();
     listed.sort();
     want.sort();
     assert_eq!(listed, want, "artifacthub.io/crds must list every CRD");
     for crd in infra::api::crds() {
-        let listed = annotation("artifacthub.io/crds").as_array().unwrap().iter().find(|c| c["name"] == crd.metadata.name.clone().unwrap()).unwrap().clone();
+        let listed = annotation("artifacthub.io/crds")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == crd.metadata.name.clone().unwrap())
+            .unwrap()
+            .clone();
         assert_eq!(listed["kind"], crd.spec.names.kind.as_str());
         assert_eq!(listed["version"], crd.spec.versions[0].name.as_str());
     }
@@ -449,7 +484,11 @@ fn helm_chart_rbac_equals_config_rbac() {
     assert_eq!(roles.len(), 2, "config/rbac/role.yaml holds the controller's and the server's Role");
     for role in &roles {
         let name = role["metadata"]["name"].as_str().unwrap();
-        assert_eq!(find_named(&docs, "Role", name)["rules"], role["rules"], "the chart's Role {name} must grant exactly config/rbac/role.yaml's");
+        assert_eq!(
+            find_named(&docs, "Role", name)["rules"],
+            role["rules"],
+            "the chart's Role {name} must grant exactly config/rbac/role.yaml's"
+        );
     }
     let grants = yaml_file("config/rbac/grants_role.yaml");
     assert_eq!(find_named(&docs, "ClusterRole", "infra-controller-grants")["rules"], grants[0]["rules"], "config/rbac/grants_role.yaml");
@@ -598,7 +637,22 @@ fn helm_install_upgrade_uninstall() {
     assert!(bad.stderr.contains("logFormat"), "{}", bad.stderr);
 
     // Upgrade with changed values.
-    helm(&["upgrade", &r.name, CHART, "-n", &r.namespace, "--set", &url, "--set", "replicaCount=3", "--set", "logFormat=text", "--set", "logLevel=debug"]).ok();
+    helm(&[
+        "upgrade",
+        &r.name,
+        CHART,
+        "-n",
+        &r.namespace,
+        "--set",
+        &url,
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "logFormat=text",
+        "--set",
+        "logLevel=debug",
+    ])
+    .ok();
     let status: Value = serde_json::from_str(&helm(&["status", &r.name, "-n", &r.namespace, "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(status["info"]["status"], "deployed", "{status}");
     assert_eq!(status["version"], 2);
@@ -613,7 +667,17 @@ fn helm_install_upgrade_uninstall() {
     // Uninstall removes everything the release created, the cluster-scoped roles included.
     helm(&["uninstall", &r.name, "-n", &r.namespace]).ok();
     wait_until(Duration::from_secs(30), "the release's objects to be deleted", || {
-        let left = r.kubectl(&["get", "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget", "-l", &format!("app.kubernetes.io/instance={}", r.name), "-o", "name"]).ok().stdout;
+        let left = r
+            .kubectl(&[
+                "get",
+                "deployment,service,serviceaccount,role,rolebinding,poddisruptionbudget",
+                "-l",
+                &format!("app.kubernetes.io/instance={}", r.name),
+                "-o",
+                "name",
+            ])
+            .ok()
+            .stdout;
         left.trim().is_empty()
     });
     for suffix in ["admin", "viewer"] {
@@ -655,7 +719,14 @@ fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
     let ca = std::env::temp_dir().join(format!("{}.pem", crate::harness::unique("issuer-ca")));
     std::fs::write(&ca, "PEM").unwrap();
     let cli = crate::harness::infra(&[
-        "kube", "apiserver-config", "--issuer-url", "https://issuer.example.com", "--audience", "prod", "--issuer-ca-file", ca.to_str().unwrap(),
+        "kube",
+        "apiserver-config",
+        "--issuer-url",
+        "https://issuer.example.com",
+        "--audience",
+        "prod",
+        "--issuer-ca-file",
+        ca.to_str().unwrap(),
     ])
     .ok();
     let _ = std::fs::remove_file(&ca);
@@ -717,7 +788,8 @@ fn chart_copy(dir: &Path, group: &str, with_description: bool, layout: CrdLayout
         assert!(spec.as_object_mut().unwrap().remove("description").is_some(), "ScimKey's spec.description moved");
         let chart_yaml = dir.join("Chart.yaml");
         let text = std::fs::read_to_string(&chart_yaml).unwrap();
-        let text: String = text.lines().map(|l| if l.starts_with("version: ") { "version: 0.1.0".to_string() } else { l.to_string() } + "\n").collect();
+        let text: String =
+            text.lines().map(|l| if l.starts_with("version: ") { "version: 0.1.0".to_string() } else { l.to_string() } + "\n").collect();
         std::fs::write(chart_yaml, text).unwrap();
     }
     let yaml = serde_norway::to_string(&crd).unwrap().replace("infrahq.com", group);
@@ -844,12 +916,17 @@ fn helm_upgrade_from_a_crds_folder_chart_adopts_the_crds_as_the_readme_says() {
     assert!(refused.stderr.contains(&t.crd()) && refused.stderr.contains("invalid ownership metadata"), "{}", refused.stderr);
 
     let readme = std::fs::read_to_string(Path::new(CHART).join("README.md")).unwrap();
-    for step in ["kubectl label crd \"$crd.infrahq.com\" app.kubernetes.io/managed-by=Helm", "meta.helm.sh/release-name=infra", "meta.helm.sh/release-namespace=infra-system"] {
+    for step in [
+        "kubectl label crd \"$crd.infrahq.com\" app.kubernetes.io/managed-by=Helm",
+        "meta.helm.sh/release-name=infra",
+        "meta.helm.sh/release-namespace=infra-system",
+    ] {
         assert!(readme.contains(step), "the README's upgrade steps lack {step:?}");
     }
     let crd = format!("crd/{}", t.crd());
     kubectl(&["label", &crd, "app.kubernetes.io/managed-by=Helm", "--overwrite"]).ok();
-    let (name, namespace) = (format!("meta.helm.sh/release-name={}", t.release.name), format!("meta.helm.sh/release-namespace={}", t.release.namespace));
+    let (name, namespace) =
+        (format!("meta.helm.sh/release-name={}", t.release.name), format!("meta.helm.sh/release-namespace={}", t.release.namespace));
     kubectl(&["annotate", &crd, &name, &namespace, "--overwrite"]).ok();
     t.helm("upgrade", &t.current).ok();
     t.assert_new_field_served();
@@ -876,10 +953,7 @@ fn exported_metric_names(text: &str) -> BTreeSet<String> {
 
 /// The `infra_*` metric names a PromQL expression uses.
 fn queried_metric_names(expr: &str) -> BTreeSet<String> {
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|t| t.starts_with("infra_"))
-        .map(String::from)
-        .collect()
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|t| t.starts_with("infra_")).map(String::from).collect()
 }
 
 /// Every metric the PrometheusRule's alerts and the Grafana dashboard query is one the running
@@ -898,7 +972,13 @@ async fn helm_alerts_and_dashboard_query_exported_metrics() {
     }
     assert_eq!(
         alerts,
-        ["InfraIdentityProviderNotReady", "InfraControllerNoLeader", "InfraScimServerErrors", "InfraScimAuthenticationFailures", "InfraSessionRechecksFailing"]
+        [
+            "InfraIdentityProviderNotReady",
+            "InfraControllerNoLeader",
+            "InfraScimServerErrors",
+            "InfraScimAuthenticationFailures",
+            "InfraSessionRechecksFailing"
+        ]
     );
     let dashboard = find(&docs, "ConfigMap");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1", "the sidecar's label");

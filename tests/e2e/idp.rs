@@ -3,7 +3,7 @@
 //! each other.
 
 use crate::harness::{env, unique};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "e2e-admin";
 

@@ -8,9 +8,15 @@ fn the_dockerfile_build_produces_static_binaries_that_start() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
     assert!(dockerfile.contains("RUN build/static-binaries.sh /out"), "the Dockerfile no longer builds with build/static-binaries.sh");
-    assert!(dockerfile.contains("USER 65532:65532") && dockerfile.contains("distroless/static"), "the image must be distroless and non-root");
+    assert!(
+        dockerfile.contains("USER 65532:65532") && dockerfile.contains("distroless/static"),
+        "the image must be distroless and non-root"
+    );
     // Both architectures, cross-compiled on the builder's platform for buildx's TARGETARCH.
-    assert!(dockerfile.contains("FROM --platform=$BUILDPLATFORM") && dockerfile.contains("ARG TARGETARCH"), "the build stage must cross-compile for TARGETARCH");
+    assert!(
+        dockerfile.contains("FROM --platform=$BUILDPLATFORM") && dockerfile.contains("ARG TARGETARCH"),
+        "the build stage must cross-compile for TARGETARCH"
+    );
     for arch in ["amd64) triple=x86_64-unknown-linux-gnu", "arm64) triple=aarch64-unknown-linux-gnu"] {
         assert!(dockerfile.contains(arch), "the Dockerfile does not build {arch}");
     }

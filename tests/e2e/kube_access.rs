@@ -16,12 +16,12 @@ use infra::api::Grant;
 use kube::Api;
 use serde_json::Value;
 
-use infra::kube_access::signing_keys::{KeySet, StoredKey, DATA_KEY, SECRET_NAME};
-use infra::kube_access::token::{sign, Claims};
+use infra::kube_access::signing_keys::{DATA_KEY, KeySet, SECRET_NAME, StoredKey};
+use infra::kube_access::token::{Claims, sign};
 
-use crate::browser::{self, listen_port, Browser};
-use crate::cli_login::{login_args, Home, Login};
-use crate::harness::{client, env, eventually, http, infra, kubectl_apply_as, unique, Run};
+use crate::browser::{self, Browser, listen_port};
+use crate::cli_login::{Home, Login, login_args};
+use crate::harness::{Run, client, env, eventually, http, infra, kubectl_apply_as, unique};
 use crate::idp::{self, IdpUser};
 
 fn var(name: &str) -> String {
@@ -59,7 +59,11 @@ fn kubectl(home: &Home, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .expect("kubectl runs");
-    Run { status: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
 }
 
 /// `kubectl auth whoami -o json`'s userInfo, once the API server trusts the issuer (it fetches the
@@ -119,7 +123,8 @@ async fn kubectl_works_as_the_person_with_their_grants() {
     let kubeconfig: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
     assert_eq!(std::fs::metadata(home.kubeconfig()).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(kubeconfig.get("current-context").is_none_or(|c| c.as_str() != Some(&context())), "login switched the context: {kubeconfig}");
-    let user = kubeconfig["users"].as_array().unwrap().iter().find(|u| u["name"] == context().as_str()).expect("the infra user entry").clone();
+    let user =
+        kubeconfig["users"].as_array().unwrap().iter().find(|u| u["name"] == context().as_str()).expect("the infra user entry").clone();
     assert_eq!(user["user"]["exec"]["apiVersion"], "client.authentication.k8s.io/v1");
     assert_eq!(user["user"]["exec"]["args"][0], "kube-credential");
 
@@ -297,7 +302,6 @@ async fn forged_tokens_are_refused_by_the_api_server() {
     // (Authenticated, then denied by the webhook, since its session is made up: 403, not 401.)
     eventually(Duration::from_secs(60), "the API server to accept a genuine token", || {
         let token = sign(&real, &claims).unwrap();
-        let review = review.clone();
         async move { (review(token).await.0 != 401).then_some(()) }
     })
     .await;
@@ -306,7 +310,11 @@ async fn forged_tokens_are_refused_by_the_api_server() {
         ("another key under the real kid", sign(&other_key, &claims).unwrap()),
         ("another key", sign(&StoredKey::generate(now, now).unwrap(), &claims).unwrap()),
         ("the wrong audience", sign(&real, &Claims { aud: "another-cluster".into(), ..claims.clone() }).unwrap()),
-        ("expired", sign(&real, &Claims { iat: now.as_second() - 900, nbf: now.as_second() - 900, exp: now.as_second() - 600, ..claims.clone() }).unwrap()),
+        (
+            "expired",
+            sign(&real, &Claims { iat: now.as_second() - 900, nbf: now.as_second() - 900, exp: now.as_second() - 600, ..claims.clone() })
+                .unwrap(),
+        ),
         ("a system: username", sign(&real, &Claims { username: "system:admin".into(), ..claims.clone() }).unwrap()),
         ("a system: group", sign(&real, &Claims { groups: vec!["system:masters".into()], ..claims.clone() }).unwrap()),
         ("another issuer", sign(&real, &Claims { iss: "https://evil.example".into(), ..claims.clone() }).unwrap()),
@@ -389,8 +397,11 @@ async fn grants_are_reconciled_into_bindings() {
     let role_without_namespace = grant_manifest(&unique("grant-bad"), &user, "view", None, "").replace("kind: ClusterRole", "kind: Role");
     let run = kubectl_apply_as(None, &role_without_namespace);
     assert!(run.stderr.contains("a Role exists in one namespace"), "{}", run.stderr);
-    let both = grant_manifest(&unique("grant-bad"), &user, "view", Some("default"), "").replace("    user:", "    group: g
-    user:");
+    let both = grant_manifest(&unique("grant-bad"), &user, "view", Some("default"), "").replace(
+        "    user:",
+        "    group: g
+    user:",
+    );
     let run = kubectl_apply_as(None, &both);
     assert!(run.stderr.contains("name exactly one of user and group"), "{}", run.stderr);
 
@@ -568,10 +579,11 @@ async fn kube_access_benchmark() {
     let person = idp::new_user("kube-bench", &["bench"]).await;
     let home = Home::new();
     log_in(&home, &person).await;
-    let session = serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session =
+        serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let server = env().server_urls[0].clone();
     let mut mint = vec![];
     for _ in 0..300 {
@@ -600,7 +612,12 @@ async fn kube_access_benchmark() {
         assert_eq!(body["status"]["allowed"], false);
         assert!(body["status"].get("denied").is_none(), "{body}");
     }
-    println!("webhook: p50 {:?} p99 {:?} (n={}, round trip over HTTPS, target p99 < 1ms)", percentile(&mut hook, 0.5), percentile(&mut hook, 0.99), hook.len());
+    println!(
+        "webhook: p50 {:?} p99 {:?} (n={}, round trip over HTTPS, target p99 < 1ms)",
+        percentile(&mut hook, 0.5),
+        percentile(&mut hook, 0.99),
+        hook.len()
+    );
 
     // Each call from a shell of its own, like separate kubectl runs (the same parent asking
     // twice would mean a 401, and get a new token); the shell's start is part of the time.
@@ -616,7 +633,12 @@ async fn kube_access_benchmark() {
     };
     plugin();
     let mut cached: Vec<Duration> = (0..30).map(|_| plugin()).collect();
-    println!("cached plugin call: p50 {:?} p99 {:?} (n={}, target < 30ms)", percentile(&mut cached, 0.5), percentile(&mut cached, 0.99), cached.len());
+    println!(
+        "cached plugin call: p50 {:?} p99 {:?} (n={}, target < 30ms)",
+        percentile(&mut cached, 0.5),
+        percentile(&mut cached, 0.99),
+        cached.len()
+    );
 
     infra(&["grants", "add", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
     pods_become(&home, "default", true).await;
@@ -624,7 +646,10 @@ async fn kube_access_benchmark() {
     let users: Api<infra::api::User> = Api::namespaced(client().await, &env().namespace);
     let object = infra::directory::naming::user_object_name("okta", &person.email);
     let started = std::time::Instant::now();
-    users.patch(&object, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&serde_json::json!({"spec": {"active": false}}))).await.unwrap();
+    users
+        .patch(&object, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&serde_json::json!({"spec": {"active": false}})))
+        .await
+        .unwrap();
     let took = refused_after(&token, started).await;
     println!("deactivation to refusal: {took:?} (target < 3s)");
     infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
@@ -674,11 +699,13 @@ async fn an_emergency_rotation_refuses_old_tokens_and_kubectl_recovers() {
     }
     // A token with the new key makes the API server fetch the key set again; from then on the old
     // token is refused.
-    let session = serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fresh: Value = http().post(format!("{}/api/kube/token", env().server_urls[0])).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
+    let session =
+        serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let fresh: Value =
+        http().post(format!("{}/api/kube/token", env().server_urls[0])).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
     let fresh = fresh["token"].as_str().unwrap().to_string();
     assert_ne!(kid_of(&fresh), old_kid);
     eventually(Duration::from_secs(20), "the new key to be accepted and the old refused", || {

@@ -24,7 +24,8 @@ fn leader_gauge(metrics_url: &str) -> Option<u8> {
 #[tokio::test]
 async fn killing_the_leader_hands_over_within_the_lease_duration() {
     let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
-    let controllers: Vec<String> = std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS").split_whitespace().map(String::from).collect();
+    let controllers: Vec<String> =
+        std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS").split_whitespace().map(String::from).collect();
     let leader = eventually(Duration::from_secs(30), "a leader", holder).await;
     let index: usize = leader.strip_prefix("controller-").and_then(|i| i.parse().ok()).expect("controller-N identity");
 
@@ -48,11 +49,13 @@ async fn killing_the_leader_hands_over_within_the_lease_duration() {
 
     // The new leader reconciles: a new provider becomes Ready.
     let name = unique("after-handover");
-    infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+    infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"])
+        .ok();
     infra(&["providers", "remove", &name]).ok();
 
     // Bring the killed replica back for the rest of the suite.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/scripts/operator-up.sh");
-    let status = std::process::Command::new(script).env("INFRA_NAMESPACE", &env().namespace).env("RECHECK_INTERVAL", "20s").status().unwrap();
+    let status =
+        std::process::Command::new(script).env("INFRA_NAMESPACE", &env().namespace).env("RECHECK_INTERVAL", "20s").status().unwrap();
     assert!(status.success());
 }

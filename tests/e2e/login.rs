@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::browser::{self, Browser};
-use crate::harness::{env, eventually, http, idp_domain_and_path, infra, unique, ScimProvider, USER_SCHEMA};
-use crate::idp::{self, new_user, IdpUser};
+use crate::harness::{ScimProvider, USER_SCHEMA, env, eventually, http, idp_domain_and_path, infra, unique};
+use crate::idp::{self, IdpUser, new_user};
 
 /// One authorization at the IdP: what the CLI would hold when its loopback listener gets the code.
 pub(crate) struct Authorized {
@@ -63,11 +63,20 @@ async fn authorize_with_nonce(provider: &str, user: &IdpUser, nonce: &str) -> Au
     let landed = Browser::new().login_at_idp(url.as_str(), &user.email, &user.password, &redirect_uri).await.expect("login at the IdP");
     let q: std::collections::HashMap<String, String> = landed.query_pairs().into_owned().collect();
     assert_eq!(q.get("state"), Some(&state), "{landed}");
-    Authorized { code: q.get("code").cloned().unwrap_or_else(|| panic!("no code in {landed}")), verifier, nonce: nonce.to_string(), redirect_uri }
+    Authorized {
+        code: q.get("code").cloned().unwrap_or_else(|| panic!("no code in {landed}")),
+        verifier,
+        nonce: nonce.to_string(),
+        redirect_uri,
+    }
 }
 
 pub(crate) async fn redeem(server: &str, provider: &str, a: &Authorized) -> (u16, Value) {
-    post_login(server, json!({"provider": provider, "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier, "nonce": a.nonce})).await
+    post_login(
+        server,
+        json!({"provider": provider, "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier, "nonce": a.nonce}),
+    )
+    .await
 }
 
 async fn post_login(server: &str, body: Value) -> (u16, Value) {
@@ -103,7 +112,8 @@ impl TestProvider {
 
     fn add_client(prefix: &str, client_id: &str, secret: &str, extra: &[&str]) -> Self {
         let name = unique(prefix);
-        let mut args = vec!["providers", "add", &name, "--url", &idp_domain_and_path_owned(), "--client-id", client_id, "--client-secret", secret];
+        let mut args =
+            vec!["providers", "add", &name, "--url", &idp_domain_and_path_owned(), "--client-id", client_id, "--client-secret", secret];
         args.extend_from_slice(extra);
         infra(&args).ok();
         Self(name)
@@ -141,7 +151,8 @@ async fn login_returns_a_session_with_groups_from_the_id_token_valid_on_every_re
     let listed = infra(&["users", "list", "--provider", "okta"]).ok().stdout;
     assert!(listed.contains(&user.email), "{listed}");
     // Only a hash of the token is stored.
-    let secrets = crate::harness::kubectl(&["get", "secrets", "-n", &env().namespace, "-l", "infrahq.com/session", "-o", "yaml"]).ok().stdout;
+    let secrets =
+        crate::harness::kubectl(&["get", "secrets", "-n", &env().namespace, "-l", "infrahq.com/session", "-o", "yaml"]).ok().stdout;
     assert!(!secrets.contains(&token) && !secrets.contains(&b64(token.as_bytes())), "the token itself is never stored");
 }
 
@@ -174,7 +185,10 @@ async fn a_scim_provisioned_user_logs_in_as_the_same_user_and_keeps_scim_groups(
     // Okta provisions the person first (userName is the login email, in another case).
     let id = scim.create_user(&user.email.to_uppercase()).await;
     let group = scim
-        .post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "scim-only", "members": [{"value": id}]}))
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "scim-only", "members": [{"value": id}]}),
+        )
         .await;
     group.expect(201);
     let (token, body) = login(&p.name, &user).await;
@@ -191,10 +205,7 @@ async fn a_scim_provisioned_user_logs_in_as_the_same_user_and_keeps_scim_groups(
 async fn a_user_scim_marked_inactive_is_refused() {
     let p = ScimProvider::new("inactive").await;
     let user = new_user("inactive", &[]).await;
-    let created = p
-        .client(0)
-        .post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user.email, "active": false}))
-        .await;
+    let created = p.client(0).post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user.email, "active": false})).await;
     created.expect(201);
     let a = authorize(&p.name, &user).await;
     let (status, body) = redeem(&env().server_urls[0], &p.name, &a).await;
@@ -243,7 +254,11 @@ async fn nonce_mismatch_reuse_and_absence_are_rejected() {
     refusal(status, &body, 400, "nonce_reused");
     // No nonce at all.
     let a = authorize("okta", &user).await;
-    let (status, body) = post_login(&env().server_urls[0], json!({"provider": "okta", "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier})).await;
+    let (status, body) = post_login(
+        &env().server_urls[0],
+        json!({"provider": "okta", "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier}),
+    )
+    .await;
     refusal(status, &body, 400, "invalid_request");
 }
 
@@ -267,13 +282,21 @@ async fn a_code_used_twice_a_wrong_verifier_and_bad_requests_are_rejected() {
     // A redirect URI that is not registered never reaches the provider.
     let c = authorize("okta", &user).await;
     for uri in ["https://evil.example/callback", "http://localhost:9", "http://127.0.0.1:18080/login/callback"] {
-        let (status, body) = post_login(&env().server_urls[0], json!({"provider": "okta", "code": c.code, "redirectURI": uri, "codeVerifier": c.verifier, "nonce": c.nonce})).await;
+        let (status, body) = post_login(
+            &env().server_urls[0],
+            json!({"provider": "okta", "code": c.code, "redirectURI": uri, "codeVerifier": c.verifier, "nonce": c.nonce}),
+        )
+        .await;
         refusal(status, &body, 400, "redirect_uri_not_allowed");
     }
     // The code was not spent by those refusals.
     assert_eq!(redeem(&env().server_urls[0], "okta", &c).await.0, 201);
     // Unknown provider, not JSON, missing fields.
-    let (status, body) = post_login(&env().server_urls[0], json!({"provider": "nope", "code": "x", "redirectURI": c.redirect_uri, "codeVerifier": c.verifier, "nonce": "n"})).await;
+    let (status, body) = post_login(
+        &env().server_urls[0],
+        json!({"provider": "nope", "code": "x", "redirectURI": c.redirect_uri, "codeVerifier": c.verifier, "nonce": "n"}),
+    )
+    .await;
     refusal(status, &body, 404, "unknown_provider");
     let resp = http().post(format!("{}/api/login", env().server_urls[0])).body("{").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
@@ -427,7 +450,10 @@ async fn an_unreachable_provider_does_not_end_sessions() {
     // Several re-check intervals (3 s here) pass with the provider unreachable...
     let logs = || -> String {
         let state = std::env::var("INFRA_STATE_DIR").unwrap();
-        ["controller-0", "controller-1"].iter().map(|c| std::fs::read_to_string(format!("{state}/logs/{c}.log")).unwrap_or_default()).collect()
+        ["controller-0", "controller-1"]
+            .iter()
+            .map(|c| std::fs::read_to_string(format!("{state}/logs/{c}.log")).unwrap_or_default())
+            .collect()
     };
     eventually(Duration::from_secs(30), "the controller to log that it could not re-check the session", || {
         let found = logs().lines().any(|l| l.contains("could not re-check the session") && l.contains(&p.0));
@@ -465,7 +491,9 @@ async fn re_pointing_a_provider_at_another_issuer_ends_its_sessions() {
     eventually(Duration::from_secs(10), "a log line saying the session ended because the provider moved", || {
         let found = ["server-0", "server-1", "controller-0", "controller-1"]
             .iter()
-            .flat_map(|r| std::fs::read_to_string(format!("{state}/logs/{r}.log")).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>())
+            .flat_map(|r| {
+                std::fs::read_to_string(format!("{state}/logs/{r}.log")).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>()
+            })
             .any(|l| l.contains("session ended") && l.contains(&p.0) && l.contains("provider_changed"));
         async move { found.then_some(()) }
     })

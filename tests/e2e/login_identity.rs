@@ -4,10 +4,10 @@
 
 use infra::api::User;
 use infra::directory::naming::user_object_name;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 
-use crate::harness::{client, env, json, kubectl, ScimProvider, USER_SCHEMA};
+use crate::harness::{ScimProvider, USER_SCHEMA, client, env, json, kubectl};
 use crate::idp::{new_unverified_user, new_user};
 use crate::login::{authorize, login, redeem, refusal};
 
@@ -50,7 +50,18 @@ async fn a_login_whose_subject_differs_from_the_recorded_one_is_refused() {
     // The administrator follows the message: remove the recorded subject; the next login binds again.
     let remove = message.split("kubectl ").nth(1).expect("the message names the command");
     assert!(remove.contains(&format!("patch user {name} --subresource=status")), "{message}");
-    kubectl(&["-n", &env().namespace, "patch", "user", &name, "--subresource=status", "--type=json", "-p", r#"[{"op":"remove","path":"/status/loginSubject"}]"#]).ok();
+    kubectl(&[
+        "-n",
+        &env().namespace,
+        "patch",
+        "user",
+        &name,
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/status/loginSubject"}]"#,
+    ])
+    .ok();
     login("okta", &person).await;
     assert_eq!(subject_of(&user_of("okta", &person.email).await), Some(sub));
 }
@@ -64,7 +75,9 @@ async fn scim_writes_and_renames_keep_the_recorded_subject() {
     login(&p.name, &person).await;
     let sub = subject_of(&user_of(&p.name, &person.email).await).expect("bound at login");
     // A replace that keeps the userName, then one that renames (a new object under a new name).
-    scim.put(&format!("/Users/{id}"), &json!({"schemas": [USER_SCHEMA], "userName": person.email, "displayName": "Kept"})).await.expect(200);
+    scim.put(&format!("/Users/{id}"), &json!({"schemas": [USER_SCHEMA], "userName": person.email, "displayName": "Kept"}))
+        .await
+        .expect(200);
     assert_eq!(subject_of(&user_of(&p.name, &person.email).await).as_deref(), Some(sub.as_str()));
     let renamed = format!("renamed-{}", person.email);
     scim.put(&format!("/Users/{id}"), &json!({"schemas": [USER_SCHEMA], "userName": renamed})).await.expect(200);

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use infra::api::{labels, member_label, Group, GroupMember, GroupSpec, IdentityProvider, ProviderRef, User};
+use infra::api::{Group, GroupMember, GroupSpec, IdentityProvider, ProviderRef, User, labels, member_label};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Api, Resource};
 use serde_json::json;
@@ -28,8 +28,13 @@ async fn a_user_deleted_behind_the_servers_back_leaves_its_groups() {
     let scim = p.client(0);
     let alice = scim.post("/Users", &json!({"userName": format!("alice@{}.example.com", p.name)})).await.expect(201).clone();
     let bob = scim.post("/Users", &json!({"userName": format!("bob@{}.example.com", p.name)})).await.expect(201).clone();
-    let group = scim.post("/Groups", &json!({"displayName": "eng", "members": [{"value": alice["id"]}, {"value": bob["id"]}]})).await.expect(201).clone();
-    let (aid, bid, gid) = (alice["id"].as_str().unwrap(), bob["id"].as_str().unwrap().to_string(), group["id"].as_str().unwrap().to_string());
+    let group = scim
+        .post("/Groups", &json!({"displayName": "eng", "members": [{"value": alice["id"]}, {"value": bob["id"]}]}))
+        .await
+        .expect(201)
+        .clone();
+    let (aid, bid, gid) =
+        (alice["id"].as_str().unwrap(), bob["id"].as_str().unwrap().to_string(), group["id"].as_str().unwrap().to_string());
 
     let users: Api<User> = Api::namespaced(client().await, &env().namespace);
     let selector = format!("infrahq.com/scim-id={aid}");
@@ -41,7 +46,7 @@ async fn a_user_deleted_behind_the_servers_back_leaves_its_groups() {
         let c = p.client(i);
         eventually(Duration::from_secs(30), "the deleted user to leave the group", || {
             let (c, gid, bid) = (c.clone(), gid.clone(), bid.clone());
-            async move { (member_ids(&c.get(&format!("/Groups/{gid}")).await.expect(200)) == vec![bid]).then_some(()) }
+            async move { (member_ids(c.get(&format!("/Groups/{gid}")).await.expect(200)) == vec![bid]).then_some(()) }
         })
         .await;
     }
@@ -85,7 +90,7 @@ async fn groups_stored_with_spec_members_are_read_and_moved_onto_their_users() {
     let want = sorted(vec![aid.clone(), bid.clone()]);
     eventually(Duration::from_secs(30), "the legacy group to read with its existing members", || {
         let (c, gid, want) = (scim.clone(), gid.clone(), want.clone());
-        async move { (member_ids(&c.get(&format!("/Groups/{gid}")).await.expect(200)) == want).then_some(()) }
+        async move { (member_ids(c.get(&format!("/Groups/{gid}")).await.expect(200)) == want).then_some(()) }
     })
     .await;
     let user = scim.get(&format!("/Users/{aid}")).await.expect(200).clone();
@@ -100,12 +105,12 @@ async fn groups_stored_with_spec_members_are_read_and_moved_onto_their_users() {
     let labelled = users.list(&ListParams::default().labels(&member_label(&gid))).await.unwrap().items;
     let ids = sorted(labelled.iter().map(|u| u.metadata.labels.as_ref().unwrap()[labels::SCIM_ID].clone()).collect());
     assert_eq!(ids, want);
-    assert_eq!(member_ids(&scim.get(&format!("/Groups/{gid}")).await.expect(200)), want);
+    assert_eq!(member_ids(scim.get(&format!("/Groups/{gid}")).await.expect(200)), want);
 
     // Member PATCHes keep working on the moved group.
     scim.patch(&format!("/Groups/{gid}"), &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "remove", "path": format!("members[value eq \"{aid}\"]")}]}))
         .await
         .expect(200);
-    assert_eq!(member_ids(&scim.get(&format!("/Groups/{gid}")).await.expect(200)), vec![bid]);
+    assert_eq!(member_ids(scim.get(&format!("/Groups/{gid}")).await.expect(200)), vec![bid]);
     p.remove();
 }

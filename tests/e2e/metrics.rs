@@ -41,7 +41,8 @@ async fn public_listener_serves_no_metrics() {
 
 #[tokio::test]
 async fn unknown_http_methods_add_no_label_values() {
-    let fixed: BTreeSet<String> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"].into_iter().map(String::from).collect();
+    let fixed: BTreeSet<String> =
+        ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"].into_iter().map(String::from).collect();
     let (public, metrics) = (&env().server_urls[0], &env().server_metrics_urls[0]);
     let before = metrics_text(metrics).await;
     // The attack from the review: unique 8 KB methods (it grew /metrics from 2.6 KB to 15.4 MB
@@ -67,7 +68,8 @@ async fn unknown_http_methods_add_no_label_values() {
 /// that every Prometheus target carries.
 #[tokio::test]
 async fn each_role_exports_only_its_own_metrics() {
-    let controllers: Vec<String> = std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS").split_whitespace().map(String::from).collect();
+    let controllers: Vec<String> =
+        std::env::var("INFRA_CONTROLLER_URLS").expect("INFRA_CONTROLLER_URLS").split_whitespace().map(String::from).collect();
     let version = env!("CARGO_PKG_VERSION");
     for c in &controllers {
         let text = metrics_text(c).await;

@@ -125,7 +125,11 @@ async fn an_api_server_outage_is_answered_as_an_outage_and_both_roles_recover() 
     // watches come back with kube-runtime's backoff (at most 30 s between attempts) once the
     // restarted API server serves the custom resources again, which took about 90 s here.
     let key = unique("after");
-    kubectl_apply(&format!("apiVersion: infrahq.com/v1alpha1\nkind: ScimKey\nmetadata:\n  name: {key}\nspec:\n  providerRef:\n    name: {}\n", p.name)).ok();
+    kubectl_apply(&format!(
+        "apiVersion: infrahq.com/v1alpha1\nkind: ScimKey\nmetadata:\n  name: {key}\nspec:\n  providerRef:\n    name: {}\n",
+        p.name
+    ))
+    .ok();
     let created = std::time::Instant::now();
     let keys = scim_keys().await;
     eventually(Duration::from_secs(240), "the controller to generate a key after the outage", || {

@@ -101,8 +101,19 @@ async fn a_wrong_secret_fails_client_credentials_and_edit_fixes_it() {
 async fn an_unreachable_url_fails_discovery() {
     let name = unique("unreach");
     let run = infra(&[
-        "providers", "add", &name, "--url", "https://127.0.0.1:9/oauth2/default", "--client-id", CLIENT_ID,
-        "--client-secret", CLIENT_SECRET, "--kind", "oidc", "--timeout", "60s",
+        "providers",
+        "add",
+        &name,
+        "--url",
+        "https://127.0.0.1:9/oauth2/default",
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--kind",
+        "oidc",
+        "--timeout",
+        "60s",
     ]);
     assert_ne!(run.status, 0);
     assert!(run.stderr.contains("DiscoverySucceeded (Unreachable)"), "{}", run.stderr);
@@ -123,8 +134,19 @@ async fn an_issuer_mismatch_fails_discovery() {
     let name = unique("mismatch");
     let url = env().idp_url.replace("localhost", "127.0.0.1");
     let run = infra(&[
-        "providers", "add", &name, "--url", &url, "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-        "--kind", "oidc", "--timeout", "60s",
+        "providers",
+        "add",
+        &name,
+        "--url",
+        &url,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret",
+        CLIENT_SECRET,
+        "--kind",
+        "oidc",
+        "--timeout",
+        "60s",
     ]);
     assert_ne!(run.status, 0);
     let (status, reason, message) = settled_condition(&name, "DiscoverySucceeded").await;
@@ -156,11 +178,10 @@ async fn a_missing_secret_created_later_makes_the_provider_ready_without_touchin
     assert_eq!(after.metadata.generation, generation, "the operator changed the spec");
 
     // Events recorded the transitions, without the secret.
-    let events = kubectl(&[
-        "get", "events", "-n", &env().namespace, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json",
-    ])
-    .ok()
-    .stdout;
+    let events =
+        kubectl(&["get", "events", "-n", &env().namespace, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json"])
+            .ok()
+            .stdout;
     assert!(events.contains("SecretNotFound"), "no SecretNotFound event");
     assert!(!events.contains(CLIENT_SECRET));
     kubectl(&["delete", "identityprovider", &name, "-n", &env().namespace]).ok();
@@ -195,7 +216,11 @@ async fn a_provider_cannot_read_secrets_that_were_not_made_for_it() {
     assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretWrongType"), "{message}");
     assert!(message.contains(infra::api::CLIENT_SECRET_TYPE) && message.contains("kubectl"), "{message}");
     assert!(!message.contains("refreshToken") && !message.contains(CLIENT_SECRET), "{message}");
-    assert_eq!(condition_reason(&deputy, "ClientCredentialsValid").await, "SecretInvalid", "the Secret's value was sent to the token endpoint");
+    assert_eq!(
+        condition_reason(&deputy, "ClientCredentialsValid").await,
+        "SecretInvalid",
+        "the Secret's value was sent to the token endpoint"
+    );
 
     // The sample provider's own client secret: right type, but labelled for `okta`.
     let borrower = unique("borrower");
@@ -240,7 +265,9 @@ async fn an_opaque_secret_from_an_earlier_version_is_explained_and_migrated_by_e
     assert!(message.contains(&format!("infra providers edit {name}")), "{message}");
 
     infra_with(&["providers", "edit", &name, "--client-secret-stdin"], &[], Some(CLIENT_SECRET)).ok();
-    let migrated = kubectl(&["get", "secret", &secret, "-n", &env().namespace, "-o", "jsonpath={.type} {.metadata.labels.infrahq\\.com/provider}"]).ok();
+    let migrated =
+        kubectl(&["get", "secret", &secret, "-n", &env().namespace, "-o", "jsonpath={.type} {.metadata.labels.infrahq\\.com/provider}"])
+            .ok();
     assert_eq!(migrated.stdout.trim(), format!("{} {name}", infra::api::CLIENT_SECRET_TYPE));
     wait_condition(&name, "Ready", "Ready after the migration", |c| c.status == "True").await;
     kubectl(&["delete", "identityprovider", &name, "-n", &env().namespace]).ok();
@@ -253,12 +280,36 @@ async fn bad_cli_input_gets_a_precise_error_and_creates_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["providers", "add", &name, "--url", "example.okta.com/foo", "--client-id", "x", "--client-secret", "y"], "--url"),
         (vec!["providers", "add", &name, "--url", "http://example.okta.com", "--client-id", "x", "--client-secret", "y"], "https"),
-        (vec!["providers", "add", "Bad_Name", "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y"], "invalid provider name"),
+        (
+            vec!["providers", "add", "Bad_Name", "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y"],
+            "invalid provider name",
+        ),
         (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x"], "client secret is required"),
         (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", " ", "--client-secret", "y"], "--client-id is empty"),
-        (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret-env", "INFRA_NO_SUCH_VAR"], "INFRA_NO_SUCH_VAR"),
-        (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y", "--kind", "ldap"], "ldap"),
-        (vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y", "--groups-filter", "eng("], "--groups-filter"),
+        (
+            vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret-env", "INFRA_NO_SUCH_VAR"],
+            "INFRA_NO_SUCH_VAR",
+        ),
+        (
+            vec!["providers", "add", &name, "--url", "example.okta.com", "--client-id", "x", "--client-secret", "y", "--kind", "ldap"],
+            "ldap",
+        ),
+        (
+            vec![
+                "providers",
+                "add",
+                &name,
+                "--url",
+                "example.okta.com",
+                "--client-id",
+                "x",
+                "--client-secret",
+                "y",
+                "--groups-filter",
+                "eng(",
+            ],
+            "--groups-filter",
+        ),
         (vec!["providers", "remove", &name], "not found"),
         (vec!["providers", "edit", &name, "--client-id", "z"], "not found"),
     ];

@@ -12,7 +12,8 @@ const PORT: u16 = 18097;
 
 async fn own_server() -> std::process::Child {
     let state = std::env::var("INFRA_STATE_DIR").unwrap();
-    extra_server(PORT, &["--trusted-proxy-hops=1"], &[("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt"))], Some("server-rate-limits")).await
+    extra_server(PORT, &["--trusted-proxy-hops=1"], &[("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt"))], Some("server-rate-limits"))
+        .await
 }
 
 fn base() -> String {
@@ -27,7 +28,8 @@ async fn statuses(n: usize, make: impl Fn(usize) -> reqwest::RequestBuilder) -> 
         let resp = make(i).send().await.unwrap();
         let status = resp.status().as_u16();
         if status == 429 {
-            retry_after &= resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1);
+            retry_after &=
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s >= 1);
         }
         out.push(status);
     }
@@ -54,7 +56,13 @@ async fn logins_whoami_and_failed_scim_authentications_are_rate_limited() {
     // Another client is not affected; nor is a client that forges X-Forwarded-For entries to
     // the left of what the trusted proxy appended.
     assert_eq!(statuses(1, login("203.0.113.2")).await.0, vec![400]);
-    let forged = client.post(format!("{}/api/login", base())).header("x-forwarded-for", "198.51.100.9, 203.0.113.1").json(&json!({})).send().await.unwrap();
+    let forged = client
+        .post(format!("{}/api/login", base()))
+        .header("x-forwarded-for", "198.51.100.9, 203.0.113.1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status().as_u16(), 429);
 
     // whoami: 300 a minute, burst 100.

@@ -6,8 +6,8 @@
 //! proves these permissions sufficient.
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
-use kube::api::PostParams;
 use kube::Api;
+use kube::api::PostParams;
 
 use crate::harness::{client, env};
 

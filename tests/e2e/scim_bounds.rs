@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use infra::api::{labels, ProviderRef, User, UserSpec};
+use infra::api::{ProviderRef, User, UserSpec, labels};
 use infra::directory::naming::{new_id, user_object_name};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Resource};
@@ -58,7 +58,10 @@ async fn requests_over_the_limits_are_refused_and_change_nothing() {
     let r = scim.patch(&user_path, &patch_op(json!([{"op": "add", "path": "emails", "value": emails(101)}]))).await;
     refused(&r, &["emails", "100"]);
     let r = scim
-        .patch(&user_path, &patch_op(json!([{"op": "add", "path": "emails", "value": emails(60)}, {"op": "replace", "value": {"emails": emails(41)}}])))
+        .patch(
+            &user_path,
+            &patch_op(json!([{"op": "add", "path": "emails", "value": emails(60)}, {"op": "replace", "value": {"emails": emails(41)}}])),
+        )
         .await;
     refused(&r, &["emails", "101", "100"]);
     // 1,001 operations.
@@ -66,7 +69,8 @@ async fn requests_over_the_limits_are_refused_and_change_nothing() {
     let r = scim.patch(&user_path, &patch_op(ops)).await;
     refused(&r, &["Operations", "1001", "1000"]);
     // PUT and POST bodies are held to the same limits.
-    let r = scim.put(&user_path, &json!({"schemas": [USER_SCHEMA], "userName": user_name, "title": "changed", "emails": emails(101)})).await;
+    let r =
+        scim.put(&user_path, &json!({"schemas": [USER_SCHEMA], "userName": user_name, "title": "changed", "emails": emails(101)})).await;
     refused(&r, &["emails", "100"]);
     let r = scim.put(&group_path, &json!({"schemas": [GROUP_SCHEMA], "displayName": "changed", "members": too_many_members()})).await;
     refused(&r, &["members", "10000"]);
@@ -170,7 +174,9 @@ async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     });
     let body = patch_op(json!([{"op": "add", "path": "members", "value": members(ids.iter().cloned())}]));
     let started = Instant::now();
-    let r = scim.send(reqwest::Method::PATCH, &format!("/Groups/{gid}?excludedAttributes=members"), Some(body.to_string().into_bytes()), &[]).await;
+    let r = scim
+        .send(reqwest::Method::PATCH, &format!("/Groups/{gid}?excludedAttributes=members"), Some(body.to_string().into_bytes()), &[])
+        .await;
     let took = started.elapsed();
     stop.send(true).unwrap();
     r.expect(200);
@@ -186,7 +192,6 @@ async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     // Stored as a label on each member.
     let stored = kubectl(&["get", "users", "-n", &env().namespace, "-l", &format!("group.infrahq.com/{gid}"), "-o", "name"]).ok().stdout;
     assert_eq!(stored.lines().count(), 10_000);
-
 }
 
 /// A value a third of the server's body limit: three of them fit in one User (a 1.4 MB object),

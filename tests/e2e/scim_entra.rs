@@ -60,7 +60,9 @@ async fn entra_test_connection_queries_a_random_user_name_and_gets_an_empty_list
     let entra = p.client(0).entra("application/scim+json");
     // "Test Connection" asks for a user that cannot exist.
     assert_empty_list(&entra.filter("Users", &format!("userName eq \"{}\"", guid())).await);
-    assert_empty_list(&entra.get(&format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{}\"", guid())))).await);
+    assert_empty_list(
+        &entra.get(&format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{}\"", guid())))).await,
+    );
     // The tutorial's "Get User by query - Zero results".
     assert_empty_list(&entra.filter("Users", "userName eq \"non-existent user\"").await);
     p.remove();
@@ -102,7 +104,8 @@ async fn entra_patches_users_in_its_dialect() {
     let p = ScimProvider::new("entra-patch").await;
     let entra = p.client(0).entra("application/scim+json");
     let user_name = format!("Test_User_{}@{}.example.com", guid(), p.name);
-    let id = entra.post("/Users", &entra_user(&user_name, &guid(), "old@testuser.com")).await.expect(201)["id"].as_str().unwrap().to_string();
+    let id =
+        entra.post("/Users", &entra_user(&user_name, &guid(), "old@testuser.com")).await.expect(201)["id"].as_str().unwrap().to_string();
     let path = format!("/Users/{id}");
     let get = || async { entra.get(&path).await.expect(200).clone() };
 
@@ -188,19 +191,20 @@ async fn entra_patches_users_in_its_dialect() {
     assert_eq!(u["externalId"], "Eqpj2");
     assert_eq!(u[ENTERPRISE_USER]["employeeNumber"], "Eqpj2");
     assert_eq!(u[ENTERPRISE_USER]["department"], "Finance");
-    assert!(u.get("name.givenName").is_none() && u.get(format!("{ENTERPRISE_USER}:department").as_str()).is_none(), "keys are paths, not attributes: {u}");
+    assert!(
+        u.get("name.givenName").is_none() && u.get(format!("{ENTERPRISE_USER}:department").as_str()).is_none(),
+        "keys are paths, not attributes: {u}"
+    );
     assert_eq!(entra.filter("Users", "externalId eq \"Eqpj2\"").await.ids(), vec![id.clone()]);
     assert_eq!(entra.filter("Users", "emails[type eq \"work\"].value eq \"second@test.microsoft.com\"").await.ids(), vec![id.clone()]);
 
     // The manager, by id.
-    let manager = entra.post("/Users", &entra_user(&format!("mgr@{}.example.com", p.name), &guid(), "mgr@testuser.com")).await.expect(201)["id"]
+    let manager = entra.post("/Users", &entra_user(&format!("mgr@{}.example.com", p.name), &guid(), "mgr@testuser.com")).await.expect(201)
+        ["id"]
         .as_str()
         .unwrap()
         .to_string();
-    entra
-        .patch(&path, &patch_op(json!([{"op": "Add", "path": format!("{ENTERPRISE_USER}:manager"), "value": manager}])))
-        .await
-        .expect(200);
+    entra.patch(&path, &patch_op(json!([{"op": "Add", "path": format!("{ENTERPRISE_USER}:manager"), "value": manager}]))).await.expect(200);
     assert_eq!(get().await[ENTERPRISE_USER]["manager"]["value"], json!(manager));
 
     // "Disable User", in the default mode (the boolean as a string), then re-enable.
@@ -226,7 +230,8 @@ async fn entra_manages_groups_and_their_members() {
     let entra = p.client(0).entra("application/scim+json");
     let mut users = vec![];
     for i in 0..3 {
-        let r = entra.post("/Users", &entra_user(&format!("member-{i}@{}.example.com", p.name), &guid(), &format!("m{i}@testuser.com"))).await;
+        let r =
+            entra.post("/Users", &entra_user(&format!("member-{i}@{}.example.com", p.name), &guid(), &format!("m{i}@testuser.com"))).await;
         users.push(r.expect(201)["id"].as_str().unwrap().to_string());
     }
     let display = format!("displayName {}", p.name);
@@ -314,11 +319,13 @@ async fn entra_hard_deletes_users_and_removes_them_from_every_group() {
     let p = ScimProvider::new("entra-delete").await;
     let entra = p.client(0).entra("application/scim+json");
     let gone_name = format!("gone@{}.example.com", p.name);
-    let gone = entra.post("/Users", &entra_user(&gone_name, &guid(), "gone@testuser.com")).await.expect(201)["id"].as_str().unwrap().to_string();
-    let stays = entra.post("/Users", &entra_user(&format!("stays@{}.example.com", p.name), &guid(), "stays@testuser.com")).await.expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let gone =
+        entra.post("/Users", &entra_user(&gone_name, &guid(), "gone@testuser.com")).await.expect(201)["id"].as_str().unwrap().to_string();
+    let stays =
+        entra.post("/Users", &entra_user(&format!("stays@{}.example.com", p.name), &guid(), "stays@testuser.com")).await.expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let mut groups = vec![];
     for (name, members) in [("both", vec![&gone, &stays]), ("only-gone", vec![&gone])] {
         let mut body = entra_group(name, &guid());

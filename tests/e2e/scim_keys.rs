@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 
 use crate::harness::*;
 
 /// Adds a Ready provider through the CLI and returns its name.
 async fn ready_provider(prefix: &str) -> String {
     let name = unique(prefix);
-    infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+    infra(&["providers", "add", &name, "--url", &idp_domain_and_path(), "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"])
+        .ok();
     name
 }
 
@@ -42,10 +43,8 @@ async fn spc(base: &str, auth: Option<&str>) -> (u16, serde_json::Value, Option<
 /// Waits until every server replica answers `want` for this Authorization header.
 async fn all_replicas_answer(auth: &str, want: u16, within: Duration) {
     for base in &env().server_urls {
-        eventually(within, &format!("{base} to answer {want}"), || async move {
-            (spc(base, Some(auth)).await.0 == want).then_some(())
-        })
-        .await;
+        eventually(within, &format!("{base} to answer {want}"), || async move { (spc(base, Some(auth)).await.0 == want).then_some(()) })
+            .await;
     }
 }
 
@@ -140,10 +139,14 @@ async fn keys_stay_bound_to_their_provider() {
     // A key cannot be moved to another provider: the API server refuses the change.
     let err = scim_keys()
         .await
-        .patch(&key_a, &PatchParams::apply("e2e").force(), &Patch::Apply(serde_json::json!({
-            "apiVersion": "infrahq.com/v1alpha1", "kind": "ScimKey",
-            "spec": {"providerRef": {"name": b}}
-        })))
+        .patch(
+            &key_a,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "infrahq.com/v1alpha1", "kind": "ScimKey",
+                "spec": {"providerRef": {"name": b}}
+            })),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("immutable"), "{err}");

@@ -260,9 +260,8 @@ async fn okta_group_push_links_creates_renames_changes_members_and_deletes() {
 
     // Rename: a path-less replace that carries the group's own id.
     let renamed = format!("Test SCIMv2 renamed {}", p.name);
-    let r = okta
-        .patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "replace", "value": {"id": gid, "displayName": renamed}}])))
-        .await;
+    let r =
+        okta.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "replace", "value": {"id": gid, "displayName": renamed}}]))).await;
     assert!(r.status == 200 || r.status == 204, "rename: {} {}", r.status, r.text);
     assert_eq!(okta.get(&format!("/Groups/{gid}")).await.expect(200)["displayName"], json!(renamed));
     assert!(lookup(display.clone()).await.ids().is_empty());
@@ -278,9 +277,12 @@ async fn okta_group_push_links_creates_renames_changes_members_and_deletes() {
     let g = okta.get(&format!("/Groups/{gid}")).await.expect(200).clone();
     assert_eq!(member_ids(&g), HashSet::from([u0.0.clone(), u1.0.clone()]));
     // Okta re-sends memberships it is not sure about: adding a member twice lists it once.
-    okta.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": u1.0, "display": u1.1}]}])))
-        .await
-        .expect_ok_or_no_content();
+    okta.patch(
+        &format!("/Groups/{gid}"),
+        &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": u1.0, "display": u1.1}]}])),
+    )
+    .await
+    .expect_ok_or_no_content();
     assert_eq!(okta.get(&format!("/Groups/{gid}")).await.expect(200)["members"].as_array().unwrap().len(), 2);
 
     // Remove a member by value filter.
@@ -293,7 +295,10 @@ async fn okta_group_push_links_creates_renames_changes_members_and_deletes() {
 
     // Replace all members, then with none.
     let r = okta
-        .patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "replace", "path": "members", "value": [{"value": u2.0, "display": u2.1}]}])))
+        .patch(
+            &format!("/Groups/{gid}"),
+            &patch_op(json!([{"op": "replace", "path": "members", "value": [{"value": u2.0, "display": u2.1}]}])),
+        )
         .await;
     assert!(r.status == 200 || r.status == 204, "replace: {} {}", r.status, r.text);
     assert_eq!(member_ids(okta.get(&format!("/Groups/{gid}")).await.expect(200)), HashSet::from([u2.0.clone()]));
@@ -331,13 +336,12 @@ async fn okta_user_name_change_by_put_keeps_the_id_and_frees_the_old_name() {
     let new = format!("new.name@{}.okta.local", p.name);
     let created = okta.post("/Users", &okta_user(&old, "00u1")).await.expect(201).clone();
     let id = created["id"].as_str().unwrap().to_string();
-    let gid = okta
-        .post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": "Renamers", "members": [{"value": id}]}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let gid =
+        okta.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": "Renamers", "members": [{"value": id}]})).await.expect(201)
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
 
     let mut put = okta.get(&format!("/Users/{id}")).await.expect(200).clone();
     put["userName"] = json!(new);
@@ -428,7 +432,9 @@ async fn pushed_users_and_groups_show_in_kubectl_and_the_cli() {
     okta.post("/Users", &okta_user(&bob, "00ub")).await.expect(201);
     okta.patch(&format!("/Users/{a}"), &patch_op(json!([{"op": "replace", "value": {"active": false}}]))).await.expect(200);
     let group = format!("Admins {}", p.name);
-    okta.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": group, "members": [{"value": a, "display": alice}]})).await.expect(201);
+    okta.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": group, "members": [{"value": a, "display": alice}]}))
+        .await
+        .expect(201);
 
     let selector = format!("infrahq.com/provider={}", p.name);
     let table = kubectl(&["get", "users", "-n", &env().namespace, "-l", &selector]).ok().stdout;

@@ -164,7 +164,14 @@ async fn malformed_bodies_are_400_invalid_syntax() {
     let user = format!("/Users/{id}");
     for body in ["{\"userName\": ", "not json", "", "[]", "\"a string\"", "{\"userName\": \"x\",}"] {
         let (shown, body) = (body, body.as_bytes());
-        for (method, path) in [(Method::POST, "/Users"), (Method::POST, "/Groups"), (Method::PUT, user.as_str()), (Method::PATCH, user.as_str()), (Method::POST, "/.search"), (Method::POST, "/Users/.search")] {
+        for (method, path) in [
+            (Method::POST, "/Users"),
+            (Method::POST, "/Groups"),
+            (Method::PUT, user.as_str()),
+            (Method::PATCH, user.as_str()),
+            (Method::POST, "/.search"),
+            (Method::POST, "/Users/.search"),
+        ] {
             let r = scim.send(method.clone(), path, Some(body.to_vec()), &[]).await;
             assert_eq!(r.status, 400, "{method} {path} {shown:?}: {}", r.text);
             r.expect_error(400, Some("invalidSyntax"));
@@ -184,7 +191,8 @@ async fn malformed_bodies_are_400_invalid_syntax() {
 async fn oversized_bodies_are_413() {
     let p = ScimProvider::new("proto-413").await;
     let scim = p.client(0);
-    let big = json!({"schemas": [USER_SCHEMA], "userName": format!("big@{}.example.com", p.name), "displayName": "x".repeat(1024 * 1024 + 1)});
+    let big =
+        json!({"schemas": [USER_SCHEMA], "userName": format!("big@{}.example.com", p.name), "displayName": "x".repeat(1024 * 1024 + 1)});
     let r = scim.post("/Users", &big).await;
     assert_eq!(r.status, 413, "{}", r.text);
     assert!(p.objects("users").is_empty());
@@ -279,11 +287,21 @@ async fn invalid_filters_are_400_invalid_filter_and_never_500() {
         assert_eq!(r.status, 400, "filter {:?}: {}", &f[..f.len().min(80)], r.text);
         r.expect_error(400, Some("invalidFilter"));
         // The same filter in a search request body.
-        let r = scim.post("/Users/.search", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f})).await;
+        let r =
+            scim.post("/Users/.search", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f})).await;
         r.expect_error(400, Some("invalidFilter"));
     }
     // Odd but harmless inputs: whatever the answer, never a server error.
-    for f in ["userName eq \"\\u0000\"", "userName eq \"\u{1F600}\"", "userName eq 1e999", "meta.created gt \"not a date\"", "active eq \"yes\"", "userName eq null", "%", "userName eq \"a\\\"b\""] {
+    for f in [
+        "userName eq \"\\u0000\"",
+        "userName eq \"\u{1F600}\"",
+        "userName eq 1e999",
+        "meta.created gt \"not a date\"",
+        "active eq \"yes\"",
+        "userName eq null",
+        "%",
+        "userName eq \"a\\\"b\"",
+    ] {
         let r = scim.filter("Users", f).await;
         assert!(r.status == 200 || r.status == 400, "filter {f:?}: {} {}", r.status, r.text);
         if r.status == 400 {
@@ -306,7 +324,12 @@ async fn paging_parameters_follow_rfc7644() {
     };
     // count=0: only the total.
     let r = page("count=0").await;
-    assert_eq!((r.body["totalResults"].clone(), r.body["itemsPerPage"].clone(), r.body["Resources"].clone()), (json!(5), json!(0), json!([])), "{}", r.text);
+    assert_eq!(
+        (r.body["totalResults"].clone(), r.body["itemsPerPage"].clone(), r.body["Resources"].clone()),
+        (json!(5), json!(0), json!([])),
+        "{}",
+        r.text
+    );
     // "A negative value SHALL be interpreted as 0."
     let r = page("count=-3").await;
     assert_eq!(r.expect(200)["Resources"], json!([]), "{}", r.text);
@@ -413,7 +436,12 @@ async fn group_filters_on_display_name_and_members() {
     let mut groups = HashMap::new();
     for (name, members) in [("Engineering", vec!["alice", "bob"]), ("Sales", vec!["carol"]), ("Everyone Else", vec![])] {
         let members: Vec<Value> = members.iter().map(|m| json!({"value": people.id(m)})).collect();
-        let r = scim.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": name, "externalId": format!("g-{name}"), "members": members})).await;
+        let r = scim
+            .post(
+                "/Groups",
+                &json!({"schemas": [GROUP_SCHEMA], "displayName": name, "externalId": format!("g-{name}"), "members": members}),
+            )
+            .await;
         groups.insert(r.expect(201)["id"].as_str().unwrap().to_string(), name);
     }
     let names = |r: &Resp| -> BTreeSet<&str> {
@@ -489,7 +517,11 @@ async fn attributes_and_excluded_attributes_shape_every_read() {
         assert!(r["id"].is_string() && r["userName"].is_string() && r.get("displayName").is_none() && r.get("emails").is_none(), "{r}");
     }
     let list = scim.get("/Users?excludedAttributes=emails").await;
-    assert!(list.expect(200)["Resources"].as_array().unwrap().iter().all(|r| r.get("emails").is_none() && r["userName"].is_string()), "{}", list.text);
+    assert!(
+        list.expect(200)["Resources"].as_array().unwrap().iter().all(|r| r.get("emails").is_none() && r["userName"].is_string()),
+        "{}",
+        list.text
+    );
     let found = scim.post("/Users/.search", &json!({"attributes": ["displayName"], "filter": "title eq \"Manager\""})).await;
     assert_eq!(found.expect(200)["Resources"][0]["displayName"], "Bob Jones");
     assert!(found.body["Resources"][0].get("userName").is_none(), "{}", found.text);
@@ -497,7 +529,12 @@ async fn attributes_and_excluded_attributes_shape_every_read() {
     assert!(found.expect(200)["Resources"][0].get("emails").is_none(), "{}", found.text);
 
     // Groups, and the answer of a create.
-    let g = scim.post("/Groups?attributes=displayName", &json!({"schemas": [GROUP_SCHEMA], "displayName": "Projected", "members": [{"value": people.id("bob")}]})).await;
+    let g = scim
+        .post(
+            "/Groups?attributes=displayName",
+            &json!({"schemas": [GROUP_SCHEMA], "displayName": "Projected", "members": [{"value": people.id("bob")}]}),
+        )
+        .await;
     assert_eq!(g.expect(201)["displayName"], "Projected");
     assert!(g.body.get("members").is_none(), "{}", g.text);
     let gid = g.body["id"].as_str().unwrap();
@@ -515,13 +552,22 @@ async fn attributes_shape_the_answers_of_put_and_patch() {
     let p = ScimProvider::new("proto-attrs-w").await;
     let scim = p.client(0);
     let user_name = format!("writer@{}.example.com", p.name);
-    let r = scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user_name, "displayName": "Writer", "title": "Scribe"})).await;
+    let r =
+        scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": user_name, "displayName": "Writer", "title": "Scribe"})).await;
     let id = r.expect(201)["id"].as_str().unwrap().to_string();
-    let r = scim.patch(&format!("/Users/{id}?attributes=displayName"), &patch_op(json!([{"op": "replace", "path": "displayName", "value": "Patched"}]))).await;
+    let r = scim
+        .patch(
+            &format!("/Users/{id}?attributes=displayName"),
+            &patch_op(json!([{"op": "replace", "path": "displayName", "value": "Patched"}])),
+        )
+        .await;
     assert_eq!(r.expect(200)["displayName"], "Patched");
     assert!(r.body.get("userName").is_none() && r.body.get("title").is_none(), "PATCH ignored attributes: {}", r.text);
     let r = scim
-        .put(&format!("/Users/{id}?excludedAttributes=title"), &json!({"schemas": [USER_SCHEMA], "userName": user_name, "displayName": "Put", "title": "Scribe"}))
+        .put(
+            &format!("/Users/{id}?excludedAttributes=title"),
+            &json!({"schemas": [USER_SCHEMA], "userName": user_name, "displayName": "Put", "title": "Scribe"}),
+        )
         .await;
     assert_eq!(r.expect(200)["displayName"], "Put");
     assert!(r.body.get("title").is_none(), "PUT ignored excludedAttributes: {}", r.text);
@@ -550,7 +596,10 @@ async fn sort_by_and_sort_order() {
         (format!("sortBy={}&sortOrder=descending", enc(&format!("{ENTERPRISE_USER}:employeeNumber"))), vec!["carol", "bob", "alice"]),
         ("sortby=USERNAME&sortorder=DESCENDING".into(), vec!["carol", "bob", "alice"]),
         // With a filter and paging: the sort applies before the page is cut.
-        (format!("filter={}&sortBy=userName&sortOrder=descending&startIndex=2&count=1", enc("name.familyName eq \"Smith\"")), vec!["alice"]),
+        (
+            format!("filter={}&sortBy=userName&sortOrder=descending&startIndex=2&count=1", enc("name.familyName eq \"Smith\"")),
+            vec!["alice"],
+        ),
         ("sortBy=userName&startIndex=2&count=2".into(), vec!["bob", "carol"]),
     ];
     for (q, want) in cases {
@@ -652,7 +701,8 @@ async fn discovery_documents_describe_what_is_supported() {
     let types = r.expect(200).clone();
     assert_eq!(types["schemas"], json!([LIST_RESPONSE]));
     assert_eq!(types["totalResults"], json!(2));
-    let by_id: HashMap<String, Value> = types["Resources"].as_array().unwrap().iter().map(|t| (t["id"].as_str().unwrap().to_string(), t.clone())).collect();
+    let by_id: HashMap<String, Value> =
+        types["Resources"].as_array().unwrap().iter().map(|t| (t["id"].as_str().unwrap().to_string(), t.clone())).collect();
     let user_type = &by_id["User"];
     assert_eq!(user_type["endpoint"], "/Users");
     assert_eq!(user_type["schema"], USER_SCHEMA);
@@ -677,7 +727,10 @@ async fn discovery_documents_describe_what_is_supported() {
     assert_eq!(user["id"], USER_SCHEMA);
     assert_eq!(user["meta"]["resourceType"], "Schema");
     let user_name = attr(&user, "userName");
-    assert_eq!((user_name["uniqueness"].clone(), user_name["caseExact"].clone(), user_name["required"].clone()), (json!("server"), json!(false), json!(true)));
+    assert_eq!(
+        (user_name["uniqueness"].clone(), user_name["caseExact"].clone(), user_name["required"].clone()),
+        (json!("server"), json!(false), json!(true))
+    );
     let password = attr(&user, "password");
     assert_eq!((password["returned"].clone(), password["mutability"].clone()), (json!("never"), json!("writeOnly")));
     assert_eq!(attr(&user, "groups")["mutability"], "readOnly");
@@ -688,8 +741,27 @@ async fn discovery_documents_describe_what_is_supported() {
         sub(emails, s);
     }
     for a in [
-        "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType", "preferredLanguage", "locale", "timezone", "active", "password", "emails",
-        "phoneNumbers", "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
+        "userName",
+        "name",
+        "displayName",
+        "nickName",
+        "profileUrl",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "active",
+        "password",
+        "emails",
+        "phoneNumbers",
+        "ims",
+        "photos",
+        "addresses",
+        "groups",
+        "entitlements",
+        "roles",
+        "x509Certificates",
     ] {
         attr(&user, a);
     }
@@ -773,19 +845,33 @@ async fn versions_are_etags_and_if_match_guards_writes() {
 async fn patch_requests_are_atomic() {
     let p = ScimProvider::new("proto-atomic").await;
     let scim = p.client(0);
-    let r = scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": format!("atomic@{}.example.com", p.name), "displayName": "Before"})).await;
+    let r = scim
+        .post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": format!("atomic@{}.example.com", p.name), "displayName": "Before"}))
+        .await;
     let id = r.expect(201)["id"].as_str().unwrap().to_string();
     let path = format!("/Users/{id}");
     let before = scim.get(&path).await.expect(200).clone();
     let other = scim.create_user(&format!("other@{}.example.com", p.name)).await;
 
     let failing: Vec<(Value, Option<&str>)> = vec![
-        (json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "add", "path": "title", "value": "Boss"}, {"op": "replace", "path": "noSuchAttribute", "value": "x"}]), Some("invalidPath")),
-        (json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "active", "value": "not a boolean"}]), Some("invalidValue")),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "add", "path": "title", "value": "Boss"}, {"op": "replace", "path": "noSuchAttribute", "value": "x"}]),
+            Some("invalidPath"),
+        ),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "active", "value": "not a boolean"}]),
+            Some("invalidValue"),
+        ),
         (json!([{"op": "add", "path": "title", "value": "Boss"}, {"op": "replace", "path": "emails[type eq", "value": "x"}]), None),
         (json!([{"op": "replace", "value": {"displayName": "After"}}, {"op": "remove"}]), None),
-        (json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "id", "value": "another-id"}]), Some("mutability")),
-        (json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "userName", "value": format!("other@{}.example.com", p.name)}]), Some("uniqueness")),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "id", "value": "another-id"}]),
+            Some("mutability"),
+        ),
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "After"}, {"op": "replace", "path": "userName", "value": format!("other@{}.example.com", p.name)}]),
+            Some("uniqueness"),
+        ),
     ];
     for (ops, scim_type) in failing {
         let r = scim.patch(&path, &patch_op(ops.clone())).await;
@@ -822,15 +908,23 @@ async fn read_only_and_immutable_attributes_are_refused_with_mutability() {
     let before = scim.get(&path).await.expect(200).clone();
 
     // PUT that changes the id.
-    let r = scim.put(&path, &json!({"schemas": [USER_SCHEMA], "id": "6764549bef60420686bc", "userName": user_name, "displayName": "Changed"})).await;
+    let r = scim
+        .put(&path, &json!({"schemas": [USER_SCHEMA], "id": "6764549bef60420686bc", "userName": user_name, "displayName": "Changed"}))
+        .await;
     r.expect_error(400, Some("mutability"));
     // PATCH of id and of the computed groups.
-    scim.patch(&path, &patch_op(json!([{"op": "replace", "path": "id", "value": "6764549bef60420686bc"}]))).await.expect_error(400, Some("mutability"));
-    scim.patch(&path, &patch_op(json!([{"op": "add", "path": "groups", "value": [{"value": "6764549bef60420686bc"}]}]))).await.expect_error(400, Some("mutability"));
+    scim.patch(&path, &patch_op(json!([{"op": "replace", "path": "id", "value": "6764549bef60420686bc"}])))
+        .await
+        .expect_error(400, Some("mutability"));
+    scim.patch(&path, &patch_op(json!([{"op": "add", "path": "groups", "value": [{"value": "6764549bef60420686bc"}]}])))
+        .await
+        .expect_error(400, Some("mutability"));
     assert_eq!(scim.get(&path).await.expect(200), &before);
 
     // On create, a client-chosen id is ignored (id is readOnly and "assigned by the service provider").
-    let r = scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "id": "chosen-by-client", "userName": format!("other@{}.example.com", p.name)})).await;
+    let r = scim
+        .post("/Users", &json!({"schemas": [USER_SCHEMA], "id": "chosen-by-client", "userName": format!("other@{}.example.com", p.name)}))
+        .await;
     assert_ne!(r.expect(201)["id"], "chosen-by-client");
 
     // PUT with the same id, and meta and groups sent back, is accepted (RFC 7644 §3.5.1 ignores them).
@@ -846,7 +940,11 @@ async fn read_only_and_immutable_attributes_are_refused_with_mutability() {
 #[tokio::test]
 async fn requests_in_json_are_accepted_and_answers_are_scim_json() {
     let p = ScimProvider::new("proto-ctype").await;
-    for (i, content_type) in ["application/json", "application/scim+json", "application/scim+json; charset=utf-8", "application/json; charset=utf-8"].into_iter().enumerate() {
+    for (i, content_type) in
+        ["application/json", "application/scim+json", "application/scim+json; charset=utf-8", "application/json; charset=utf-8"]
+            .into_iter()
+            .enumerate()
+    {
         let scim = p.client(0).entra(content_type);
         let r = scim.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": format!("ct{i}@{}.example.com", p.name)})).await;
         r.expect(201);
@@ -871,7 +969,10 @@ async fn a_key_only_reaches_its_own_providers_users_and_groups() {
     let shared = "shared.user@example.com";
     let r = sa.post("/Users", &json!({"schemas": [USER_SCHEMA], "userName": shared, "displayName": "A's"})).await;
     let ua = r.expect(201)["id"].as_str().unwrap().to_string();
-    let ga = sa.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": "A's group", "members": [{"value": ua}]})).await.expect(201)["id"]
+    let ga = sa
+        .post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": "A's group", "members": [{"value": ua}]}))
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -932,7 +1033,8 @@ async fn a_replica_reads_its_own_writes_and_the_other_catches_up() {
         w.get(&path).await.expect(200);
         assert_eq!(w.filter("Users", &format!("userName eq \"{user_name}\"")).await.ids(), vec![id.clone()]);
         // A group on the other replica may name the new user as a member right away.
-        let g = o.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("g{round}"), "members": [{"value": id}]})).await;
+        let g =
+            o.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("g{round}"), "members": [{"value": id}]})).await;
         let gid = g.expect(201)["id"].as_str().unwrap().to_string();
         assert_eq!(o.get(&format!("/Groups/{gid}")).await.expect(200)["members"][0]["value"], json!(id));
         // The other replica sees the user within a few seconds.
@@ -1035,13 +1137,20 @@ async fn a_user_deleted_right_after_another_replica_adds_it_to_a_group_leaves_no
     let mut rounds = vec![];
     for i in 0..30 {
         let uid = a.create_user(&format!("race-{i}@{}.example.com", p.name)).await;
-        let gid = a.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("race-{i}")})).await.expect(201)["id"].as_str().unwrap().to_string();
+        let gid = a.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("race-{i}")})).await.expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         eventually(Duration::from_secs(5), "replica 1 to see the user and the group", || {
             let (b, uid, gid) = (b.clone(), uid.clone(), gid.clone());
-            async move { (b.get(&format!("/Users/{uid}")).await.status == 200 && b.get(&format!("/Groups/{gid}")).await.status == 200).then_some(()) }
+            async move {
+                (b.get(&format!("/Users/{uid}")).await.status == 200 && b.get(&format!("/Groups/{gid}")).await.status == 200).then_some(())
+            }
         })
         .await;
-        b.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]))).await.expect(200);
+        b.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])))
+            .await
+            .expect(200);
         a.delete(&format!("/Users/{uid}")).await.expect(204);
         rounds.push((uid, gid));
     }
@@ -1067,12 +1176,22 @@ async fn assert_no_dangling_members(provider: &str, rounds: &[(String, String)])
         let listed = groups.list(&kube::api::ListParams::default().labels(&selector)).await.unwrap().items;
         let dangling: Vec<String> = listed
             .iter()
-            .flat_map(|g| g.spec.members.iter().filter(|m| deleted.contains(m.value.as_str())).map(move |m| format!("{} ({}) lists deleted user {}", g.metadata.name.as_deref().unwrap_or_default(), g.spec.display_name, m.value)))
+            .flat_map(|g| {
+                g.spec.members.iter().filter(|m| deleted.contains(m.value.as_str())).map(move |m| {
+                    format!("{} ({}) lists deleted user {}", g.metadata.name.as_deref().unwrap_or_default(), g.spec.display_name, m.value)
+                })
+            })
             .collect();
         if dangling.is_empty() {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{} of {} groups keep a deleted member in spec.members:\n{}", dangling.len(), rounds.len(), dangling.join("\n"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} groups keep a deleted member in spec.members:\n{}",
+            dangling.len(),
+            rounds.len(),
+            dangling.join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -1086,10 +1205,15 @@ async fn a_user_added_to_a_group_on_another_replica_right_after_its_delete_leave
     let mut rounds = vec![];
     for i in 0..30 {
         let uid = a.create_user(&format!("race-{i}@{}.example.com", p.name)).await;
-        let gid = a.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("race-{i}")})).await.expect(201)["id"].as_str().unwrap().to_string();
+        let gid = a.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": format!("race-{i}")})).await.expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         eventually(Duration::from_secs(5), "replica 1 to see the user and the group", || {
             let (b, uid, gid) = (b.clone(), uid.clone(), gid.clone());
-            async move { (b.get(&format!("/Users/{uid}")).await.status == 200 && b.get(&format!("/Groups/{gid}")).await.status == 200).then_some(()) }
+            async move {
+                (b.get(&format!("/Users/{uid}")).await.status == 200 && b.get(&format!("/Groups/{gid}")).await.status == 200).then_some(())
+            }
         })
         .await;
         a.delete(&format!("/Users/{uid}")).await.expect(204);
@@ -1119,7 +1243,10 @@ async fn patch_add_remove_and_replace_follow_rfc7644() {
     patch(json!([{"op": "add", "path": "phoneNumbers", "value": [phone]}])).await.expect(200);
     let u = patch(json!([{"op": "add", "path": "phoneNumbers", "value": [phone]}])).await.expect(200).clone();
     assert_eq!(u["phoneNumbers"], json!([phone]), "{u}");
-    let u = patch(json!([{"op": "add", "path": "emails", "value": [{"type": "other", "value": "alice@other.example"}]}])).await.expect(200).clone();
+    let u = patch(json!([{"op": "add", "path": "emails", "value": [{"type": "other", "value": "alice@other.example"}]}]))
+        .await
+        .expect(200)
+        .clone();
     assert_eq!(u["emails"].as_array().unwrap().len(), 3, "{u}");
 
     // replace of a complex attribute leaves the sub-attributes it does not name.

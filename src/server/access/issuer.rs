@@ -15,13 +15,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::Store;
 use serde_json::json;
 
-use crate::kube_access::identity;
-use crate::kube_access::signing_keys::{KeySet, DATA_KEY, SECRET_NAME};
-use crate::kube_access::token::{self, Claims};
-use crate::kube_access::paths::{AUTHORIZE, CONFIG, DISCOVERY, JWKS, TOKEN};
 use crate::kube_access::IssuerArgs;
+use crate::kube_access::identity;
+use crate::kube_access::paths::{AUTHORIZE, CONFIG, DISCOVERY, JWKS, TOKEN};
+use crate::kube_access::signing_keys::{DATA_KEY, KeySet, SECRET_NAME};
+use crate::kube_access::token::{self, Claims};
 use crate::server::login::{FlowError, LoginState};
-
 
 pub struct Issuer {
     pub login: Arc<LoginState>,
@@ -52,12 +51,9 @@ fn unavailable(message: &str) -> FlowError {
 
 impl Issuer {
     fn key_set(&self) -> Result<KeySet, FlowError> {
-        let secret = self
-            .keys
-            .state()
-            .into_iter()
-            .find(|s| s.metadata.name.as_deref() == Some(SECRET_NAME))
-            .ok_or_else(|| unavailable("the issuer's signing keys are not there yet (the controller creates them); try again in a few seconds"))?;
+        let secret = self.keys.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(SECRET_NAME)).ok_or_else(|| {
+            unavailable("the issuer's signing keys are not there yet (the controller creates them); try again in a few seconds")
+        })?;
         let bytes = secret.data.as_ref().and_then(|d| d.get(DATA_KEY)).map(|b| b.0.as_slice()).unwrap_or_default();
         KeySet::from_json(bytes).map_err(|e| {
             tracing::error!(secret = SECRET_NAME, error = %e, "the signing-key Secret is unreadable");

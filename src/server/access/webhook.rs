@@ -9,22 +9,21 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Api;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
 use crate::api::User;
 use crate::directory::naming::user_object_name;
-
+use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
 
 /// What the webhook needs to know, from the caches and (on a miss) the API server.
 pub struct Revocations {
@@ -66,7 +65,9 @@ pub fn decide(username: &str, uid: Option<&str>, session: Option<&str>, session_
     }
     match user {
         None => Decision::Deny("the user no longer exists in Infra".into()),
-        Some(u) if uid.is_some_and(|uid| uid != u.uid) => Decision::Deny("the user was deleted and created again; run `infra login`".into()),
+        Some(u) if uid.is_some_and(|uid| uid != u.uid) => {
+            Decision::Deny("the user was deleted and created again; run `infra login`".into())
+        }
         Some(u) if !u.active => Decision::Deny("the user is deactivated in the identity provider".into()),
         Some(_) => Decision::NoOpinion,
     }

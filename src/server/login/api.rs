@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::flow::{FlowError, Redemption};
-use super::{presented_token, LoginState};
+use super::{LoginState, presented_token};
 
 impl IntoResponse for FlowError {
     fn into_response(self) -> Response {
@@ -70,9 +70,8 @@ pub fn validate(req: &LoginRequest, allowed_redirects: &[String]) -> Result<(), 
 }
 
 pub async fn login(State(state): State<Arc<LoginState>>, body: Bytes) -> Result<Response, FlowError> {
-    let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| {
-        bad(format!("the body must be a JSON object with provider, code, redirectURI, codeVerifier and nonce: {e}"))
-    })?;
+    let req: LoginRequest = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("the body must be a JSON object with provider, code, redirectURI, codeVerifier and nonce: {e}")))?;
     validate(&req, &state.args.cli_redirect_uris)?;
     let done = state
         .complete(Redemption {
@@ -102,8 +101,13 @@ pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) ->
     let token = presented_token(&headers).ok_or_else(unauthenticated)?;
     // A browser's cookie is sent along by any site that posts here; the CLI's bearer token is not.
     if !headers.contains_key(axum::http::header::AUTHORIZATION) {
-        super::csrf::check(&headers, &state.args.external_url)
-            .map_err(|why| FlowError::new(StatusCode::FORBIDDEN, "cross_origin", format!("a session cookie may end its session only from an Infra page: {why}")))?;
+        super::csrf::check(&headers, &state.args.external_url).map_err(|why| {
+            FlowError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                format!("a session cookie may end its session only from an Infra page: {why}"),
+            )
+        })?;
     }
     state.logout(&token).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,7 @@
 //! POSTs from carrying a session; this also covers sibling sites of the same registrable domain,
 //! to which Lax cookies are sent. Pure.
 
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use url::Url;
 
 /// `Ok` when the request comes from a page of this server: its origin is the external URL's, or
@@ -29,7 +29,11 @@ pub fn check(headers: &HeaderMap, external: &Url) -> Result<(), String> {
     if addressed.is_some_and(|a| a.origin() == from.origin()) {
         return Ok(());
     }
-    Err(format!("its {what} {} is not this server's origin {}", from.origin().ascii_serialization(), external.origin().ascii_serialization()))
+    Err(format!(
+        "its {what} {} is not this server's origin {}",
+        from.origin().ascii_serialization(),
+        external.origin().ascii_serialization()
+    ))
 }
 
 #[cfg(test)]

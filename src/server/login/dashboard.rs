@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -13,10 +13,10 @@ use kube::ResourceExt;
 use super::csrf;
 use super::flow::{FlowError, Redemption};
 use super::state::LOGIN_TTL_SECS;
-use super::{cookie, pages, LoginState, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, cookie, pages};
 use crate::keys;
-use crate::oidc::authorize::{authorize_url, pkce_challenge, AuthorizeRequest};
 use crate::metrics::Metrics;
+use crate::oidc::authorize::{AuthorizeRequest, authorize_url, pkce_challenge};
 use crate::server::providers::scopes;
 
 // The dashboard's cookies and links, from the login state's settings.
@@ -35,13 +35,7 @@ fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: 
 }
 
 fn ready_provider_names(state: &LoginState) -> Vec<String> {
-    let mut names: Vec<String> = state
-        .providers
-        .state()
-        .iter()
-        .filter(|p| p.is_ready())
-        .map(|p| p.name_any())
-        .collect();
+    let mut names: Vec<String> = state.providers.state().iter().filter(|p| p.is_ready()).map(|p| p.name_any()).collect();
     names.sort();
     names
 }
@@ -58,7 +52,8 @@ fn retry_href(state: &LoginState, provider: Option<&str>) -> String {
 }
 
 fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
-    let resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
+    let resp =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
     with_cookies(resp, cookies)
 }
 
@@ -87,7 +82,11 @@ pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> R
             pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message)),
             vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
         ),
-        Err(e) => pages::unavailable(e.status, &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message), &base),
+        Err(e) => pages::unavailable(
+            e.status,
+            &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message),
+            &base,
+        ),
     }
 }
 
@@ -170,7 +169,11 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     if let Some(iss) = q.get("iss") {
         let expected = state.ready_provider(&provider_name).ok().and_then(|p| p.status.as_ref().and_then(|s| s.issuer.clone()));
         if expected.as_deref() != Some(iss.as_str()) {
-            return fail(StatusCode::BAD_REQUEST, "issuer_mismatch", format!("The response names issuer {iss:?}, not the issuer of provider {provider_name:?}."));
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "issuer_mismatch",
+                format!("The response names issuer {iss:?}, not the issuer of provider {provider_name:?}."),
+            );
         }
     }
     let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
@@ -206,14 +209,24 @@ pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) ->
     let base = base_path(&state);
     if let Err(why) = csrf::check(&headers, &state.args.external_url) {
         tracing::warn!(reason = %why, "sign-out refused: not posted from an Infra page");
-        return pages::unavailable(StatusCode::FORBIDDEN, &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."), &base);
+        return pages::unavailable(
+            StatusCode::FORBIDDEN,
+            &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."),
+            &base,
+        );
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         match state.logout(&token).await {
             Ok(_) => {}
             Err(e) if session_is_over(&e) => tracing::info!(reason = %e.message, "logout of a session that had already ended"),
             // The session still exists: keep the cookie, so the person can try again.
-            Err(e) => return pages::unavailable(e.status, &format!("Infra could not end the session right now ({}). You are still signed in; try again in a moment.", e.message), &base),
+            Err(e) => {
+                return pages::unavailable(
+                    e.status,
+                    &format!("Infra could not end the session right now ({}). You are still signed in; try again in a moment.", e.message),
+                    &base,
+                );
+            }
         }
     }
     redirect(&base, vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)])

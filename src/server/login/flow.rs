@@ -4,23 +4,23 @@
 use axum::http::StatusCode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Patch;
 use kube::ResourceExt;
+use kube::api::Patch;
 use serde::Serialize;
 use serde_json::json;
 
 use super::LoginState;
 use crate::api::{IdentityProvider, User, UserSpec};
 use crate::api_server::FieldManager;
+use crate::directory::StoreError;
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
 use crate::directory::store::WRITE_ATTEMPTS;
-use crate::directory::StoreError;
 use crate::metrics::Metrics;
 use crate::oidc::identity::{self, Identity, IdentityError};
 use crate::oidc::login::{LoginError, ProviderClient};
-use crate::session::store::Session;
 use crate::session::SessionError;
+use crate::session::store::Session;
 
 /// A refusal with what to tell the person: an HTTP status, a stable code and a sentence.
 #[derive(Debug)]
@@ -75,21 +75,35 @@ enum Binding {
 }
 
 /// Whether a login by `presented` may use a User bound to `recorded`. Pure.
-fn bind_subject(recorded: Option<&str>, presented: &str, user_name: &str, provider: &str, object: &str, namespace: &str) -> Result<Binding, FlowError> {
+fn bind_subject(
+    recorded: Option<&str>,
+    presented: &str,
+    user_name: &str,
+    provider: &str,
+    object: &str,
+    namespace: &str,
+) -> Result<Binding, FlowError> {
     match recorded {
         None | Some("") => Ok(Binding::Record),
         Some(r) if r == presented => Ok(Binding::Same),
         Some(r) => {
             // The person sees no subject of someone else; the log has both for the administrator.
-            tracing::warn!(provider, user = user_name, object, recorded = r, presented, "login subject differs from the one the user is bound to");
+            tracing::warn!(
+                provider,
+                user = user_name,
+                object,
+                recorded = r,
+                presented,
+                "login subject differs from the one the user is bound to"
+            );
             Err(FlowError::new(
-            StatusCode::FORBIDDEN,
-            "subject_mismatch",
-            format!(
-                "user {user_name} of identity provider {provider:?} belongs to another account at the provider (another subject logged in as it first); \
+                StatusCode::FORBIDDEN,
+                "subject_mismatch",
+                format!(
+                    "user {user_name} of identity provider {provider:?} belongs to another account at the provider (another subject logged in as it first); \
                  if the account was re-created at the provider, an administrator can let the new one in by removing the recorded subject: \
                  kubectl -n {namespace} patch user {object} --subresource=status --type=json -p '[{{\"op\":\"remove\",\"path\":\"/status/loginSubject\"}}]'"
-            ),
+                ),
             ))
         }
     }
@@ -110,7 +124,11 @@ impl From<kube::Error> for FlowError {
     fn from(e: kube::Error) -> Self {
         if crate::api_server::is_unavailable(&e) {
             tracing::warn!(error = %e, "the API server is unavailable");
-            FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Infra's storage (the Kubernetes API server) is unavailable; try again in a few seconds")
+            FlowError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Infra's storage (the Kubernetes API server) is unavailable; try again in a few seconds",
+            )
         } else {
             internal(e)
         }
@@ -166,10 +184,9 @@ pub struct Redemption<'a> {
 
 impl LoginState {
     pub fn ready_provider(&self, name: &str) -> Result<std::sync::Arc<IdentityProvider>, FlowError> {
-        let idp = self
-            .providers
-            .get(name)
-            .ok_or_else(|| FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}")))?;
+        let idp = self.providers.get(name).ok_or_else(|| {
+            FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}"))
+        })?;
         if !idp.is_ready() {
             return Err(FlowError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -220,7 +237,10 @@ impl LoginState {
         if login.id_claims.get("_claim_names").and_then(|n| n.get(identity::groups_claim(mapping))).is_some() {
             // Entra ID leaves groups out when a user has too many and points at Microsoft Graph
             // instead ("groups overage"); Infra does not call Graph, so say why groups are missing.
-            tracing::warn!(provider = r.provider, "the ID token's groups are in a distributed claim (groups overage), which Infra does not resolve; the user gets only the groups userinfo or SCIM provide");
+            tracing::warn!(
+                provider = r.provider,
+                "the ID token's groups are in a distributed claim (groups overage), which Infra does not resolve; the user gets only the groups userinfo or SCIM provide"
+            );
         }
         let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
         let user = self.upsert_user(r.provider, &login.subject, &person).await?;
@@ -244,7 +264,10 @@ impl LoginState {
                 return Err(FlowError::new(
                     StatusCode::FORBIDDEN,
                     "user_inactive",
-                    format!("{} is deactivated in identity provider {provider:?}; ask an administrator to reactivate the account", person.user_name),
+                    format!(
+                        "{} is deactivated in identity provider {provider:?}; ask an administrator to reactivate the account",
+                        person.user_name
+                    ),
                 ));
             }
             let mut patch = json!({"status": {
@@ -300,7 +323,9 @@ impl LoginState {
         match self.directory_store.create_user(provider, spec).await {
             Ok(u) => Ok(u),
             // SCIM created the same user a moment ago: link to it.
-            Err(StoreError::AlreadyExists(_)) => self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in")),
+            Err(StoreError::AlreadyExists(_)) => {
+                self.users.get_opt(&name).await?.ok_or_else(|| internal("the user vanished while logging in"))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -350,7 +375,10 @@ impl LoginState {
         if r.provider_changed(resolved.and_then(|s| s.issuer.as_deref()), endpoints.and_then(|e| e.token.as_deref())) {
             return end(
                 "provider_changed",
-                format!("identity provider {:?} now points at another issuer or token endpoint; the session has ended, log in again", r.provider),
+                format!(
+                    "identity provider {:?} now points at another issuer or token endpoint; the session has ended, log in again",
+                    r.provider
+                ),
             )
             .await;
         }

@@ -11,21 +11,21 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
-use axum::Router;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::ByteString;
 use crate::server::cache::Cache;
+use axum::Router;
+use axum::routing::{get, post};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::{labels, IdentityProvider, User};
+use crate::api::{IdentityProvider, User, labels};
 use crate::api_server::FieldManager;
 use crate::config::OperatorArgs;
+use crate::directory::DirectoryStore;
 use crate::metrics::Metrics;
 use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
-use crate::directory::DirectoryStore;
-use state::{StateKey, KEY_LEN};
+use state::{KEY_LEN, StateKey};
 
 pub use flow::{FlowError, WhoAmI};
 
@@ -64,8 +64,9 @@ pub async fn load_state_key(secrets: &Api<Secret>) -> anyhow::Result<StateKey> {
     for _ in 0..3 {
         if let Some(secret) = secrets.get_opt(STATE_KEY_SECRET).await? {
             let bytes = secret.data.as_ref().and_then(|d| d.get("key")).map(|b| b.0.clone()).unwrap_or_default();
-            return StateKey::from_bytes(&bytes)
-                .ok_or_else(|| anyhow::anyhow!("Secret {STATE_KEY_SECRET} has no {KEY_LEN}-byte key; delete it and a new one is generated"));
+            return StateKey::from_bytes(&bytes).ok_or_else(|| {
+                anyhow::anyhow!("Secret {STATE_KEY_SECRET} has no {KEY_LEN}-byte key; delete it and a new one is generated")
+            });
         }
         let mut key = [0u8; KEY_LEN];
         getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("random source: {e}"))?;

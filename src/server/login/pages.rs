@@ -17,7 +17,16 @@ fn layout(title: &str, body: &str) -> String {
 }
 
 fn no_store(status: StatusCode, html: String) -> Response {
-    (status, [("cache-control", "no-store"), ("x-frame-options", "DENY"), ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")], Html(html)).into_response()
+    (
+        status,
+        [
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+        ],
+        Html(html),
+    )
+        .into_response()
 }
 
 /// The dashboard root for a signed-in person. (The dashboard itself comes later; this page says
@@ -41,9 +50,20 @@ pub fn signed_in(who: &WhoAmI, base: &str) -> Response {
 pub fn signed_out(providers: &[String], base: &str, note: Option<&str>) -> Response {
     let links: String = providers
         .iter()
-        .map(|p| format!("<p><a class=\"login\" href=\"{}login?provider={}\">Sign in with {}</a></p>", escape(base), escape(&urlencode(p)), escape(p)))
+        .map(|p| {
+            format!(
+                "<p><a class=\"login\" href=\"{}login?provider={}\">Sign in with {}</a></p>",
+                escape(base),
+                escape(&urlencode(p)),
+                escape(p)
+            )
+        })
         .collect();
-    let links = if links.is_empty() { "<p>No identity provider is ready yet. An administrator can check with <code>kubectl get idp</code>.</p>".to_string() } else { links };
+    let links = if links.is_empty() {
+        "<p>No identity provider is ready yet. An administrator can check with <code>kubectl get idp</code>.</p>".to_string()
+    } else {
+        links
+    };
     let note = note.map(|n| format!("<p class=\"note\">{}</p>", escape(n))).unwrap_or_default();
     no_store(StatusCode::OK, layout("Sign in to Infra", &format!("<h1>Sign in to Infra</h1>{note}{links}")))
 }

@@ -6,8 +6,8 @@
 //! verifier are derived from the cookie with the same key: only this browser, holding this cookie,
 //! can complete the login, and nobody without the key can forge either side. Pure.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -4,20 +4,20 @@
 //! soon as the watch event reaches this replica, without waiting for the garbage collector to
 //! delete the Secret.
 
+use crate::server::cache::Cache;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use crate::server::cache::Cache;
 use kube::{Resource, ResourceExt};
 
 use super::error::{self, ScimError};
-use crate::server::rate_limit;
-use crate::api::{annotations, labels, IdentityProvider, ScimKey, KEY_HASH_DATA, LEGACY_KEY_DATA};
+use crate::api::{IdentityProvider, KEY_HASH_DATA, LEGACY_KEY_DATA, ScimKey, annotations, labels};
 use crate::keys;
 use crate::metrics::{Metrics, OutcomeLabels};
+use crate::server::rate_limit;
 
 /// Who is calling: a key, and the one provider whose users and groups it may touch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,9 +84,8 @@ impl KeyStores {
         }
         // The key is alive only while the ScimKey that owns this very Secret exists.
         let owner = secret.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == ScimKey::kind(&()));
-        let scim_key = owner
-            .and_then(|o| self.keys.live(&o.name).filter(|k| k.uid().as_deref() == Some(o.uid.as_str())))
-            .ok_or(Refusal::Unknown)?;
+        let scim_key =
+            owner.and_then(|o| self.keys.live(&o.name).filter(|k| k.uid().as_deref() == Some(o.uid.as_str()))).ok_or(Refusal::Unknown)?;
         if let Some(at) = secret.annotations().get(annotations::EXPIRES_AT) {
             // An unreadable expiry is treated as expired: fail closed.
             if at.parse::<Timestamp>().map_or(true, |at| at <= now) {
@@ -150,8 +149,8 @@ pub async fn require_key(State(state): State<AuthState>, mut req: Request, next:
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
     use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
     use kube::runtime::reflector::{self, store::Writer};
     use kube::runtime::watcher;
 
@@ -169,7 +168,12 @@ mod tests {
         let (k, kw) = reflector::store();
         let (s, sw) = reflector::store();
         let (p, pw) = reflector::store();
-        Fixture { stores: KeyStores { keys: Cache::new(k, "ns"), secrets: Cache::new(s, "ns"), providers: Cache::new(p, "ns") }, keys: kw, secrets: sw, providers: pw }
+        Fixture {
+            stores: KeyStores { keys: Cache::new(k, "ns"), secrets: Cache::new(s, "ns"), providers: Cache::new(p, "ns") },
+            keys: kw,
+            secrets: sw,
+            providers: pw,
+        }
     }
 
     fn provider(name: &str) -> IdentityProvider {
@@ -192,10 +196,8 @@ mod tests {
 
     /// A ScimKey for `provider` and the Secret the controller would generate for it.
     fn key_pair(name: &str, provider: &str, expires: Option<&str>) -> (ScimKey, Secret, String) {
-        let mut key = ScimKey::new(
-            name,
-            ScimKeySpec { provider_ref: ProviderRef { name: provider.into() }, expires_after: None, description: None },
-        );
+        let mut key =
+            ScimKey::new(name, ScimKeySpec { provider_ref: ProviderRef { name: provider.into() }, expires_after: None, description: None });
         key.metadata.namespace = Some("ns".into());
         key.metadata.uid = Some(format!("uid-{name}"));
         let generated = keys::generate().unwrap();

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ScimError;
-use super::resources::{scim_json, ScimState, MAX_RESULTS};
+use super::resources::{MAX_RESULTS, ScimState, scim_json};
 use crate::scim::schema;
 
 pub async fn service_provider_config(State(s): State<ScimState>) -> Response {

@@ -1,6 +1,6 @@
 //! RFC 7644 §3.12 error responses over HTTP.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 pub use crate::scim::ScimError;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::ScimError;
+use crate::api::{Group, GroupSpec, User, UserSpec};
+use crate::directory::Directory;
+use crate::directory::codec::{self, Member, Membership};
 use crate::directory::store::MemberChange;
 use crate::directory::{DirectoryStore, StoreError};
-use crate::api::{Group, GroupSpec, User, UserSpec};
-use crate::directory::codec::{self, Member, Membership};
-use crate::directory::Directory;
 use crate::scim::ResourceType;
 
 pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
@@ -41,7 +41,11 @@ pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
         None
     }
     /// Applies what [`Self::member_changes`] found.
-    fn change_members(store: &DirectoryStore, current: &Self, changes: &[MemberChange]) -> impl Future<Output = Result<Self, StoreError>> + Send;
+    fn change_members(
+        store: &DirectoryStore,
+        current: &Self,
+        changes: &[MemberChange],
+    ) -> impl Future<Output = Result<Self, StoreError>> + Send;
 }
 
 impl ScimKind for User {

@@ -9,14 +9,14 @@ pub mod resources;
 mod search;
 mod work;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::middleware;
-use axum::routing::{any, get, post, MethodRouter};
-use axum::Router;
+use axum::routing::{MethodRouter, any, get, post};
 
 use crate::api::{Group, User};
 use auth::AuthState;
-use error::{method_not_allowed, ScimError};
+use error::{ScimError, method_not_allowed};
 use resources::ScimState;
 
 fn read_only(route: MethodRouter<ScimState>) -> MethodRouter<ScimState> {
@@ -40,13 +40,19 @@ pub fn router(auth: AuthState, state: ScimState) -> Router {
         .route("/Users/.search", not_allowed(post(search_resources::<User>), "POST"))
         .route(
             "/Users/{id}",
-            not_allowed(get(get_resource::<User>).put(replace_resource::<User>).patch(patch_resource::<User>).delete(delete_resource::<User>), "GET, PUT, PATCH, DELETE"),
+            not_allowed(
+                get(get_resource::<User>).put(replace_resource::<User>).patch(patch_resource::<User>).delete(delete_resource::<User>),
+                "GET, PUT, PATCH, DELETE",
+            ),
         )
         .route("/Groups", not_allowed(get(list_resources::<Group>).post(create_resource::<Group>), "GET, POST"))
         .route("/Groups/.search", not_allowed(post(search_resources::<Group>), "POST"))
         .route(
             "/Groups/{id}",
-            not_allowed(get(get_resource::<Group>).put(replace_resource::<Group>).patch(patch_resource::<Group>).delete(delete_resource::<Group>), "GET, PUT, PATCH, DELETE"),
+            not_allowed(
+                get(get_resource::<Group>).put(replace_resource::<Group>).patch(patch_resource::<Group>).delete(delete_resource::<Group>),
+                "GET, PUT, PATCH, DELETE",
+            ),
         )
         // RFC 7644 §3.11 and §3.7: optional features this server does not offer (the
         // ServiceProviderConfig says so too) answer 501 rather than a puzzling 404.

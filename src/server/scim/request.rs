@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::error::{precondition_failed, ScimError};
+use super::error::{ScimError, precondition_failed};
 
 /// Parses a request body as JSON. Content types are not policed: Okta sends
 /// `application/scim+json`, others `application/json`, some nothing, and all mean JSON.
@@ -59,11 +59,7 @@ impl Params {
 pub fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ScimError> {
     let Some(value) = headers.get("if-match").and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let matches = value.split(',').map(str::trim).any(|tag| tag == "*" || weak_eq(tag, current));
-    if matches {
-        Ok(())
-    } else {
-        Err(precondition_failed(format!("the resource has changed: its version is {current}, not {value}")))
-    }
+    if matches { Ok(()) } else { Err(precondition_failed(format!("the resource has changed: its version is {current}, not {value}"))) }
 }
 
 /// Weak comparison: `W/"1"` and `"1"` name the same version.
@@ -87,7 +83,8 @@ mod tests {
     fn params_are_case_insensitive_and_search_bodies_flatten() {
         let p = Params::new([("startIndex".to_string(), "3".to_string())].into());
         assert_eq!(p.get("startindex"), Some("3"));
-        let s = Params::from_search_body(&serde_json::json!({"attributes": ["userName", "emails"], "count": 10, "filter": "x pr"})).unwrap();
+        let s =
+            Params::from_search_body(&serde_json::json!({"attributes": ["userName", "emails"], "count": 10, "filter": "x pr"})).unwrap();
         assert_eq!(s.get("attributes"), Some("userName,emails"));
         assert_eq!(s.get("count"), Some("10"));
     }

@@ -4,24 +4,24 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::auth::Principal;
-use super::error::{ScimError, CONTENT_TYPE};
+use super::error::{CONTENT_TYPE, ScimError};
 use super::kinds::ScimKind;
-use super::request::{check_if_match, json_body, Params};
+use super::request::{Params, check_if_match, json_body};
+use super::work::heavy;
+use crate::directory::Directory;
+use crate::directory::codec::version;
 use crate::directory::store::{MemberChange, WRITE_ATTEMPTS};
 use crate::directory::{DirectoryStore, StoreError};
-use super::work::heavy;
-use crate::directory::codec::version;
-use crate::directory::Directory;
-use crate::scim::filter::{self, equality_hint, Filter};
-use crate::scim::list::{list_response, Page};
+use crate::scim::filter::{self, Filter, equality_hint};
+use crate::scim::list::{Page, list_response};
 use crate::scim::patch;
 use crate::scim::projection::Projection;
 use crate::scim::sort::SortSpec;
@@ -72,7 +72,8 @@ pub struct ParsedQuery {
 /// Parses the filter and sort of a query for `K`.
 pub fn parse_query<K: ScimKind>(params: &Params) -> Result<ParsedQuery, ScimError> {
     let filter = params.get("filter").filter(|f| !f.trim().is_empty()).map(|f| filter::parse(f, K::RT)).transpose()?;
-    let sort = params.get("sortBy").filter(|s| !s.trim().is_empty()).map(|s| SortSpec::parse(K::RT, s, params.get("sortOrder"))).transpose()?;
+    let sort =
+        params.get("sortBy").filter(|s| !s.trim().is_empty()).map(|s| SortSpec::parse(K::RT, s, params.get("sortOrder"))).transpose()?;
     Ok(ParsedQuery { filter, sort })
 }
 
@@ -85,11 +86,8 @@ pub fn matching<K: ScimKind>(dir: &Directory, provider: &str, query: &ParsedQuer
         .and_then(equality_hint)
         .and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
         .unwrap_or_else(|| K::all(dir, provider));
-    let mut matched: Vec<Value> = candidates
-        .iter()
-        .map(|o| K::render(dir, o, base_url))
-        .filter(|v| query.filter.as_ref().is_none_or(|f| f.matches(v)))
-        .collect();
+    let mut matched: Vec<Value> =
+        candidates.iter().map(|o| K::render(dir, o, base_url)).filter(|v| query.filter.as_ref().is_none_or(|f| f.matches(v))).collect();
     if let Some(sort) = &query.sort {
         sort.sort(&mut matched);
     }
@@ -183,10 +181,10 @@ fn validate_full<K: ScimKind>(mut body: Value, current_id: Option<&str>) -> Resu
         }
     }
     let obj = body.as_object_mut().expect("json_body only returns objects");
-    if let (Some(current), Some(sent)) = (current_id, obj.get("id")) {
-        if sent.as_str() != Some(current) {
-            return Err(ScimError::mutability(format!("id is read-only: it is {current:?}, not {sent}")));
-        }
+    if let (Some(current), Some(sent)) = (current_id, obj.get("id"))
+        && sent.as_str() != Some(current)
+    {
+        return Err(ScimError::mutability(format!("id is read-only: it is {current:?}, not {sent}")));
     }
     // Attribute names are case-insensitive: drop server-owned ones in any case.
     obj.retain(|k, _| !SERVER_OWNED.iter().any(|s| s.eq_ignore_ascii_case(k)));
@@ -318,4 +316,3 @@ pub async fn delete_resource<K: ScimKind>(
         Err(e) => e.into_response(),
     }
 }
-

@@ -1,19 +1,19 @@
 //! `POST /.search` at the root (RFC 7644 §3.4.3): one query over Users and Groups.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 
 use super::auth::Principal;
 use super::error::ScimError;
 use super::kinds::ScimKind;
-use super::request::{json_body, Params};
+use super::request::{Params, json_body};
+use super::resources::{MAX_RESULTS, ScimState, matching, parse_query, scim_json};
 use super::work::heavy;
-use super::resources::{matching, parse_query, scim_json, ScimState, MAX_RESULTS};
 use crate::api::{Group, User};
-use crate::scim::list::{list_response, Page};
+use crate::scim::list::{Page, list_response};
 use crate::scim::projection::Projection;
 
 pub async fn root_search(State(state): State<ScimState>, Extension(p): Extension<Principal>, body: Bytes) -> Response {

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use tokio::sync::Semaphore;
 
-use super::error::{internal, ScimError};
+use super::error::{ScimError, internal};
 
 /// Twice the cores (at least 4): enough to keep the cores busy while some jobs wait on the
 /// directory lock, few enough that memory stays bounded.
