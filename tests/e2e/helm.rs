@@ -951,19 +951,24 @@ fn exported_metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// The operator's metrics registry with one sample in each family.
+/// Both roles' metrics registries with one sample in each family (each role exports only its own).
 fn every_family_sampled() -> String {
-    use infra::metrics::{HttpLabels, Metrics};
-    let m = Metrics::default();
-    m.reconcile_failed("Kind", "kube");
-    drop(m.reconcile_timer("Kind"));
-    let http = HttpLabels { method: "GET".into(), route: "/readyz".into(), status: "200".into() };
-    m.http_requests.get_or_create(&http).inc();
-    m.http_duration.get_or_create(&http).observe(0.1);
-    for family in [&m.scim_auth, &m.logins, &m.sessions_ended, &m.session_rechecks] {
-        Metrics::count(family, "x");
-    }
-    m.encode()
+    use infra::metrics::{HttpLabels, Metrics, Role};
+    [Role::Controller, Role::Server]
+        .into_iter()
+        .map(|role| {
+            let m = Metrics::new(role);
+            m.reconcile_failed("Kind", "kube");
+            drop(m.reconcile_timer("Kind"));
+            let http = HttpLabels { method: "GET".into(), route: "/readyz".into(), status: "200".into() };
+            m.http_requests.get_or_create(&http).inc();
+            m.http_duration.get_or_create(&http).observe(0.1);
+            for family in [&m.scim_auth, &m.logins, &m.sessions_ended, &m.session_rechecks] {
+                Metrics::count(family, "x");
+            }
+            m.encode()
+        })
+        .collect()
 }
 
 /// The `infra_*` metric names a PromQL expression uses.
