@@ -103,12 +103,12 @@ fn label_sized_name(mut crd: CustomResourceDefinition) -> CustomResourceDefiniti
 
 /// The CRDs as one multi-document YAML stream, exactly what `infra-operator crds` prints and what
 /// `crds/` holds.
-pub fn crds_yaml() -> Result<Vec<(String, String)>, serde_norway::Error> {
+pub fn crds_yaml() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     crds()
         .into_iter()
         .map(|crd| {
             let file = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
-            Ok((file, serde_norway::to_string(&crd)?))
+            Ok((file, serde_saphyr::to_string(&crd)?))
         })
         .collect()
 }
@@ -120,7 +120,7 @@ pub const CHART_CRD_DIR: &str = "charts/infra/templates/crds";
 /// rendered only with `crds.enabled` and kept on uninstall with `crds.keep` (as cert-manager's
 /// chart does). Templates rather than the chart's `crds/` folder because Helm installs that
 /// folder once and never upgrades it.
-pub fn crd_chart_templates() -> Result<Vec<(String, String)>, serde_norway::Error> {
+pub fn crd_chart_templates() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     crds_yaml().map(|crds| crds.into_iter().map(|(file, yaml)| (file, chart_template(&yaml))).collect())
 }
 

@@ -50,7 +50,7 @@ pub struct Entry<'a> {
 pub fn load(path: &Path) -> anyhow::Result<Value> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok(empty()),
-        Ok(text) => serde_norway::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a kubeconfig: {e}", path.display())),
+        Ok(text) => serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a kubeconfig: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(empty()),
         Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
     }
@@ -72,7 +72,7 @@ pub fn save(path: &Path, config: &Value) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", crate::keys::name_suffix(8)?));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        file.write_all(serde_norway::to_string(config).map_err(std::io::Error::other)?.as_bytes())?;
+        file.write_all(serde_saphyr::to_string(config).map_err(std::io::Error::other)?.as_bytes())?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -192,7 +192,7 @@ mod tests {
     }
 
     fn admin() -> Value {
-        serde_norway::from_str(
+        serde_saphyr::from_str(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://p}\nusers:\n- name: admin\n  user: {token: t}\n\
              - name: 'infra:hand-made'\n  user: {token: x}\ncontexts:\n- name: admin@prod\n  context: {cluster: prod, user: admin}\ncurrent-context: admin@prod\n",
         )

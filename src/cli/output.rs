@@ -126,7 +126,7 @@ pub fn table(headers: Option<&[&str]>, rows: &[Vec<String>]) -> String {
 pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<String> {
     Ok(match format {
         Format::Json => serde_json::to_string_pretty(value)? + "\n",
-        Format::Yaml => serde_norway::to_string(value)?,
+        Format::Yaml => serde_saphyr::to_string(value)?,
         Format::Table | Format::Wide | Format::Name => anyhow::bail!("-o {format:?} is for lists; use -o json or -o yaml"),
     })
 }

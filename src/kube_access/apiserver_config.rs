@@ -96,7 +96,7 @@ pub fn webhook_kubeconfig(issuer: &Issuer) -> Value {
 }
 
 pub fn to_yaml(config: &Value) -> String {
-    serde_norway::to_string(config).expect("configuration serializes")
+    serde_saphyr::to_string(config).expect("configuration serializes")
 }
 
 #[cfg(test)]
@@ -119,7 +119,7 @@ mod tests {
         assert!(rules.contains("!user.username.startsWith('system:')"), "{rules}");
         let yaml = to_yaml(&c);
         assert!(yaml.contains("kind: AuthenticationConfiguration"), "{yaml}");
-        let back: Value = serde_norway::from_str(&yaml).unwrap();
+        let back: Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, c);
         let authz = authorization("/etc/kubernetes/infra-webhook.kubeconfig");
         assert_eq!(authz["authorizers"][0]["webhook"]["cacheAuthorizedRequests"], false);

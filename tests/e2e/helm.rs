@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::harness::{Run, env, http, kubectl, unique};
@@ -63,8 +62,9 @@ fn helm(args: &[&str]) -> Run {
 
 /// Every document of a multi-document YAML stream, as JSON values (empty documents dropped).
 fn yaml_docs(text: &str) -> Vec<Value> {
-    serde_norway::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("invalid YAML ({e}) in:\n{text}")))
+    serde_saphyr::from_multiple::<Value>(text)
+        .unwrap_or_else(|e| panic!("invalid YAML ({e}) in:\n{text}"))
+        .into_iter()
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -715,7 +715,7 @@ fn kustomize_default_applies_with_server_dry_run() {
 fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
     let docs = rendered(&["kubernetes.clusterName=prod", "kubernetes.issuerURL=https://issuer.example.com", "kubernetes.issuerCA=PEM"]);
     let map = find_named(&docs, "ConfigMap", "infra-apiserver-config");
-    let chart: Value = serde_norway::from_str(map["data"]["authentication-config.yaml"].as_str().unwrap()).unwrap();
+    let chart: Value = serde_saphyr::from_str(map["data"]["authentication-config.yaml"].as_str().unwrap()).unwrap();
     let ca = std::env::temp_dir().join(format!("{}.pem", crate::harness::unique("issuer-ca")));
     std::fs::write(&ca, "PEM").unwrap();
     let cli = crate::harness::infra(&[
@@ -730,7 +730,7 @@ fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
     ])
     .ok();
     let _ = std::fs::remove_file(&ca);
-    let printed: Value = serde_norway::from_str(&cli.stdout).unwrap();
+    let printed: Value = serde_saphyr::from_str(&cli.stdout).unwrap();
     assert_eq!(chart, printed, "the chart's AuthenticationConfiguration drifted from `infra kube apiserver-config`");
 }
 
@@ -778,7 +778,7 @@ fn chart_copy(dir: &Path, group: &str, with_description: bool, layout: CrdLayout
     std::fs::remove_dir_all(&templates).unwrap();
     std::fs::create_dir_all(&templates).unwrap();
     let (_, yaml) = infra::api::crds_yaml().unwrap().into_iter().find(|(file, _)| file.starts_with("scimkeys.")).unwrap();
-    let mut crd: Value = serde_norway::from_str(&yaml).unwrap();
+    let mut crd: Value = serde_saphyr::from_str(&yaml).unwrap();
     // Short names and categories are shared across groups: `kubectl get sk` must stay the suite's.
     let names = crd["spec"]["names"].as_object_mut().unwrap();
     names.remove("shortNames");
@@ -792,7 +792,7 @@ fn chart_copy(dir: &Path, group: &str, with_description: bool, layout: CrdLayout
             text.lines().map(|l| if l.starts_with("version: ") { "version: 0.1.0".to_string() } else { l.to_string() } + "\n").collect();
         std::fs::write(chart_yaml, text).unwrap();
     }
-    let yaml = serde_norway::to_string(&crd).unwrap().replace("infrahq.com", group);
+    let yaml = serde_saphyr::to_string(&crd).unwrap().replace("infrahq.com", group);
     let file = format!("scimkeys.{group}.yaml");
     match layout {
         CrdLayout::Template => std::fs::write(templates.join(file), infra::api::chart_template(&yaml)).unwrap(),

@@ -120,7 +120,7 @@ async fn kubectl_works_as_the_person_with_their_grants() {
     assert!(login.stdout.contains(&format!("context {}", context())), "{}", login.stdout);
 
     // The kubeconfig: a context with the exec plugin, and the current context left alone.
-    let kubeconfig: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    let kubeconfig: Value = serde_saphyr::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
     assert_eq!(std::fs::metadata(home.kubeconfig()).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(kubeconfig.get("current-context").is_none_or(|c| c.as_str() != Some(&context())), "login switched the context: {kubeconfig}");
     let user =
@@ -142,7 +142,7 @@ async fn kubectl_works_as_the_person_with_their_grants() {
 
     // `infra use` makes the context current, with a namespace; kubectl then needs no flags.
     home.infra(&["use", &format!("{}/default", cluster())]).ok();
-    let config: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    let config: Value = serde_saphyr::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
     assert_eq!(config["current-context"], context().as_str());
     let plain = Command::new(&env().kubectl).args(["auth", "whoami", "-o", "json"]).env("KUBECONFIG", home.kubeconfig()).output().unwrap();
     assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
@@ -187,11 +187,11 @@ async fn kubectl_works_as_the_person_with_their_grants() {
     assert!(event["user"]["groups"].as_array().unwrap().iter().any(|g| g == group_name.as_str()), "{event}");
 
     // Logout removes what login wrote, and nothing else.
-    let mut config: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    let mut config: Value = serde_saphyr::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
     config["contexts"].as_array_mut().unwrap().push(serde_json::json!({"name": "mine", "context": {"cluster": "x", "user": "y"}}));
-    std::fs::write(home.kubeconfig(), serde_norway::to_string(&config).unwrap()).unwrap();
+    std::fs::write(home.kubeconfig(), serde_saphyr::to_string(&config).unwrap()).unwrap();
     home.infra(&["logout"]).ok();
-    let after: Value = serde_norway::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
+    let after: Value = serde_saphyr::from_str(&std::fs::read_to_string(home.kubeconfig()).unwrap()).unwrap();
     let names: Vec<&str> = after["contexts"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, vec!["mine"], "{after}");
     assert!(after["users"].as_array().unwrap().is_empty(), "{after}");
