@@ -92,11 +92,57 @@ pub struct GrantStatus {
     pub conditions: Vec<Condition>,
     /// `Active`, `Pending` (cannot be bound yet, see Ready) or `Expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<GrantPhase>,
     /// The RoleBinding (in spec.namespace) or ClusterRoleBinding that carries the grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
     /// When temporary access ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+}
+
+/// The one condition type of a Grant.
+pub const READY: &str = "Ready";
+
+/// Where a Grant is: bound, waiting for something (its role, its namespace, the allow-list), or
+/// past its expiry.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GrantPhase {
+    /// Cannot be bound yet: see the `Ready` condition.
+    Pending,
+    /// The binding exists.
+    Active,
+    /// Past `expiresAt`/`expiresAfter`; the binding was removed.
+    Expired,
+}
+
+impl GrantPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Active => "Active",
+            Self::Expired => "Expired",
+        }
+    }
+}
+
+super::conditions::reasons! {
+    /// Why a Grant is or is not Ready.
+    pub enum GrantReason {
+        Bound,
+        Expired,
+        RoleNotAllowed,
+        RoleNotFound,
+        NamespaceNotFound,
+    }
+}
+
+impl GrantReason {
+    pub fn phase(self) -> GrantPhase {
+        match self {
+            Self::Bound => GrantPhase::Active,
+            Self::Expired => GrantPhase::Expired,
+            Self::RoleNotAllowed | Self::RoleNotFound | Self::NamespaceNotFound => GrantPhase::Pending,
+        }
+    }
 }

@@ -8,7 +8,7 @@ pub mod identity_provider;
 pub mod scim_key;
 pub mod user;
 
-pub use grant::{Grant, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
+pub use grant::{Grant, GrantPhase, GrantReason, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX, member_groups, member_label};
 pub use identity_provider::{
     CLIENT_SECRET_TYPE, ClaimMapping, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus,

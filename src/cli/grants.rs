@@ -152,7 +152,7 @@ async fn settle(grants: &Api<Grant>, name: &str) -> Option<(bool, String)> {
     while Instant::now() < deadline {
         if let Ok(Some(g)) = grants.get_opt(name).await {
             let fresh = g.status.as_ref().and_then(|s| s.observed_generation) == g.metadata.generation;
-            let ready = g.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+            let ready = g.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == crate::api::grant::READY).cloned());
             if let Some(c) = ready.filter(|_| fresh) {
                 return Some((c.status == "True", c.message));
             }
@@ -176,7 +176,7 @@ async fn list(grants: &Api<Grant>, l: ListArgs) -> anyhow::Result<()> {
             g.spec.subject.provider.clone(),
             role,
             g.spec.namespace.clone().unwrap_or_else(|| "(cluster)".into()),
-            status.phase.unwrap_or_else(|| "Pending".into()),
+            status.phase.map_or("Pending", |p| p.as_str()).to_string(),
             status.expires_at.map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
             status.binding.unwrap_or_default(),
         ]

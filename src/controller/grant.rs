@@ -23,12 +23,12 @@ use kube::{Api, ResourceExt};
 
 use super::context::{Context, Error, now};
 use crate::api::conditions::{self, Check};
-use crate::api::{Grant, labels};
+use crate::api::grant::READY;
+use crate::api::{Grant, GrantReason, labels};
 use crate::api_server::FieldManager;
 use crate::kube_access::binding::{BINDING_LABEL, Target, allowed, expiry};
 
 pub const KIND: &str = "Grant";
-pub const READY: &str = "Ready";
 pub const FINALIZER: &str = "infrahq.com/grant-binding";
 /// How often to look again for a role or namespace that does not exist yet.
 const MISSING_RECHECK: Duration = Duration::from_secs(30);
@@ -78,7 +78,7 @@ async fn apply(grant: &Grant, g: &Grants) -> Result<Action, Error> {
     let now = now();
     let (check, requeue) = if expires.is_some_and(|at| at <= now) {
         release(g, &target, grant).await?;
-        (Check::failed(READY, "Expired", "the grant has expired; its binding was removed"), None)
+        (Check::failed(READY, GrantReason::Expired, "the grant has expired; its binding was removed"), None)
     } else if !allowed(&g.allowed_roles, &target.role) {
         release(g, &target, grant).await?;
         let message = format!(
@@ -87,28 +87,21 @@ async fn apply(grant: &Grant, g: &Grants) -> Result<Action, Error> {
             target.role,
             g.allowed_roles.join(", ")
         );
-        (Check::failed(READY, "RoleNotAllowed", message), None)
+        (Check::failed(READY, GrantReason::RoleNotAllowed, message), None)
     } else if let Some(missing) = missing(ctx, &target).await? {
         missing
     } else {
         bind(ctx, &target).await?;
         let scope = target.namespace.as_deref().map(|ns| format!("in namespace {ns}")).unwrap_or_else(|| "cluster-wide".into());
         let message = format!("{} {} may use {} {} {scope}", target.subject_kind, target.subject, target.role_kind, target.role);
-        (Check::passed(READY, "Bound", message), expires.map(|at| until(at, now)).or(Some(RESYNC)))
+        (Check::passed(READY, GrantReason::Bound, message), expires.map(|at| until(at, now)).or(Some(RESYNC)))
     };
 
     let old = grant.status.clone().unwrap_or_default();
     let mut status = old.clone();
     let changed = conditions::set(&mut status.conditions, &check, grant.metadata.generation, now);
     status.observed_generation = grant.metadata.generation;
-    status.phase = Some(
-        match check.reason {
-            "Bound" => "Active",
-            "Expired" => "Expired",
-            _ => "Pending",
-        }
-        .into(),
-    );
+    status.phase = Some(check.reason.phase());
     status.binding = check.is_true().then(|| target.name.clone());
     status.expires_at = expires.map(Time);
     if status != old {
@@ -117,7 +110,7 @@ async fn apply(grant: &Grant, g: &Grants) -> Result<Action, Error> {
     if changed {
         ctx.record(grant, &check).await;
     }
-    ctx.metrics.reconciled(KIND, &crate::metrics::reason_label(check.reason));
+    ctx.metrics.reconciled(KIND, &crate::metrics::reason_label(check.reason.as_str()));
     Ok(requeue.map(Action::requeue).unwrap_or_else(Action::await_change))
 }
 
@@ -126,12 +119,15 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
 }
 
 /// A failed check when the namespace or the role does not exist, with when to look again.
-async fn missing(ctx: &Context, t: &Target) -> Result<Option<(Check, Option<Duration>)>, Error> {
+async fn missing(ctx: &Context, t: &Target) -> Result<Option<(Check<GrantReason>, Option<Duration>)>, Error> {
     let client = ctx.kube.client.clone();
     if let Some(ns) = &t.namespace
         && Api::<Namespace>::all(client.clone()).get_opt(ns).await?.is_none()
     {
-        return Ok(Some((Check::failed(READY, "NamespaceNotFound", format!("namespace {ns} does not exist")), Some(MISSING_RECHECK))));
+        return Ok(Some((
+            Check::failed(READY, GrantReason::NamespaceNotFound, format!("namespace {ns} does not exist")),
+            Some(MISSING_RECHECK),
+        )));
     }
     let exists = match (t.role_kind, &t.namespace) {
         ("Role", Some(ns)) => Api::<Role>::namespaced(client, ns).get_opt(&t.role).await?.is_some(),
@@ -142,7 +138,7 @@ async fn missing(ctx: &Context, t: &Target) -> Result<Option<(Check, Option<Dura
             ("Role", Some(ns)) => format!(" in namespace {ns}"),
             _ => String::new(),
         };
-        let check = Check::failed(READY, "RoleNotFound", format!("{} {} does not exist{place}", t.role_kind, t.role));
+        let check = Check::failed(READY, GrantReason::RoleNotFound, format!("{} {} does not exist{place}", t.role_kind, t.role));
         return Ok(Some((check, Some(MISSING_RECHECK))));
     }
     Ok(None)

@@ -421,7 +421,7 @@ async fn grants_are_reconciled_into_bindings() {
         kubectl_apply_as(None, &manifest).ok();
         let (status, reason, g) = grant_ready(&name).await;
         assert_eq!((status.as_str(), reason.as_str()), ("False", want), "{g:?}");
-        assert_eq!(g.status.unwrap().phase.as_deref(), Some("Pending"));
+        assert_eq!(g.status.unwrap().phase, Some(infra::api::GrantPhase::Pending));
         grants.delete(&name, &DeleteParams::default()).await.unwrap();
     }
 
@@ -437,7 +437,7 @@ async fn grants_are_reconciled_into_bindings() {
     eventually(Duration::from_secs(30), "the temporary grant to expire", || {
         let grants = grants.clone();
         let name = name.clone();
-        async move { (grants.get(&name).await.ok()?.status?.phase.as_deref() == Some("Expired")).then_some(()) }
+        async move { (grants.get(&name).await.ok()?.status?.phase == Some(infra::api::GrantPhase::Expired)).then_some(()) }
     })
     .await;
     assert!(!binding_exists(None, &crb).await, "an expired grant's binding stays");
