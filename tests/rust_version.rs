@@ -10,10 +10,23 @@ fn version(v: &str) -> Vec<u64> {
     parts
 }
 
+/// The host's target triple, from `rustc -vV`.
+fn host() -> String {
+    let out = Command::new("rustc").arg("-vV").output().expect("rustc runs");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host")
+}
+
 #[test]
 fn rust_version_is_what_the_dependencies_need() {
+    // Only the dependencies of a Linux build (the host's; the image is built for Linux too):
+    // macOS- and Windows-only crates are not downloaded on a fresh machine, and --offline would
+    // then fail to read their manifests.
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked", "--offline", "--filter-platform", &host()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
