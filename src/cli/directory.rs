@@ -13,6 +13,7 @@ use crate::api::{Group, User, labels};
 #[derive(Subcommand)]
 pub enum UsersCommand {
     /// List users.
+    #[command(after_help = "Examples:\n  infra users list --provider okta\n  infra users list -o wide")]
     List {
         /// Only users of this provider.
         #[arg(long)]
@@ -25,6 +26,7 @@ pub enum UsersCommand {
 #[derive(Subcommand)]
 pub enum GroupsCommand {
     /// List groups.
+    #[command(after_help = "Examples:\n  infra groups list\n  infra groups list -o name")]
     List {
         /// Only groups of this provider.
         #[arg(long)]

@@ -21,10 +21,15 @@ use crate::kube_access::binding::Target;
 pub enum GrantsCommand {
     /// Give a user (USER ROLE) or a group (--group GROUP ROLE) a role, in a namespace (-n) or
     /// cluster-wide. ROLE is a ClusterRole, or role/NAME for a Role in that namespace.
+    #[command(
+        after_help = "Examples:\n  infra grants add alice@example.com view -n default\n  infra grants add --group Engineering edit -n team-a --for 8h"
+    )]
     Add(SubjectArgs),
     /// List grants.
+    #[command(after_help = "Examples:\n  infra grants list\n  infra grants list -o wide")]
     List(ListArgs),
     /// Take a grant away: by its name, or as it was added (USER ROLE or --group GROUP ROLE).
+    #[command(after_help = "Examples:\n  infra grants remove alice@example.com view -n default\n  infra grants remove grant-0a1b2c3d4e5f")]
     Remove(SubjectArgs),
 }
 

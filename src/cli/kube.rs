@@ -14,6 +14,9 @@ use crate::kube_access::apiserver_config::{self, Issuer};
 pub enum KubeCommand {
     /// Print the AuthenticationConfiguration (apiserver.config.k8s.io/v1) with which the API
     /// server trusts this Infra server's tokens (kube-apiserver --authentication-config).
+    #[command(
+        after_help = "Examples:\n  infra kube apiserver-config --server https://infra.example.com > /etc/kubernetes/infra-authn.yaml\n  infra kube apiserver-config --print authorization"
+    )]
     ApiserverConfig(ApiserverConfigArgs),
 }
 

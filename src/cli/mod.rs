@@ -163,10 +163,16 @@ mod tests {
         let mut missing = vec![];
         walk(&cli, "infra", &mut missing);
         assert!(missing.is_empty(), "flags without help: {missing:?}");
-        for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
-            let examples = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
-            assert!(examples.starts_with("Examples:"), "`infra {}` has no examples", sub.get_name());
+        // Every command, at every level.
+        fn examples(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                let text = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(text.starts_with("Examples:"), "`{path}` has no examples");
+                examples(sub, &path);
+            }
         }
+        examples(&cli, "infra");
         for session in ["login", "whoami", "logout"] {
             let sub = cli.find_subcommand(session).unwrap();
             for flag in ["kubeconfig", "context", "namespace"] {

@@ -25,12 +25,22 @@ use crate::oidc::issuer;
 pub enum ProvidersCommand {
     /// Connect an identity provider: stores the client secret in a Secret, creates the
     /// IdentityProvider and waits until Infra has checked it.
+    #[command(
+        after_help = "Examples:\n  infra providers add okta --kind okta --url example.okta.com --client-id 0oa1b2c3 --client-secret-stdin < secret.txt\n  OKTA_SECRET=... infra providers add okta --url example.okta.com/oauth2/default --client-id 0oa1b2c3 --client-secret-env OKTA_SECRET"
+    )]
     Add(AddArgs),
     /// List identity providers and whether they are ready.
+    #[command(
+        after_help = "Examples:\n  infra providers list\n  infra providers list -o wide\n  infra providers list -o json | jq '.items[].status.phase'"
+    )]
     List(ListArgs),
     /// Change a provider's settings or client secret, then wait until it is checked again.
+    #[command(
+        after_help = "Examples:\n  infra providers edit okta --client-secret-stdin < new-secret.txt\n  infra providers edit okta --groups-filter 'eng-.*'"
+    )]
     Edit(EditArgs),
     /// Remove a provider and the Secret `providers add` created for it.
+    #[command(after_help = "Examples:\n  infra providers remove okta")]
     Remove {
         /// Name of the provider.
         name: String,

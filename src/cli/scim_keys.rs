@@ -20,6 +20,9 @@ use crate::sealed::Recipient;
 #[derive(Subcommand)]
 pub enum ScimKeysCommand {
     /// Generate a SCIM key for a provider and print it, once, with what to paste into the provider.
+    #[command(
+        after_help = "Examples:\n  infra scim-keys create --provider okta --expires-after 90d --description 'Okta production'\n  KEY=$(infra scim-keys create -q --provider okta)"
+    )]
     Create {
         /// The provider whose users and groups the key may provision.
         #[arg(long)]
@@ -38,6 +41,7 @@ pub enum ScimKeysCommand {
         quiet: bool,
     },
     /// List SCIM keys (never their values).
+    #[command(after_help = "Examples:\n  infra scim-keys list\n  infra scim-keys list --provider okta -o wide")]
     List {
         /// Only keys of this provider.
         #[arg(long)]
@@ -46,6 +50,7 @@ pub enum ScimKeysCommand {
         list: ListArgs,
     },
     /// Revoke a key: deletes the ScimKey and its Secret; the server refuses the key at once.
+    #[command(after_help = "Examples:\n  infra scim-keys revoke okta-x7k2p")]
     Revoke {
         /// Name of the ScimKey.
         name: String,
