@@ -25,7 +25,7 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-23800}"
 APISERVER_PORT="${APISERVER_PORT:-16443}"
 KCM_PORT="${KCM_PORT:-10357}"
 # The Infra servers' HTTPS listeners; the first is the Kubernetes issuer the API server trusts.
-ISSUER_PORTS="${ISSUER_PORTS:-18090 18091}"
+ISSUER_PORTS="${ISSUER_PORTS:-18110 18111}"
 ISSUER_URL="https://127.0.0.1:${ISSUER_PORTS%% *}"
 # The cluster's name in Infra: the tokens' audience and the kubeconfig context infra:infra-e2e.
 CLUSTER_NAME="infra-e2e"

@@ -1000,7 +1000,7 @@ async fn helm_alerts_and_dashboard_query_exported_metrics() {
             "InfraSessionRechecksFailing"
         ]
     );
-    let dashboard = find(&docs, "ConfigMap");
+    let dashboard = find_named(&docs, "ConfigMap", "infra-dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1", "the sidecar's label");
     let dashboard: Value = serde_json::from_str(dashboard["data"]["infra.json"].as_str().unwrap()).unwrap();
     for panel in dashboard["panels"].as_array().unwrap() {
