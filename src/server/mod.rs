@@ -56,8 +56,9 @@ pub struct ServerArgs {
     pub metrics_addr: SocketAddr,
 
     /// A request still unanswered after this long gets 503 (with Retry-After), so a stuck
-    /// dependency cannot hold connections and workers forever.
-    #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "60s", value_parser = crate::config::parse_span)]
+    /// dependency cannot hold connections and workers forever. Long enough for the largest
+    /// request the SCIM limits admit: 10,000 members in one PATCH are 10,000 User writes.
+    #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "5m", value_parser = crate::config::parse_span)]
     pub request_timeout: std::time::Duration,
 
     #[command(flatten)]

@@ -335,6 +335,12 @@ impl Scim {
         }
     }
 
+    /// The same client, waiting up to `timeout` for each answer (30 s by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = reqwest::Client::builder().timeout(timeout).build().unwrap();
+        self
+    }
+
     /// Okta's SCIM client: `Content-Type: application/scim+json; charset=utf-8` (Okta's SCIM 2.0
     /// reference and the SCIM 2.0 Test App's Runscope tests).
     pub fn okta(mut self) -> Self {

@@ -151,7 +151,9 @@ async fn users_directly(p: &ScimProvider, n: usize, concurrency: usize) -> Vec<S
 #[ignore = "creates 10,000 users: e2e/test runs it alone after the suite"]
 async fn a_ten_thousand_member_patch_succeeds_and_healthz_keeps_answering() {
     let p = ScimProvider::new("bounds-big").await;
-    let scim = p.client(0);
+    // 10,000 members are 10,000 label writes (a membership is a label on each User): on this
+    // 2-core machine that takes a minute or two, within the server's request timeout.
+    let scim = p.client(0).with_timeout(Duration::from_secs(290));
     let ids = users_directly(&p, 10_000, 16).await;
     let r = scim.post("/Groups", &json!({"schemas": [GROUP_SCHEMA], "displayName": "everyone"})).await;
     let gid = r.expect(201)["id"].as_str().unwrap().to_string();
