@@ -729,9 +729,56 @@ fn helm_renders_the_api_servers_configuration_as_the_cli_prints_it() {
         ca.to_str().unwrap(),
     ])
     .ok();
-    let _ = std::fs::remove_file(&ca);
     let printed: Value = serde_saphyr::from_str(&cli.stdout).unwrap();
     assert_eq!(chart, printed, "the chart's AuthenticationConfiguration drifted from `infra kube apiserver-config`");
+
+    // The revocation webhook's AuthorizationConfiguration and kubeconfig, likewise.
+    for (key, print) in [("authorization-config.yaml", "authorization"), ("authorization-webhook.kubeconfig", "webhook-kubeconfig")] {
+        let chart: Value = serde_saphyr::from_str(map["data"][key].as_str().unwrap_or_else(|| panic!("no {key} in {map}"))).unwrap();
+        let cli = crate::harness::infra(&[
+            "kube",
+            "apiserver-config",
+            "--issuer-url",
+            "https://issuer.example.com",
+            "--audience",
+            "prod",
+            "--issuer-ca-file",
+            ca.to_str().unwrap(),
+            "--print",
+            print,
+        ])
+        .ok();
+        let printed: Value = serde_saphyr::from_str(&cli.stdout).unwrap();
+        assert_eq!(chart, printed, "the chart's {key} drifted from `infra kube apiserver-config --print {print}`");
+    }
+    let _ = std::fs::remove_file(&ca);
+}
+
+#[test]
+fn helm_serves_https_from_the_server_pods_when_asked() {
+    let docs = rendered(&["serverTLS.enabled=true", "serverTLS.secretName=my-cert", "networkPolicy.enabled=true"]);
+    let server = container(find_named(&docs, "Deployment", "infra-server"), "server");
+    assert_eq!(env_value(server, "INFRA_TLS_LISTEN_ADDR"), Some("0.0.0.0:8443"));
+    let (cert, key) = (env_value(server, "INFRA_TLS_CERT_FILE").unwrap(), env_value(server, "INFRA_TLS_KEY_FILE").unwrap());
+    let mount = server["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "server-tls").expect("the certificate is mounted");
+    let dir = mount["mountPath"].as_str().unwrap();
+    assert_eq!((cert, key), (&*format!("{dir}/tls.crt"), &*format!("{dir}/tls.key")));
+    let volumes = &find_named(&docs, "Deployment", "infra-server")["spec"]["template"]["spec"]["volumes"];
+    assert!(volumes.as_array().unwrap().iter().any(|v| v["name"] == "server-tls" && v["secret"]["secretName"] == "my-cert"), "{volumes}");
+    assert!(server["ports"].as_array().unwrap().iter().any(|p| p["name"] == "https" && p["containerPort"] == 8443));
+    let service = find_named(&docs, "Service", "infra-server");
+    assert!(service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == "https" && p["port"] == 443), "{service}");
+    let policy = find(&docs, "NetworkPolicy");
+    assert!(policy["spec"]["ingress"][0]["ports"].as_array().unwrap().iter().any(|p| p["port"] == "https"), "{policy}");
+    // The controller serves no HTTPS and mounts no certificate.
+    let controller = container(find_named(&docs, "Deployment", "infra-controller"), "controller");
+    assert_eq!(env_value(controller, "INFRA_TLS_LISTEN_ADDR"), None);
+
+    // Off by default: no listener, no port, no mount.
+    let docs = rendered(&[]);
+    let server = container(find_named(&docs, "Deployment", "infra-server"), "server");
+    assert_eq!(env_value(server, "INFRA_TLS_LISTEN_ADDR"), None);
+    assert!(!server["ports"].as_array().unwrap().iter().any(|p| p["name"] == "https"));
 }
 
 // ---- CRDs upgrade with the chart --------------------------------------------------------------

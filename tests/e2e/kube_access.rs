@@ -566,6 +566,76 @@ async fn revocation_reaches_the_api_server_at_once() {
     infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
 }
 
+fn session_token(home: &Home) -> String {
+    let text = std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string()
+}
+
+/// After a revocation nothing new is minted: where the API server has no webhook, access ends
+/// when the last token expires (at most the token lifetime later).
+async fn mints_nothing(session: &str) {
+    for server in &env().server_urls {
+        let resp = http().post(format!("{server}/api/kube/token")).bearer_auth(session).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{server} still mints for a revoked session");
+    }
+}
+
+/// A SCIM DELETE of the person (through the provider's SCIM API, as Okta sends it) and removing
+/// their provider each end kubectl access within seconds, like a deactivation; and after each,
+/// no new token is minted.
+#[tokio::test]
+async fn scim_delete_and_provider_removal_end_kubectl_access() {
+    // SCIM delete.
+    let person = idp::new_user("kube-scim-deleted", &[]).await;
+    let home = Home::new();
+    log_in(&home, &person).await;
+    whoami(&home).await;
+    infra(&["grants", "add", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+    pods_become(&home, "default", true).await;
+    let (token, session) = (cached_token(&home), session_token(&home));
+    assert_eq!(list_pods_with(&token, "default").await, 200);
+    let key_name = unique("kube-scim-delete");
+    let key = infra(&["scim-keys", "create", "--provider", "okta", "--name", &key_name, "-q"]).ok().stdout.trim().to_string();
+    let scim = crate::harness::Scim::new(&env().server_urls[0], &key);
+    let filter = format!("/Users?filter=userName%20eq%20%22{}%22", person.email);
+    let listed = scim.get(&filter).await.expect(200).clone();
+    let id = listed["Resources"][0]["id"].as_str().unwrap_or_else(|| panic!("the logged-in person is a SCIM User: {listed}")).to_string();
+    let started = std::time::Instant::now();
+    assert_eq!(scim.delete(&format!("/Users/{id}")).await.status, 204);
+    let took = refused_after(&token, started).await;
+    println!("SCIM delete to refusal: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    mints_nothing(&session).await;
+    infra(&["scim-keys", "revoke", &key_name]).ok();
+    infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+
+    // Provider removal: a provider of this test's own, so no other test loses theirs.
+    let provider = unique("kube-gone");
+    let url = crate::harness::idp_domain_and_path();
+    infra(&["providers", "add", &provider, "--url", &url, "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]).ok();
+    let person = idp::new_user("kube-provider-gone", &[]).await;
+    let home = Home::new();
+    let port = listen_port();
+    let login = Login::start(&home, &login_args(&port.to_string(), &env().server_urls[0], &provider));
+    let callback =
+        browser::login_at_idp(login.authorize_url().as_str(), &person.email, &person.password, &format!("http://localhost:{port}"))
+            .await
+            .unwrap();
+    Browser::new().get(callback.as_str()).await.unwrap();
+    login.finish(Duration::from_secs(30)).await.ok();
+    whoami(&home).await;
+    infra(&["grants", "add", &person.email, "view", "-n", "default", "--provider", &provider]).ok();
+    pods_become(&home, "default", true).await;
+    let (token, session) = (cached_token(&home), session_token(&home));
+    let started = std::time::Instant::now();
+    infra(&["providers", "remove", &provider]).ok();
+    let took = refused_after(&token, started).await;
+    println!("provider removal to refusal: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    mints_nothing(&session).await;
+    infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", &provider]).ok();
+}
+
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     samples[((samples.len() as f64 - 1.0) * p).round() as usize]
