@@ -731,6 +731,84 @@ fn kid_of(jwt: &str) -> String {
     serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_string()
 }
 
+/// A scheduled rotation while kubectl keeps working: the leader publishes the next key two
+/// minutes before it signs, every replica serves both, tokens signed before keep working after
+/// the switch, and tokens signed after are accepted. The active key is made due by moving its
+/// start back in the Secret (the rotation interval is days). Alone: it takes about three minutes.
+#[tokio::test]
+#[ignore]
+async fn a_scheduled_rotation_keeps_kubectl_working() {
+    let person = idp::new_user("kube-scheduled", &["scheduled"]).await;
+    let home = Home::new();
+    log_in(&home, &person).await;
+    whoami(&home).await;
+    infra(&["grants", "add", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+    pods_become(&home, "default", true).await;
+    let old = cached_token(&home);
+    let old_kid = kid_of(&old);
+    let session = session_token(&home);
+
+    let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
+    let secret = secrets.get(SECRET_NAME).await.unwrap();
+    let mut set = KeySet::from_json(&secret.data.as_ref().unwrap()[DATA_KEY].0).unwrap();
+    // Only the key that signs now (earlier runs on this stack may have left a retired one).
+    set.keys.retain(|k| k.kid == old_kid);
+    assert_eq!(set.keys.len(), 1, "the key that signed the cached token is stored: {set:?}");
+    let long_ago = Timestamp::now().checked_sub(k8s_openapi::jiff::SignedDuration::from_hours(24 * 365)).unwrap();
+    (set.keys[0].created_at, set.keys[0].signs_from) = (long_ago, long_ago);
+    let patch = serde_json::json!({"data": {DATA_KEY: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, set.to_json())}});
+    secrets.patch(SECRET_NAME, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+
+    // The next key is published on every replica (within the leader's 20 s check), and does not
+    // sign yet.
+    let mut new_kid = String::new();
+    for server in &env().server_urls {
+        let url = format!("{server}/api/kube/jwks");
+        new_kid = eventually(Duration::from_secs(60), "the next key to be published", || {
+            let (url, old_kid) = (url.clone(), old_kid.clone());
+            async move {
+                let jwks: Value = http().get(&url).send().await.ok()?.json().await.ok()?;
+                let kids: Vec<String> = jwks["keys"].as_array()?.iter().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect();
+                (kids.len() == 2 && kids.contains(&old_kid)).then(|| kids.into_iter().find(|k| *k != old_kid).unwrap())
+            }
+        })
+        .await;
+    }
+    let mint = || async {
+        let minted: Value = http()
+            .post(format!("{}/api/kube/token", env().server_urls[0]))
+            .bearer_auth(&session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        minted["token"].as_str().unwrap().to_string()
+    };
+    assert_eq!(kid_of(&mint().await), old_kid, "the next key is published ahead, not signing yet");
+
+    // Until it signs, and after, kubectl works throughout, and the old token keeps working.
+    let started = std::time::Instant::now();
+    let fresh = loop {
+        let run = kubectl(&home, &["get", "pods", "-n", "default"]);
+        assert_eq!(run.status, 0, "kubectl failed during the rotation after {:?}: {}", started.elapsed(), run.stderr);
+        assert_eq!(list_pods_with(&old, "default").await, 200, "the token signed before the rotation is refused");
+        let token = mint().await;
+        if kid_of(&token) == new_kid {
+            break token;
+        }
+        assert!(started.elapsed() < Duration::from_secs(200), "the next key never started signing");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    println!("the next key signed {:?} after it was published", started.elapsed());
+    assert_eq!(list_pods_with(&fresh, "default").await, 200, "a token signed with the new key is accepted");
+    assert_eq!(list_pods_with(&old, "default").await, 200, "the retired key stays published while its tokens live");
+    let run = kubectl(&home, &["get", "pods", "-n", "default"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
+}
+
 /// An emergency rotation (a leaked key): tokens signed before are refused once the API server
 /// has the new key set, and kubectl recovers on its own: after the 401 it asks the plugin again,
 /// which then mints a new token instead of handing out the cached one. Alone: it invalidates
