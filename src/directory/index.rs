@@ -6,17 +6,19 @@
 //! earlier versions until the controller has moved them, the Group's `spec.members`.
 //!
 //! It is fed by the API server's watch and by the server's own successful writes (so a client
-//! always reads its own writes); an object only replaces a newer-or-equal version of itself, so a
-//! late watch event never undoes a local write.
+//! always reads its own writes); [`Freshness`] keeps a late watch event from undoing a local
+//! write, without ever comparing resourceVersions.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use kube::ResourceExt;
 use kube::runtime::watcher;
 
 use super::codec::scim_id;
 use super::compact::{CompactUser, Interner};
+use super::freshness::Freshness;
 use crate::api::{Group, User};
 
 type Key = (String, String);
@@ -52,15 +54,8 @@ pub struct Directory {
     labelled_members: HashMap<String, BTreeSet<Id>>,
     user_resync: Option<HashSet<String>>,
     group_resync: Option<HashSet<String>>,
-}
-
-/// Resource versions are etcd revisions in practice; anything unparsable counts as newest so that
-/// it is never ignored.
-fn newer_or_same(incoming: Option<&str>, existing: Option<&str>) -> bool {
-    match (incoming.and_then(|v| v.parse::<u64>().ok()), existing.and_then(|v| v.parse::<u64>().ok())) {
-        (Some(a), Some(b)) => a >= b,
-        _ => true,
-    }
+    user_freshness: Freshness,
+    group_freshness: Freshness,
 }
 
 /// Index keys of caseExact=false attributes (userName, emails, displayName), by the one rule of
@@ -106,15 +101,18 @@ impl Directory {
     // ---- users -------------------------------------------------------------------------------
 
     /// Adds or replaces a user, unless the directory already holds a newer version of it.
+    /// A user the server wrote, or read afresh: applied unless the watch already delivered it.
     pub fn apply_user(&mut self, user: User) -> bool {
+        if !self.user_freshness.own_write(&user.name_any(), user.metadata.resource_version.as_deref(), Instant::now()) {
+            return false;
+        }
+        self.index_user(user)
+    }
+
+    fn index_user(&mut self, user: User) -> bool {
         let name = user.name_any();
         if let Some(seen) = self.user_resync.as_mut() {
             seen.insert(name.clone());
-        }
-        if let Some(old) = self.users.get(name.as_str())
-            && !newer_or_same(user.metadata.resource_version.as_deref(), old.resource_version.as_deref())
-        {
-            return false;
         }
         self.remove_user_indexes(&name);
         let provider = user.spec.provider_ref.name.clone();
@@ -140,7 +138,13 @@ impl Directory {
         true
     }
 
+    /// A user the server deleted.
     pub fn delete_user(&mut self, name: &str) {
+        self.user_freshness.own_delete(name, Instant::now());
+        self.unindex_user(name);
+    }
+
+    fn unindex_user(&mut self, name: &str) {
         self.remove_user_indexes(name);
         self.users.remove(name);
     }
@@ -188,14 +192,10 @@ impl Directory {
         self.user_order.remove(&(old.provider.clone(), id));
     }
 
-    /// The user with SCIM id `id`: while a rename leaves two objects with one id, the newer one.
+    /// The user with SCIM id `id`: while a rename leaves two objects with one id, the one applied
+    /// last (each apply moves its name to the end).
     fn compact(&self, provider: &str, id: &str) -> Option<&Arc<CompactUser>> {
-        let u = self
-            .user_names_by_id
-            .get(id)?
-            .iter()
-            .filter_map(|n| self.users.get(n))
-            .reduce(|a, b| if newer_or_same(b.resource_version.as_deref(), a.resource_version.as_deref()) { b } else { a })?;
+        let u = self.user_names_by_id.get(id)?.iter().filter_map(|n| self.users.get(n)).next_back()?;
         (&*u.provider == provider).then_some(u)
     }
 
@@ -258,15 +258,18 @@ impl Directory {
 
     // ---- groups ------------------------------------------------------------------------------
 
-    pub fn apply_group(&mut self, mut group: Group) -> bool {
+    /// A group the server wrote, or read afresh: applied unless the watch already delivered it.
+    pub fn apply_group(&mut self, group: Group) -> bool {
+        if !self.group_freshness.own_write(&group.name_any(), group.metadata.resource_version.as_deref(), Instant::now()) {
+            return false;
+        }
+        self.index_group(group)
+    }
+
+    fn index_group(&mut self, mut group: Group) -> bool {
         let name = group.name_any();
         if let Some(seen) = self.group_resync.as_mut() {
             seen.insert(name.clone());
-        }
-        if let Some(old) = self.groups.get(&name)
-            && !newer_or_same(group.metadata.resource_version.as_deref(), old.metadata.resource_version.as_deref())
-        {
-            return false;
         }
         group.metadata.managed_fields = None;
         self.remove_group_indexes(&name);
@@ -285,7 +288,13 @@ impl Directory {
         true
     }
 
+    /// A group the server deleted.
     pub fn delete_group(&mut self, name: &str) {
+        self.group_freshness.own_delete(name, Instant::now());
+        self.unindex_group(name);
+    }
+
+    fn unindex_group(&mut self, name: &str) {
         self.remove_group_indexes(name);
         self.groups.remove(name);
     }
@@ -380,37 +389,59 @@ impl Directory {
     // ---- watch events ------------------------------------------------------------------------
 
     pub fn on_user_event(&mut self, event: watcher::Event<User>) {
+        let now = Instant::now();
         match event {
-            watcher::Event::Init => self.user_resync = Some(HashSet::new()),
-            watcher::Event::InitApply(u) | watcher::Event::Apply(u) => {
-                self.apply_user(u);
+            watcher::Event::Init => {
+                self.user_resync = Some(HashSet::new());
+                self.user_freshness.relist_started();
             }
-            watcher::Event::Delete(u) => self.delete_user(&u.name_any()),
+            watcher::Event::InitApply(u) | watcher::Event::Apply(u) => {
+                if self.user_freshness.watched(&u.name_any(), u.metadata.resource_version.as_deref(), false, now) {
+                    self.index_user(u);
+                }
+            }
+            watcher::Event::Delete(u) => {
+                if self.user_freshness.watched(&u.name_any(), u.metadata.resource_version.as_deref(), true, now) {
+                    self.unindex_user(&u.name_any());
+                }
+            }
             watcher::Event::InitDone => {
                 if let Some(seen) = self.user_resync.take() {
                     let gone: Vec<String> = self.users.keys().filter(|n| !seen.contains(&***n)).map(|n| n.to_string()).collect();
                     for n in gone {
-                        self.delete_user(&n);
+                        self.unindex_user(&n);
                     }
                 }
+                self.user_freshness.relist_done();
             }
         }
     }
 
     pub fn on_group_event(&mut self, event: watcher::Event<Group>) {
+        let now = Instant::now();
         match event {
-            watcher::Event::Init => self.group_resync = Some(HashSet::new()),
-            watcher::Event::InitApply(g) | watcher::Event::Apply(g) => {
-                self.apply_group(g);
+            watcher::Event::Init => {
+                self.group_resync = Some(HashSet::new());
+                self.group_freshness.relist_started();
             }
-            watcher::Event::Delete(g) => self.delete_group(&g.name_any()),
+            watcher::Event::InitApply(g) | watcher::Event::Apply(g) => {
+                if self.group_freshness.watched(&g.name_any(), g.metadata.resource_version.as_deref(), false, now) {
+                    self.index_group(g);
+                }
+            }
+            watcher::Event::Delete(g) => {
+                if self.group_freshness.watched(&g.name_any(), g.metadata.resource_version.as_deref(), true, now) {
+                    self.unindex_group(&g.name_any());
+                }
+            }
             watcher::Event::InitDone => {
                 if let Some(seen) = self.group_resync.take() {
                     let gone: Vec<String> = self.groups.keys().filter(|n| !seen.contains(*n)).cloned().collect();
                     for n in gone {
-                        self.delete_group(&n);
+                        self.unindex_group(&n);
                     }
                 }
+                self.group_freshness.relist_done();
             }
         }
     }
@@ -500,14 +531,46 @@ mod tests {
     }
 
     #[test]
-    fn stale_versions_never_replace_newer_ones() {
+    fn late_watch_events_never_undo_the_servers_own_writes() {
         let mut d = Directory::default();
-        d.apply_user(user("u-a", "1", "okta", "alice", 5));
-        assert!(!d.apply_user(user("u-a", "1", "okta", "old-name", 4)));
-        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "alice");
-        assert!(d.apply_user(user("u-a", "1", "okta", "alice2", 6)));
+        let watched = |d: &mut Directory, u: User| d.on_user_event(watcher::Event::Apply(u));
+        watched(&mut d, user("u-a", "1", "okta", "old-name", 4));
+        // The server's write (version 10: as text it sorts before 4, which must not matter).
+        assert!(d.apply_user(user("u-a", "1", "okta", "alice", 10)));
+        watched(&mut d, user("u-a", "1", "okta", "older-name", 7));
+        d.on_user_event(watcher::Event::Delete(user("u-a", "1", "okta", "older-name", 8)));
+        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "alice", "events from before the write are ignored");
+        watched(&mut d, user("u-a", "1", "okta", "alice", 10));
+        watched(&mut d, user("u-a", "1", "okta", "alice2", 11));
         assert!(d.user_by_user_name("okta", "alice").is_none());
+        assert!(d.user_by_user_name("okta", "alice2").is_some(), "events after the write's own are applied");
+        // A write the watch has already delivered, with something newer after it, is not applied.
+        assert!(!d.apply_user(user("u-a", "1", "okta", "alice", 10)));
         assert!(d.user_by_user_name("okta", "alice2").is_some());
+
+        // The server's delete: an update from before it does not bring the user back.
+        d.delete_user("u-a");
+        watched(&mut d, user("u-a", "1", "okta", "alice3", 12));
+        assert!(d.user("okta", "1").is_none());
+        d.on_user_event(watcher::Event::Delete(user("u-a", "1", "okta", "alice3", 13)));
+        watched(&mut d, user("u-a", "1", "okta", "again", 14));
+        assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "again", "a new object of the same name");
+    }
+
+    #[test]
+    fn late_watch_events_never_undo_the_servers_own_group_writes() {
+        let mut d = Directory::default();
+        let named = |rv: u64, display: &str| {
+            let mut g = group("g-a", "g1", &[], rv);
+            g.spec.display_name = display.into();
+            g
+        };
+        assert!(d.apply_group(named(10, "eng")));
+        d.on_group_event(watcher::Event::Apply(named(9, "old")));
+        assert_eq!(d.group("okta", "g1").unwrap().spec.display_name, "eng");
+        d.on_group_event(watcher::Event::Apply(named(10, "eng")));
+        d.on_group_event(watcher::Event::Apply(named(11, "platform")));
+        assert_eq!(d.group("okta", "g1").unwrap().spec.display_name, "platform");
     }
 
     #[test]

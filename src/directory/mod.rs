@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod compact;
+mod freshness;
 pub mod index;
 pub mod naming;
 pub mod store;
