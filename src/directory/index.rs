@@ -209,6 +209,14 @@ impl Directory {
         self.users.get(name).map(|u| u.to_user())
     }
 
+    /// The UID and whether the user is active, by userName: what the authorization webhook asks
+    /// on every request, without building the whole User.
+    pub fn user_access(&self, provider: &str, user_name: &str) -> Option<(&str, bool)> {
+        let name = self.user_by_name.get(provider)?.get(lower(user_name).as_str())?;
+        let u = self.users.get(name)?;
+        Some((u.uid.as_deref().unwrap_or_default(), u.active.unwrap_or(true)))
+    }
+
     pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
         self.ids_to_users(provider, self.user_by_external.get(provider).and_then(|m| m.get(external_id)))
     }
@@ -555,6 +563,12 @@ mod tests {
         d.on_user_event(watcher::Event::Delete(user("u-a", "1", "okta", "alice3", 13)));
         watched(&mut d, user("u-a", "1", "okta", "again", 14));
         assert_eq!(d.user("okta", "1").unwrap().spec.user_name, "again", "a new object of the same name");
+        assert_eq!(d.user_access("okta", "AGAIN").map(|(_, active)| active), Some(true));
+        let mut inactive = user("u-a", "1", "okta", "again", 15);
+        inactive.spec.active = Some(false);
+        d.on_user_event(watcher::Event::Apply(inactive));
+        assert_eq!(d.user_access("okta", "again").map(|(_, active)| active), Some(false));
+        assert_eq!(d.user_access("other", "again"), None);
     }
 
     #[test]

@@ -102,9 +102,9 @@ impl Revocations {
 
     async fn user(&self, provider: &str, user_name: &str) -> Option<UserState> {
         let state = |u: &User| UserState { uid: u.metadata.uid.clone().unwrap_or_default(), active: u.spec.is_active() };
-        let cached = self.directory.read().user_by_user_name(provider, user_name);
-        if let Some(u) = cached {
-            return Some(state(&u));
+        let cached = self.directory.read().user_access(provider, user_name).map(|(uid, active)| UserState { uid: uid.to_string(), active });
+        if cached.is_some() {
+            return cached;
         }
         self.user_api.get_opt(&user_object_name(provider, user_name)).await.ok().flatten().as_ref().map(state)
     }
