@@ -673,6 +673,14 @@ async fn kube_access_benchmark() {
         "spec": {"user": format!("infra:okta:{}", person.email), "uid": user_uid(&person.email).await,
                  "extra": {"infrahq.com/session-id": [sid]}, "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "default"}}
     });
+    let stored = Api::<infra::api::User>::namespaced(client().await, &env().namespace)
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .remaining_item_count
+        .map_or(1, |n| n + 1);
+    println!("users stored: {stored} (the webhook looks the person up among them)");
     let mut hook = vec![];
     for _ in 0..1000 {
         let t = std::time::Instant::now();
