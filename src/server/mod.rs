@@ -61,6 +61,11 @@ pub struct ServerArgs {
     #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "5m", value_parser = crate::config::parse_span)]
     pub request_timeout: std::time::Duration,
 
+    /// How long a device login's codes (`infra login --device`) work before someone must approve
+    /// them.
+    #[arg(long, env = "INFRA_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = crate::config::parse_span)]
+    pub device_code_lifetime: std::time::Duration,
+
     #[command(flatten)]
     pub tls: tls::TlsArgs,
 
@@ -148,8 +153,14 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let auth =
         AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
+    let device = Arc::new(login::device::DeviceLogin {
+        login: login.clone(),
+        api: kube.api(),
+        lifetime: args.device_code_lifetime,
+        limits: limits.clone(),
+    });
     let app = access_log::wrap(
-        router(Routes { auth, scim: scim_state, providers, login, issuer, limits, metrics: metrics.clone(), ready }),
+        router(Routes { auth, scim: scim_state, providers, login, device, issuer, limits, metrics: metrics.clone(), ready }),
         args.request_timeout,
     );
     if let (Some(addr), Some(cert), Some(key)) = (args.tls.tls_listen_addr, args.tls.tls_cert_file.clone(), args.tls.tls_key_file.clone()) {
@@ -179,6 +190,7 @@ pub struct Routes {
     pub scim: ScimState,
     pub providers: Cache<IdentityProvider>,
     pub login: Arc<login::LoginState>,
+    pub device: Arc<login::device::DeviceLogin>,
     pub issuer: Arc<access::issuer::Issuer>,
     pub limits: Arc<rate_limit::Limits>,
     pub metrics: Arc<Metrics>,
@@ -186,11 +198,12 @@ pub struct Routes {
 }
 
 pub fn router(r: Routes) -> Router {
-    let Routes { auth, scim, providers, login, issuer, limits, metrics, ready } = r;
+    let Routes { auth, scim, providers, login, device, issuer, limits, metrics, ready } = r;
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(
             login::router(login)
+                .merge(login::device::router(device))
                 .merge(access::issuer::router(issuer))
                 .layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)),
         )

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 use super::csrf;
 use super::flow::{FlowError, Redemption};
-use super::state::LOGIN_TTL_SECS;
+use super::state::{LOGIN_TTL_SECS, Opened, return_path};
 use super::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, cookie, pages};
 use crate::keys;
 use crate::metrics::Metrics;
@@ -23,12 +23,12 @@ use crate::server::providers::scopes;
 
 /// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for cookie
 /// paths and links.
-fn base_path(state: &LoginState) -> String {
+pub(super) fn base_path(state: &LoginState) -> String {
     let p = state.args.external_url.path();
     if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
 }
 
-fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+pub(super) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     let secure = if state.args.insecure_cookies() { "" } else { "; Secure" };
     HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
         .expect("cookie values are base64url and alphanumerics")
@@ -51,13 +51,13 @@ fn retry_href(state: &LoginState, provider: Option<&str>) -> String {
     }
 }
 
-fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
+pub(super) fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
     let resp =
         (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
     with_cookies(resp, cookies)
 }
 
-fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
+pub(super) fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
     for c in cookies {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -67,19 +67,19 @@ fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
 /// Whether a failed session check means the session is over (unknown, expired, ended, its user
 /// or provider gone), so the browser may forget its cookie. Anything else (the API server briefly
 /// unavailable, say) leaves the session as it is: the next request may well succeed.
-fn session_is_over(e: &FlowError) -> bool {
+pub(super) fn session_is_over(e: &FlowError) -> bool {
     e.status == StatusCode::UNAUTHORIZED
 }
 
 pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
     let base = base_path(&state);
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return pages::signed_out(&ready_provider_names(&state), &base, None);
+        return pages::signed_out(&ready_provider_names(&state), &base, None, None);
     };
     match state.whoami(&token).await {
         Ok((_, who)) => pages::signed_in(&who, &base),
         Err(e) if session_is_over(&e) => with_cookies(
-            pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message)),
+            pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message), None),
             vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
         ),
         Err(e) => pages::unavailable(
@@ -90,14 +90,25 @@ pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> R
     }
 }
 
-/// `GET /login?provider=NAME`: sends the browser to the provider with state, nonce and PKCE.
+/// `GET /login?provider=NAME[&return=PATH]`: sends the browser to the provider with state, nonce
+/// and PKCE. `return` is a path on this server to land on afterwards (the device approval page
+/// sends people here); anything else is ignored.
 pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let base = base_path(&state);
+    let return_to = q.get("return").and_then(|raw| {
+        let path = return_path(raw, &base);
+        if path.is_none() {
+            tracing::warn!(return_path = %raw.chars().take(200).collect::<String>(), "ignored a login return path that is not a path on this server");
+        }
+        path
+    });
     let name = match q.get("provider") {
         Some(p) => p.clone(),
         None => match ready_provider_names(&state).as_slice() {
             [only] => only.clone(),
-            names => return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with.")),
+            names => {
+                return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with."), return_to.as_deref());
+            }
         },
     };
     let idp = match state.ready_provider(&name) {
@@ -111,7 +122,7 @@ pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap
         Ok(id) => id,
         Err(e) => return pages::failed(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &base),
     };
-    let (login_cookie, params) = state.state_key.issue(&login_id, &name, Timestamp::now().as_second());
+    let (login_cookie, params) = state.state_key.issue(&login_id, &name, return_to.as_deref(), Timestamp::now().as_second());
     let url = authorize_url(&AuthorizeRequest {
         authorization_endpoint: &authorize,
         client_id: &idp.spec.client_id,
@@ -136,7 +147,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     let login_cookie = cookie(&headers, LOGIN_COOKIE);
     let state_param = q.get("state").map(String::as_str).unwrap_or("");
     let opened = state.state_key.open(login_cookie.as_deref(), state_param, now);
-    let provider = opened.as_ref().ok().map(|(p, _)| p.clone());
+    let provider = opened.as_ref().ok().map(|o| o.provider.clone());
     let fail = |status: StatusCode, code: &str, reason: String| {
         Metrics::count(&state.metrics.logins, code);
         tracing::warn!(code, reason = %reason, provider = provider.as_deref().unwrap_or(""), "dashboard login refused");
@@ -146,7 +157,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     // Nothing in the request is acted on or shown before it is known to answer this browser's own
     // login: anyone can send a link to /login/callback?error=...&error_description=<any text>.
     // Such a request also leaves the login cookie alone, so it cannot end a login in flight.
-    let (provider_name, params) = match opened {
+    let Opened { provider: provider_name, params, return_to } = match opened {
         Ok(o) => o,
         Err(e) => {
             Metrics::count(&state.metrics.logins, "invalid_state");
@@ -192,7 +203,9 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     match done {
         Ok(done) => {
             let max_age = state.sessions.policy.lifetime.as_secs() as i64;
-            redirect(&base, vec![clear_login, set_cookie(&state, SESSION_COOKIE, &done.token, &base, max_age)])
+            // The return path was checked when the login started, and the cookie's MAC covers it.
+            let to = return_to.unwrap_or_else(|| base.clone());
+            redirect(&to, vec![clear_login, set_cookie(&state, SESSION_COOKIE, &done.token, &base, max_age)])
         }
         // `complete` has counted and logged it.
         Err(e) => with_cookies(pages::failed(e.status, &e.message, &retry_href(&state, Some(&provider_name))), vec![clear_login]),

@@ -4,6 +4,7 @@
 mod api;
 mod csrf;
 mod dashboard;
+pub mod device;
 mod flow;
 mod pages;
 pub mod state;

@@ -10,7 +10,7 @@ fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         .error{{color:#a00}}a.login,button{{display:inline-block;margin:.25rem 0;padding:.5rem 1rem}}</style></head>\
+         .error{{color:#a00}}dt{{font-weight:bold}}dd{{margin:0 0 .5rem}}a.login,button{{display:inline-block;margin:.25rem 0;padding:.5rem 1rem}}</style></head>\
          <body>{body}</body></html>\n",
         escape(title)
     )
@@ -27,6 +27,11 @@ fn no_store(status: StatusCode, html: String) -> Response {
         Html(html),
     )
         .into_response()
+}
+
+/// A page of the dashboard's layout with `body` (HTML the caller escaped).
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    no_store(status, layout(title, body))
 }
 
 /// The dashboard root for a signed-in person. (The dashboard itself comes later; this page says
@@ -47,14 +52,17 @@ pub fn signed_in(who: &WhoAmI, base: &str) -> Response {
 }
 
 /// The dashboard root without a session: one sign-in link per Ready provider.
-pub fn signed_out(providers: &[String], base: &str, note: Option<&str>) -> Response {
+/// `return_to` (a checked path) is passed on to `/login`, to land there after signing in.
+pub fn signed_out(providers: &[String], base: &str, note: Option<&str>, return_to: Option<&str>) -> Response {
+    let back = return_to.map(|r| format!("&return={}", urlencode(r))).unwrap_or_default();
     let links: String = providers
         .iter()
         .map(|p| {
             format!(
-                "<p><a class=\"login\" href=\"{}login?provider={}\">Sign in with {}</a></p>",
+                "<p><a class=\"login\" href=\"{}login?provider={}{}\">Sign in with {}</a></p>",
                 escape(base),
                 escape(&urlencode(p)),
+                escape(&back),
                 escape(p)
             )
         })
