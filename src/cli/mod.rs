@@ -2,6 +2,7 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod device;
 mod directory;
 mod grants;
 mod kube;
