@@ -68,6 +68,18 @@ impl StateKey {
         }
     }
 
+    /// The CSRF token of session `session_id`: an HMAC under the shared key, so every replica
+    /// derives the same token and none is stored (see [`super::csrf`]).
+    pub fn csrf_token(&self, session_id: &str) -> String {
+        B64.encode(self.mac("csrf", session_id))
+    }
+
+    /// Whether `presented` is the CSRF token of session `session_id` (in constant time).
+    pub fn csrf_token_matches(&self, session_id: &str, presented: &str) -> bool {
+        let expected = self.csrf_token(session_id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()))
+    }
+
     /// A new login for `provider`: the cookie value to set and the parameters to send.
     pub fn issue(&self, login_id: &str, provider: &str, now_secs: i64) -> (String, LoginParams) {
         let body = format!("{login_id}.{}.{}", B64.encode(provider), now_secs + LOGIN_TTL_SECS);
@@ -126,6 +138,20 @@ mod tests {
         let (_, a) = key(1).issue("abc", "okta", 1000);
         let (_, b) = key(1).issue("abd", "okta", 1000);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session_and_one_key() {
+        let t = key(1).csrf_token("s1");
+        assert_eq!(t.len(), 43);
+        assert!(key(1).csrf_token_matches("s1", &t));
+        assert!(!key(1).csrf_token_matches("s2", &t), "another session's token");
+        assert!(!key(2).csrf_token_matches("s1", &t), "another key");
+        assert!(!key(1).csrf_token_matches("s1", ""));
+        assert!(!key(1).csrf_token_matches("s1", &t[..42]));
+        // Not the login state's other derivations.
+        let (_, params) = key(1).issue("s1", "okta", 0);
+        assert_ne!(t, params.state);
     }
 
     #[test]
