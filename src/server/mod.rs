@@ -10,6 +10,7 @@ mod providers;
 pub mod rate_limit;
 pub mod scim;
 pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,6 +210,7 @@ pub fn router(r: Routes) -> Router {
         )
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(crate::health::probe_router(ready))
+        .route("/assets/{file}", axum::routing::get(web::assets::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

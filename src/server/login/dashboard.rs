@@ -18,6 +18,7 @@ use crate::keys;
 use crate::metrics::Metrics;
 use crate::oidc::authorize::{AuthorizeRequest, authorize_url, pkce_challenge};
 use crate::server::providers::scopes;
+use crate::server::web::{Assets, Chrome, Nav};
 
 // The dashboard's cookies and links, from the login state's settings.
 
@@ -32,6 +33,24 @@ pub(super) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str
     let secure = if state.args.insecure_cookies() { "" } else { "; Secure" };
     HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
         .expect("cookie values are base64url and alphanumerics")
+}
+
+/// The layout of a page for a signed-in person.
+pub(crate) fn signed_in_chrome(state: &LoginState, session_id: &str, who: &super::WhoAmI, section: &'static str) -> Chrome {
+    Chrome {
+        base: base_path(state),
+        assets: Assets::get(),
+        nav: Some(Nav {
+            user: who.user.clone(),
+            provider: who.provider.clone(),
+            csrf: state.state_key.csrf_token(session_id),
+            providers: false,
+            users: false,
+            groups: false,
+            grants: false,
+        }),
+        section,
+    }
 }
 
 fn ready_provider_names(state: &LoginState) -> Vec<String> {
@@ -77,7 +96,7 @@ pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> R
         return pages::signed_out(&ready_provider_names(&state), &base, None, None);
     };
     match state.whoami(&token).await {
-        Ok((_, who)) => pages::signed_in(&who, &base),
+        Ok((session, who)) => pages::signed_in(signed_in_chrome(&state, &session.id, &who, "home"), &who),
         Err(e) if session_is_over(&e) => with_cookies(
             pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message), None),
             vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
@@ -218,19 +237,38 @@ fn shown(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
-pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
+pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let base = base_path(&state);
-    if let Err(why) = csrf::check(&headers, &state.args.external_url) {
+    let refuse = |why: String| {
         tracing::warn!(reason = %why, "sign-out refused: not posted from an Infra page");
-        return pages::unavailable(
+        pages::unavailable(
             StatusCode::FORBIDDEN,
             &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."),
             &base,
-        );
+        )
+    };
+    if let Err(why) = csrf::check(&headers, &state.args.external_url) {
+        return refuse(why);
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        match state.logout(&token).await {
-            Ok(_) => {}
+        let form = crate::server::web::form(&body);
+        let ended = match state.whoami(&token).await {
+            Ok((session, _)) => {
+                if let Err(why) = csrf::check_form(
+                    &headers,
+                    &state.args.external_url,
+                    &state.state_key,
+                    &session.id,
+                    form.get(csrf::FIELD).map(String::as_str),
+                ) {
+                    return refuse(why);
+                }
+                state.logout(&token).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(()) => {}
             Err(e) if session_is_over(&e) => tracing::info!(reason = %e.message, "logout of a session that had already ended"),
             // The session still exists: keep the cookie, so the person can try again.
             Err(e) => {

@@ -68,6 +68,18 @@ impl StateKey {
         }
     }
 
+    /// The CSRF token of session `session_id`: an HMAC under the shared key, so every replica
+    /// derives the same token and none is stored (see [`super::csrf`]).
+    pub fn csrf_token(&self, session_id: &str) -> String {
+        B64.encode(self.mac("csrf", session_id))
+    }
+
+    /// Whether `presented` is the CSRF token of session `session_id` (in constant time).
+    pub fn csrf_token_matches(&self, session_id: &str, presented: &str) -> bool {
+        let expected = self.csrf_token(session_id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()))
+    }
+
     /// A new login for `provider`: the cookie value to set and the parameters to send.
     /// `return_to` is the path (already checked to be this server's, see `return_path`) to land
     /// on afterwards.
@@ -111,20 +123,10 @@ impl StateKey {
         Ok(Opened { provider, params, return_to })
     }
 
-    /// A keyed digest of `data` for purpose `label`: what a value nobody may recover or forge is
-    /// stored or compared as (a device login's user code, a form's CSRF token).
+    /// A keyed digest of `data` for purpose `label`: what a value nobody may recover or forge
+    /// without the key is stored as (a device login's user code).
     pub fn derive(&self, label: &str, data: &str) -> [u8; 32] {
         self.mac(label, data)
-    }
-
-    /// The CSRF token of the dashboard's forms for the session `session_token`: only a page this
-    /// server rendered for that session has it.
-    pub fn csrf_token(&self, session_token: &str) -> String {
-        B64.encode(self.mac("csrf", session_token))
-    }
-
-    pub fn csrf_token_matches(&self, session_token: &str, presented: &str) -> bool {
-        bool::from(subtle::ConstantTimeEq::ct_eq(self.csrf_token(session_token).as_bytes(), presented.as_bytes()))
     }
 }
 
@@ -183,6 +185,20 @@ mod tests {
     }
 
     #[test]
+    fn csrf_tokens_belong_to_one_session_and_one_key() {
+        let t = key(1).csrf_token("s1");
+        assert_eq!(t.len(), 43);
+        assert!(key(1).csrf_token_matches("s1", &t));
+        assert!(!key(1).csrf_token_matches("s2", &t), "another session's token");
+        assert!(!key(2).csrf_token_matches("s1", &t), "another key");
+        assert!(!key(1).csrf_token_matches("s1", ""));
+        assert!(!key(1).csrf_token_matches("s1", &t[..42]));
+        // Not the login state's other derivations.
+        let (_, params) = key(1).issue("s1", "okta", None, 0);
+        assert_ne!(t, params.state);
+    }
+
+    #[test]
     fn refusals() {
         let (cookie, params) = key(1).issue("abc", "okta", None, 1000);
         assert_eq!(key(1).open(None, &params.state, 1001), Err(StateError::Missing));
@@ -233,12 +249,9 @@ mod tests {
     }
 
     #[test]
-    fn csrf_tokens_belong_to_one_session_and_key() {
-        let t = key(1).csrf_token("ist_a_b");
-        assert!(key(1).csrf_token_matches("ist_a_b", &t));
-        assert!(!key(1).csrf_token_matches("ist_a_c", &t));
-        assert!(!key(2).csrf_token_matches("ist_a_b", &t));
-        assert!(!key(1).csrf_token_matches("ist_a_b", ""));
+    fn derivations_differ_by_purpose_and_key() {
         assert_ne!(key(1).derive("device-user-code", "BCDF-GHJK"), key(1).derive("csrf", "BCDF-GHJK"));
+        assert_ne!(key(1).derive("device-user-code", "BCDF-GHJK"), key(2).derive("device-user-code", "BCDF-GHJK"));
+        assert_eq!(key(1).derive("device-user-code", "BCDF-GHJK"), key(1).derive("device-user-code", "BCDF-GHJK"));
     }
 }

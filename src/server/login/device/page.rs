@@ -1,12 +1,14 @@
 //! The `/device` page: a signed-in person enters (or follows a link with) the code `infra login
 //! --device` printed, sees which machine asked, and approves or denies it. Signed-out people are
 //! sent through `/login` and back here. The decision is a POST with the session's CSRF token
-//! from an Infra page (`Origin` check). Every code looked up counts against the guess limits,
-//! and a code that is wrong, expired, decided or used gets one and the same answer.
+//! from an Infra page (`Origin` check, src/server/login/csrf.rs). Every code looked up counts
+//! against the guess limits, and a code that is wrong, expired, decided or used gets one and the
+//! same answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
@@ -14,12 +16,12 @@ use axum::response::Response;
 use k8s_openapi::jiff::Timestamp;
 
 use super::DeviceLogin;
-use crate::api::{DeviceAuthorization, DeviceRequester};
+use crate::api::{DeviceAuthorization, DeviceRequester, User};
 use crate::device;
-use crate::html::escape;
-use crate::server::login::dashboard::{base_path, redirect, session_is_over, set_cookie};
+use crate::server::login::dashboard::{base_path, redirect, session_is_over, set_cookie, signed_in_chrome};
 use crate::server::login::flow::WhoAmI;
 use crate::server::login::{SESSION_COOKIE, cookie, csrf, pages};
+use crate::server::web::{Chrome, render};
 use crate::session::store::Session;
 
 /// The one answer for a code that does not name a pending login, whatever the reason.
@@ -27,7 +29,7 @@ const NOT_VALID: &str = "That code is not valid. Check the code shown on the mac
 
 /// The signed-in person of a request, or the response to send instead (to `/login` and back to
 /// `back`, or a page saying the session cannot be checked now).
-async fn signed_in(d: &DeviceLogin, headers: &HeaderMap, back: &str) -> Result<(String, Session, crate::api::User, WhoAmI), Response> {
+async fn signed_in(d: &DeviceLogin, headers: &HeaderMap, back: &str) -> Result<(Session, User, WhoAmI), Response> {
     let base = base_path(&d.login);
     let to_login = |clear: bool| {
         let to = format!("{base}login?return={}", pages::urlencode(back));
@@ -36,7 +38,7 @@ async fn signed_in(d: &DeviceLogin, headers: &HeaderMap, back: &str) -> Result<(
     };
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Err(to_login(false)) };
     match d.login.identify(&token).await {
-        Ok((session, user, who)) => Ok((token, session, user, who)),
+        Ok(signed_in) => Ok(signed_in),
         Err(e) if session_is_over(&e) => Err(to_login(true)),
         Err(e) => Err(pages::unavailable(
             e.status,
@@ -64,15 +66,57 @@ pub async fn show(
     let base = base_path(&d.login);
     let typed = q.get("code").map(|c| c.trim()).filter(|c| !c.is_empty());
     let normalized = typed.and_then(device::normalize_user_code);
-    let (token, _, _, who) = match signed_in(&d, &headers, &back_here(&base, normalized.as_deref())).await {
+    let (session, _, who) = match signed_in(&d, &headers, &back_here(&base, normalized.as_deref())).await {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let Some(typed) = typed else { return enter_code(&base, &who, StatusCode::OK, None, "") };
+    let page = Page { d: &d, session: &session, who: &who };
+    let Some(typed) = typed else { return page.enter_code(StatusCode::OK, None, "") };
     match lookup(&d, &headers, &extensions, typed).await {
-        Ok((auth, code)) => confirm(&base, &who, &auth, &code, &d.login.state_key.csrf_token(&token)),
+        Ok((auth, code)) => page.confirm(&auth, &code),
         Err(Refusal::Page(resp)) => resp,
-        Err(Refusal::NotValid) => enter_code(&base, &who, StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
+        Err(Refusal::NotValid) => page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
+    }
+}
+
+/// `POST /device`: `code`, `csrf` and `decision` (`approve` or `deny`).
+pub async fn decide(State(d): State<Arc<DeviceLogin>>, headers: HeaderMap, extensions: Extensions, body: Bytes) -> Response {
+    let base = base_path(&d.login);
+    let refused = |why: String| {
+        tracing::warn!(reason = %why, "device login decision refused");
+        pages::unavailable(StatusCode::FORBIDDEN, &format!("{why}, so nothing was changed."), &back_here(&base, None))
+    };
+    if let Err(why) = csrf::check(&headers, &d.login.args.external_url) {
+        return refused(format!("This form was not sent from an Infra page ({why})"));
+    }
+    let fields = crate::server::web::form(&body);
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    let typed = field("code").trim();
+    let back = back_here(&base, device::normalize_user_code(typed).as_deref());
+    let (session, user, who) = match signed_in(&d, &headers, &back).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let url = &d.login.args.external_url;
+    if let Err(why) = csrf::check_form(&headers, url, &d.login.state_key, &session.id, fields.get(csrf::FIELD).map(String::as_str)) {
+        return refused(format!("This form is out of date or was not made by Infra for your session ({why})"));
+    }
+    let page = Page { d: &d, session: &session, who: &who };
+    let approve = match field("decision") {
+        "approve" => true,
+        "deny" => false,
+        _ => return page.enter_code(StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), typed),
+    };
+    let auth = match lookup(&d, &headers, &extensions, typed).await {
+        Ok((auth, _)) => auth,
+        Err(Refusal::Page(resp)) => return resp,
+        Err(Refusal::NotValid) => return page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
+    };
+    match d.decide(&auth, approve, &session, &user, Timestamp::now()).await {
+        Ok(true) => page.decided(&auth.spec.requester, approve),
+        // Decided or polled in between: it is probably no longer pending.
+        Ok(false) => page.enter_code(StatusCode::CONFLICT, Some("That code changed while you were deciding; enter it again."), typed),
+        Err(e) => pages::unavailable(e.status, &e.message, &back_here(&base, None)),
     }
 }
 
@@ -108,116 +152,136 @@ async fn lookup(
     }
 }
 
-/// `POST /device`: `code`, `csrf` and `decision` (`approve` or `deny`).
-pub async fn decide(State(d): State<Arc<DeviceLogin>>, headers: HeaderMap, extensions: Extensions, body: Bytes) -> Response {
-    let base = base_path(&d.login);
-    let refused = |why: String| {
-        tracing::warn!(reason = %why, "device login decision refused");
-        pages::unavailable(StatusCode::FORBIDDEN, &format!("{why}, so nothing was changed."), &back_here(&base, None))
-    };
-    if let Err(why) = csrf::check(&headers, &d.login.args.external_url) {
-        return refused(format!("This form was not sent from an Infra page ({why})"));
+#[derive(Template)]
+#[template(path = "device.html")]
+struct EnterCode<'a> {
+    chrome: Chrome,
+    who: &'a WhoAmI,
+    error: Option<&'a str>,
+    typed: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct Confirm<'a> {
+    chrome: Chrome,
+    who: &'a WhoAmI,
+    code: &'a str,
+    requester: &'a DeviceRequester,
+    requested_at: String,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct Done<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    text: String,
+    approved: bool,
+}
+
+/// The pages of one signed-in person.
+struct Page<'a> {
+    d: &'a DeviceLogin,
+    session: &'a Session,
+    who: &'a WhoAmI,
+}
+
+impl Page<'_> {
+    fn chrome(&self) -> Chrome {
+        signed_in_chrome(&self.d.login, &self.session.id, self.who, "device")
     }
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-    let typed = field("code").trim();
-    let (token, session, user, who) = match signed_in(&d, &headers, &back_here(&base, device::normalize_user_code(typed).as_deref())).await
-    {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    if !d.login.state_key.csrf_token_matches(&token, field("csrf")) {
-        return refused("This form is out of date or was not made by Infra for your session (its CSRF token does not match)".into());
+
+    fn enter_code(&self, status: StatusCode, error: Option<&str>, typed: &str) -> Response {
+        let typed: String = typed.chars().take(64).collect();
+        render(status, &EnterCode { chrome: self.chrome(), who: self.who, error, typed: &typed })
     }
-    let approve = match field("decision") {
-        "approve" => true,
-        "deny" => false,
-        _ => return enter_code(&base, &who, StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), typed),
-    };
-    let auth = match lookup(&d, &headers, &extensions, typed).await {
-        Ok((auth, _)) => auth,
-        Err(Refusal::Page(resp)) => return resp,
-        Err(Refusal::NotValid) => return enter_code(&base, &who, StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
-    };
-    match d.decide(&auth, approve, &session, &user, Timestamp::now()).await {
-        Ok(true) => decided(&base, &who, &auth.spec.requester, approve),
-        // Decided or polled in between: look again (it is probably no longer pending).
-        Ok(false) => {
-            enter_code(&base, &who, StatusCode::CONFLICT, Some("That code changed while you were deciding; enter it again."), typed)
+
+    fn confirm(&self, auth: &DeviceAuthorization, code: &str) -> Response {
+        let page = Confirm {
+            chrome: self.chrome(),
+            who: self.who,
+            code,
+            requester: &auth.spec.requester,
+            requested_at: auth.spec.requester.requested_at.0.to_string(),
+            csrf: self.d.login.state_key.csrf_token(&self.session.id),
+        };
+        render(StatusCode::OK, &page)
+    }
+
+    fn decided(&self, requester: &DeviceRequester, approved: bool) -> Response {
+        let (heading, text) = if approved {
+            (
+                "Login approved",
+                format!(
+                    "The machine at {} is now logged in as {}. Return to its terminal; you can close this page.",
+                    requester.address, self.who.user
+                ),
+            )
+        } else {
+            (
+                "Login denied",
+                "The machine was not logged in. If you did not start this login, someone may have tried to trick you into approving it."
+                    .to_string(),
+            )
+        };
+        render(StatusCode::OK, &Done { chrome: self.chrome(), heading, text, approved })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn who() -> WhoAmI {
+        WhoAmI { user: "kate@x".into(), provider: "okta".into(), groups: vec![], expires_at: Timestamp::UNIX_EPOCH, idle_expires_at: None }
+    }
+
+    #[test]
+    fn the_confirmation_shows_the_machine_escaped_and_posts_the_csrf_token() {
+        let requester = DeviceRequester {
+            address: "203.0.113.7".into(),
+            hostname: Some("<build-01>".into()),
+            user_agent: None,
+            requested_at: Time(Timestamp::UNIX_EPOCH),
+        };
+        let who = who();
+        let html = Confirm {
+            chrome: Chrome::anonymous("/infra/"),
+            who: &who,
+            code: "BCDF-GHJK",
+            requester: &requester,
+            requested_at: "1970-01-01T00:00:00Z".into(),
+            csrf: "tok".into(),
         }
-        Err(e) => pages::unavailable(e.status, &e.message, &back_here(&base, None)),
+        .render()
+        .unwrap();
+        for want in [
+            "<dd id=\"code\" class=\"mono\">BCDF-GHJK</dd>",
+            "<dd id=\"address\" class=\"mono\">203.0.113.7</dd>",
+            "<time id=\"requested\">1970-01-01T00:00:00Z</time>",
+            "<form method=\"post\" action=\"/infra/device\">",
+            "name=\"csrf\" value=\"tok\"",
+            "id=\"approve\"",
+            "id=\"deny\"",
+        ] {
+            assert!(html.contains(want), "{want} in {html}");
+        }
+        assert!(!html.contains("<build-01>") && html.contains("build-01"), "the host name is escaped: {html}");
+        assert!(!html.contains("id=\"user-agent\""), "absent facts are left out: {html}");
     }
-}
 
-fn signed_in_line(who: &WhoAmI) -> String {
-    format!(
-        "<p>Signed in as <span id=\"user\">{}</span> through <span id=\"provider\">{}</span>.</p>",
-        escape(&who.user),
-        escape(&who.provider)
-    )
-}
-
-fn enter_code(base: &str, who: &WhoAmI, status: StatusCode, error: Option<&str>, typed: &str) -> Response {
-    let error = error.map(|e| format!("<p id=\"error\" class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-    let typed: String = typed.chars().take(64).collect();
-    let body = format!(
-        "<h1>Log in a device</h1>{}{error}\
-         <form method=\"get\" action=\"{}{}\"><p><label for=\"code\">Code shown by <code>infra login</code></label><br>\
-         <input id=\"code\" name=\"code\" value=\"{}\" autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" required autofocus></p>\
-         <p><button type=\"submit\" id=\"continue\">Continue</button></p></form>",
-        signed_in_line(who),
-        escape(base),
-        device::PAGE,
-        escape(&typed),
-    );
-    pages::page(status, "Log in a device", &body)
-}
-
-fn confirm(base: &str, who: &WhoAmI, auth: &DeviceAuthorization, code: &str, csrf_token: &str) -> Response {
-    let r = &auth.spec.requester;
-    let row = |id: &str, label: &str, value: Option<&str>| {
-        value.map(|v| format!("<dt>{label}</dt><dd id=\"{id}\">{}</dd>", escape(v))).unwrap_or_default()
-    };
-    let requested = r.requested_at.0.to_string();
-    let body = format!(
-        "<h1>Approve this login?</h1>{}\
-         <p>A machine asks to log in to Infra as you. Approve only if you started this login yourself and recognise the machine below.</p>\
-         <dl id=\"requester\">{}{}{}{}{}</dl>\
-         <form method=\"post\" action=\"{}{}\">\
-         <input type=\"hidden\" name=\"code\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve</button> \
-         <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\">Deny</button></form>",
-        signed_in_line(who),
-        row("code", "Code", Some(code)),
-        row("address", "Address (as this server saw it)", Some(&r.address)),
-        row("requested", "Requested at", Some(&requested)),
-        row("hostname", "Host name (as the machine says)", r.hostname.as_deref()),
-        row("user-agent", "Program (as the machine says)", r.user_agent.as_deref()),
-        escape(base),
-        device::PAGE,
-        escape(code),
-        escape(csrf_token),
-    );
-    pages::page(StatusCode::OK, "Approve this login?", &body)
-}
-
-fn decided(base: &str, who: &WhoAmI, requester: &DeviceRequester, approved: bool) -> Response {
-    let (title, text) = if approved {
-        (
-            "Login approved",
-            format!(
-                "The machine at {} is now logged in as {}. Return to its terminal; you can close this page.",
-                requester.address, who.user
-            ),
-        )
-    } else {
-        (
-            "Login denied",
-            "The machine was not logged in. If you did not start this login, someone may have tried to trick you into approving it."
-                .to_string(),
-        )
-    };
-    let body =
-        format!("<h1>{title}</h1><p id=\"result\">{}</p><p><a id=\"back\" href=\"{}\">Back to Infra</a></p>", escape(&text), escape(base));
-    pages::page(StatusCode::OK, title, &body)
+    #[test]
+    fn the_code_form_labels_its_field_and_says_what_was_wrong() {
+        let who = who();
+        let html = EnterCode { chrome: Chrome::anonymous("/"), who: &who, error: Some(NOT_VALID), typed: "\"><script>" }.render().unwrap();
+        assert!(html.contains("<label for=\"code\">") && html.contains("id=\"code\" name=\"code\""), "{html}");
+        assert!(html.contains("id=\"error\" class=\"error\" role=\"alert\""), "{html}");
+        assert!(html.contains("aria-invalid=\"true\""), "{html}");
+        assert!(!html.contains("\"><script>"), "what was typed is escaped: {html}");
+        assert_eq!(back_here("/", Some("BCDF-GHJK")), "/device?code=BCDF-GHJK");
+        assert_eq!(back_here("/infra/", None), "/infra/device");
+    }
 }
