@@ -134,7 +134,7 @@ pub async fn token(State(d): State<Arc<DeviceLogin>>, body: Bytes) -> Result<Res
             d.delete(&auth).await;
             Err(TokenFailure::rfc(
                 TokenError::ExpiredToken,
-                format!("the code expired before anyone approved it (codes work for {} minutes)", d.lifetime.as_secs().div_ceil(60)),
+                format!("the code expired before anyone approved it (codes work for {})", lifetime(d.lifetime)),
             ))
         }
         PollAnswer::SlowDown => {
@@ -164,6 +164,15 @@ pub async fn token(State(d): State<Arc<DeviceLogin>>, body: Bytes) -> Result<Res
                 Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
             }
         },
+    }
+}
+
+/// `10 minutes`, `90 seconds`.
+fn lifetime(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        60 => "1 minute".into(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
     }
 }
 
@@ -197,5 +206,7 @@ mod tests {
         let outage = TokenFailure::from(FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "down"));
         assert_eq!((outage.status, outage.error), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
         assert_eq!(slow_down(10).error, "slow_down");
+        assert_eq!(lifetime(std::time::Duration::from_secs(600)), "10 minutes");
+        assert_eq!(lifetime(std::time::Duration::from_secs(3)), "3 seconds");
     }
 }
