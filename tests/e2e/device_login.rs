@@ -126,8 +126,8 @@ async fn poll(server: &str, device_code: &str) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
-fn device_api() -> impl std::future::Future<Output = Api<DeviceAuthorization>> {
-    async { Api::namespaced(client().await, &env().namespace) }
+async fn device_api() -> Api<DeviceAuthorization> {
+    Api::namespaced(client().await, &env().namespace)
 }
 
 /// The stored authorizations whose requester sent `hostname` (the test's own).
@@ -400,4 +400,48 @@ async fn guessing_user_codes_is_rate_limited() {
     assert!(other.contains(&429), "the global limit: {other:?}");
     let _ = server_process.kill();
     let _ = server_process.wait();
+}
+
+/// The same in a real headless Chromium: the link `infra login --device` prints, opened signed
+/// out, goes through the provider and back to the confirmation page (saved as
+/// `e2e/.state/screenshots/device-confirm.png`), whose buttons approve or deny the login.
+#[tokio::test]
+async fn chromium_approves_and_denies_device_logins() {
+    let server = env().server_urls[0].clone();
+    let shots = format!("{}/screenshots", std::env::var("INFRA_STATE_DIR").unwrap());
+    std::fs::create_dir_all(&shots).unwrap();
+    for decision in ["approve", "deny"] {
+        let person = new_user(&format!("device-chromium-{decision}"), &[]).await;
+        let home = Home::new();
+        let login = Login::start(&home, &["--device", "--server", &server]);
+        let code = login.line(CODE);
+        let url = login.line(APPROVE_URL);
+        let shot = format!("{shots}/device-confirm.png");
+        let mut args = vec!["device", "--url", &url, "--user", &person.email, "--password", &person.password, "--decision", decision];
+        if decision == "approve" {
+            args.extend(["--screenshot", &shot]);
+        }
+        let seen = tokio::task::spawn_blocking({
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            move || crate::dashboard::browser(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen["confirmURL"], url.as_str(), "back on the link after signing in: {seen}");
+        assert_eq!(seen["confirmHeading"], "Approve this login?", "{seen}");
+        assert_eq!(seen["code"], code.as_str(), "{seen}");
+        assert_eq!(seen["address"], "127.0.0.1", "{seen}");
+        assert_eq!(seen["status"], 200, "{seen}");
+        let run = login.finish(Duration::from_secs(30)).await;
+        if decision == "approve" {
+            assert_eq!(seen["heading"], "Login approved", "{seen}");
+            assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a screenshot");
+            assert_eq!(run.status, 0, "{}", run.stderr);
+            assert!(run.stdout.contains(&format!("Logged in as {}", person.email)), "{}", run.stdout);
+        } else {
+            assert_eq!(seen["heading"], "Login denied", "{seen}");
+            assert_ne!(run.status, 0);
+            assert!(run.stderr.contains("the login was denied"), "{}", run.stderr);
+        }
+    }
 }
