@@ -14,46 +14,29 @@ use super::csrf;
 use super::flow::{FlowError, Redemption};
 use super::state::{LOGIN_TTL_SECS, Opened, return_path};
 use super::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, cookie, pages};
+use crate::api::User;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::oidc::authorize::{AuthorizeRequest, authorize_url, pkce_challenge};
 use crate::server::providers::scopes;
-use crate::server::web::{Assets, Chrome, Nav};
+use crate::session::store::Session;
 
 // The dashboard's cookies and links, from the login state's settings.
 
 /// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for cookie
 /// paths and links.
-pub(super) fn base_path(state: &LoginState) -> String {
+pub(crate) fn base_path(state: &LoginState) -> String {
     let p = state.args.external_url.path();
     if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
 }
 
-pub(super) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     let secure = if state.args.insecure_cookies() { "" } else { "; Secure" };
     HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
         .expect("cookie values are base64url and alphanumerics")
 }
 
-/// The layout of a page for a signed-in person.
-pub(crate) fn signed_in_chrome(state: &LoginState, session_id: &str, who: &super::WhoAmI, section: &'static str) -> Chrome {
-    Chrome {
-        base: base_path(state),
-        assets: Assets::get(),
-        nav: Some(Nav {
-            user: who.user.clone(),
-            provider: who.provider.clone(),
-            csrf: state.state_key.csrf_token(session_id),
-            providers: false,
-            users: false,
-            groups: false,
-            grants: false,
-        }),
-        section,
-    }
-}
-
-fn ready_provider_names(state: &LoginState) -> Vec<String> {
+pub(crate) fn ready_provider_names(state: &LoginState) -> Vec<String> {
     let mut names: Vec<String> = state.providers.state().iter().filter(|p| p.is_ready()).map(|p| p.name_any()).collect();
     names.sort();
     names
@@ -70,7 +53,7 @@ fn retry_href(state: &LoginState, provider: Option<&str>) -> String {
     }
 }
 
-pub(super) fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
+pub(crate) fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
     let resp =
         (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
     with_cookies(resp, cookies)
@@ -86,26 +69,29 @@ pub(super) fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Res
 /// Whether a failed session check means the session is over (unknown, expired, ended, its user
 /// or provider gone), so the browser may forget its cookie. Anything else (the API server briefly
 /// unavailable, say) leaves the session as it is: the next request may well succeed.
-pub(super) fn session_is_over(e: &FlowError) -> bool {
+pub(crate) fn session_is_over(e: &FlowError) -> bool {
     e.status == StatusCode::UNAUTHORIZED
 }
 
-pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
-    let base = base_path(&state);
-    let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return pages::signed_out(&ready_provider_names(&state), &base, None, None);
+/// The signed-in person behind the request's session cookie, or the page to show instead: the
+/// sign-in page (forgetting the cookie of a session that is over), or why the session cannot be
+/// checked right now.
+pub(crate) async fn session(state: &LoginState, headers: &HeaderMap) -> Result<(Session, User, super::WhoAmI), Response> {
+    let base = base_path(state);
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(pages::signed_out(&ready_provider_names(state), &base, None, None));
     };
-    match state.whoami(&token).await {
-        Ok((session, who)) => pages::signed_in(signed_in_chrome(&state, &session.id, &who, "home"), &who),
-        Err(e) if session_is_over(&e) => with_cookies(
-            pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message), None),
-            vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
-        ),
-        Err(e) => pages::unavailable(
+    match state.identify(&token).await {
+        Ok(found) => Ok(found),
+        Err(e) if session_is_over(&e) => Err(with_cookies(
+            pages::signed_out(&ready_provider_names(state), &base, Some(&e.message), None),
+            vec![set_cookie(state, SESSION_COOKIE, "", &base, 0)],
+        )),
+        Err(e) => Err(pages::unavailable(
             e.status,
             &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message),
             &base,
-        ),
+        )),
     }
 }
 

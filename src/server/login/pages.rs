@@ -5,15 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::flow::WhoAmI;
 use crate::server::web::{Chrome, render};
-
-#[derive(Template)]
-#[template(path = "signed_in.html")]
-struct SignedIn<'a> {
-    chrome: Chrome,
-    who: &'a WhoAmI,
-}
 
 struct ProviderLink<'a> {
     name: &'a str,
@@ -37,11 +29,6 @@ struct Message<'a> {
     link_id: &'a str,
     link_href: &'a str,
     link_text: &'a str,
-}
-
-/// The dashboard root for a signed-in person: who they are.
-pub fn signed_in(chrome: Chrome, who: &WhoAmI) -> Response {
-    render(StatusCode::OK, &SignedIn { chrome, who })
 }
 
 /// The dashboard root without a session: one sign-in link per Ready provider. `return_to` (a

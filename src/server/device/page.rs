@@ -18,9 +18,10 @@ use k8s_openapi::jiff::Timestamp;
 use super::DeviceLogin;
 use crate::api::{DeviceAuthorization, DeviceRequester, User};
 use crate::device;
-use crate::server::login::dashboard::{base_path, redirect, session_is_over, set_cookie, signed_in_chrome};
-use crate::server::login::flow::WhoAmI;
-use crate::server::login::{SESSION_COOKIE, cookie, csrf, pages};
+use crate::server::dashboard::Ctx;
+use crate::server::dashboard::authz::Person;
+use crate::server::login::dashboard::{base_path, redirect, session_is_over, set_cookie};
+use crate::server::login::{SESSION_COOKIE, WhoAmI, cookie, csrf, pages};
 use crate::server::web::{Chrome, render};
 use crate::session::store::Session;
 
@@ -66,16 +67,16 @@ pub async fn show(
     let base = base_path(&d.login);
     let typed = q.get("code").map(|c| c.trim()).filter(|c| !c.is_empty());
     let normalized = typed.and_then(device::normalize_user_code);
-    let (session, _, who) = match signed_in(&d, &headers, &back_here(&base, normalized.as_deref())).await {
+    let (session, user, who) = match signed_in(&d, &headers, &back_here(&base, normalized.as_deref())).await {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let page = Page { d: &d, session: &session, who: &who };
-    let Some(typed) = typed else { return page.enter_code(StatusCode::OK, None, "") };
+    let page = Page::new(&d, &session, &user, &who);
+    let Some(typed) = typed else { return page.enter_code(StatusCode::OK, None, "").await };
     match lookup(&d, &headers, &extensions, typed).await {
-        Ok((auth, code)) => page.confirm(&auth, &code),
+        Ok((auth, code)) => page.confirm(&auth, &code).await,
         Err(Refusal::Page(resp)) => resp,
-        Err(Refusal::NotValid) => page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
+        Err(Refusal::NotValid) => page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed).await,
     }
 }
 
@@ -101,21 +102,21 @@ pub async fn decide(State(d): State<Arc<DeviceLogin>>, headers: HeaderMap, exten
     if let Err(why) = csrf::check_form(&headers, url, &d.login.state_key, &session.id, fields.get(csrf::FIELD).map(String::as_str)) {
         return refused(format!("This form is out of date or was not made by Infra for your session ({why})"));
     }
-    let page = Page { d: &d, session: &session, who: &who };
+    let page = Page::new(&d, &session, &user, &who);
     let approve = match field("decision") {
         "approve" => true,
         "deny" => false,
-        _ => return page.enter_code(StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), typed),
+        _ => return page.enter_code(StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), typed).await,
     };
     let auth = match lookup(&d, &headers, &extensions, typed).await {
         Ok((auth, _)) => auth,
         Err(Refusal::Page(resp)) => return resp,
-        Err(Refusal::NotValid) => return page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed),
+        Err(Refusal::NotValid) => return page.enter_code(StatusCode::BAD_REQUEST, Some(NOT_VALID), typed).await,
     };
     match d.decide(&auth, approve, &session, &user, Timestamp::now()).await {
-        Ok(true) => page.decided(&auth.spec.requester, approve),
+        Ok(true) => page.decided(&auth.spec.requester, approve).await,
         // Decided or polled in between: it is probably no longer pending.
-        Ok(false) => page.enter_code(StatusCode::CONFLICT, Some("That code changed while you were deciding; enter it again."), typed),
+        Ok(false) => page.enter_code(StatusCode::CONFLICT, Some("That code changed while you were deciding; enter it again."), typed).await,
         Err(e) => pages::unavailable(e.status, &e.message, &back_here(&base, None)),
     }
 }
@@ -181,26 +182,34 @@ struct Done<'a> {
     approved: bool,
 }
 
-/// The pages of one signed-in person.
+/// The pages of one signed-in person, on the dashboard's layout (its navigation shows what their
+/// RBAC lets them use).
 struct Page<'a> {
     d: &'a DeviceLogin,
     session: &'a Session,
+    ctx: Ctx,
     who: &'a WhoAmI,
 }
 
-impl Page<'_> {
-    fn chrome(&self) -> Chrome {
-        signed_in_chrome(&self.d.login, &self.session.id, self.who, "device")
+impl<'a> Page<'a> {
+    fn new(d: &'a DeviceLogin, session: &'a Session, user: &User, who: &'a WhoAmI) -> Self {
+        let uid = user.metadata.uid.clone().unwrap_or_default();
+        let person = Person::new(&who.provider, &who.user, &who.groups, &uid, &session.id);
+        Page { d, session, ctx: Ctx { person, who: who.clone(), user: user.clone() }, who }
     }
 
-    fn enter_code(&self, status: StatusCode, error: Option<&str>, typed: &str) -> Response {
+    async fn chrome(&self) -> Chrome {
+        self.d.dashboard.chrome(&self.ctx, "device").await
+    }
+
+    async fn enter_code(&self, status: StatusCode, error: Option<&str>, typed: &str) -> Response {
         let typed: String = typed.chars().take(64).collect();
-        render(status, &EnterCode { chrome: self.chrome(), who: self.who, error, typed: &typed })
+        render(status, &EnterCode { chrome: self.chrome().await, who: self.who, error, typed: &typed })
     }
 
-    fn confirm(&self, auth: &DeviceAuthorization, code: &str) -> Response {
+    async fn confirm(&self, auth: &DeviceAuthorization, code: &str) -> Response {
         let page = Confirm {
-            chrome: self.chrome(),
+            chrome: self.chrome().await,
             who: self.who,
             code,
             requester: &auth.spec.requester,
@@ -210,7 +219,7 @@ impl Page<'_> {
         render(StatusCode::OK, &page)
     }
 
-    fn decided(&self, requester: &DeviceRequester, approved: bool) -> Response {
+    async fn decided(&self, requester: &DeviceRequester, approved: bool) -> Response {
         let (heading, text) = if approved {
             (
                 "Login approved",
@@ -226,7 +235,7 @@ impl Page<'_> {
                     .to_string(),
             )
         };
-        render(StatusCode::OK, &Done { chrome: self.chrome(), heading, text, approved })
+        render(StatusCode::OK, &Done { chrome: self.chrome().await, heading, text, approved })
     }
 }
 

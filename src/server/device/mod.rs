@@ -18,17 +18,19 @@ use kube::api::{DeleteParams, Patch, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::LoginState;
-use super::flow::{Completed, FlowError};
 use crate::api::{DeviceAuthorization, DeviceAuthorizationSpec, DeviceDecider, DeviceRequester, DeviceState, labels};
 use crate::api_server::FieldManager;
 use crate::device;
+use crate::server::dashboard::DashState;
+use crate::server::login::{Completed, FlowError, LoginState};
 use crate::server::rate_limit::Limits;
 use crate::session::store::Session;
 
 /// What the device login serves from.
 pub struct DeviceLogin {
     pub login: Arc<LoginState>,
+    /// The dashboard, for the page's layout and navigation.
+    pub dashboard: Arc<DashState>,
     pub api: Api<DeviceAuthorization>,
     /// How long codes work (`--device-code-lifetime`).
     pub lifetime: Duration,

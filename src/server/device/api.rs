@@ -16,7 +16,7 @@ use serde_json::json;
 use super::DeviceLogin;
 use crate::api::{DeviceRequester, device_authorization::PollAnswer};
 use crate::device::{self, TokenError};
-use crate::server::login::flow::FlowError;
+use crate::server::login::FlowError;
 
 /// A refusal of the token endpoint: an RFC 6749 §5.2 error body (`error`, `error_description`;
 /// `message` too, as every other Infra API error has it).
