@@ -21,6 +21,23 @@ const CODE: &str = "Code: ";
 const NOT_VALID: &str = "That code is not valid.";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// A server of the test's own, stopped when the test ends, passed or not (a server left running
+/// would hold the suite's lock).
+struct OwnServer(std::process::Child);
+
+impl OwnServer {
+    async fn start(port: u16, args: &[&str], log: &str) -> Self {
+        Self(extra_server(port, args, &[], Some(log)).await)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Answers as they are, redirects not followed.
 fn raw() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap()
@@ -130,10 +147,10 @@ async fn device_api() -> Api<DeviceAuthorization> {
     Api::namespaced(client().await, &env().namespace)
 }
 
-/// The stored authorizations whose requester sent `hostname` (the test's own).
-async fn stored(hostname: &str) -> Vec<DeviceAuthorization> {
+/// The stored authorizations of `device_code` (found by its hash, all that is stored of it).
+async fn stored(device_code: &str) -> Vec<DeviceAuthorization> {
     let list = device_api().await.list(&Default::default()).await.unwrap();
-    list.items.into_iter().filter(|a| a.spec.requester.hostname.as_deref() == Some(hostname)).collect()
+    list.items.into_iter().filter(|a| a.spec.device_code_hash == infra::keys::hash_hex(device_code)).collect()
 }
 
 #[tokio::test]
@@ -223,7 +240,7 @@ async fn a_denied_login_fails_with_access_denied() {
 #[tokio::test]
 async fn codes_expire() {
     const PORT: u16 = 18098;
-    let mut server_process = extra_server(PORT, &["--device-code-lifetime=3s"], &[], Some("server-device-expiry")).await;
+    let _server = OwnServer::start(PORT, &["--device-code-lifetime=3s"], "server-device-expiry").await;
     let server = format!("http://127.0.0.1:{PORT}");
 
     let home = Home::new();
@@ -249,12 +266,12 @@ async fn codes_expire() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the page's access deleted it: {body}");
 
     let start = authorize(&server).await;
+    let device_code = start["device_code"].as_str().unwrap();
+    assert_eq!(stored(device_code).await.len(), 1);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, body) = poll(&server, start["device_code"].as_str().unwrap()).await;
+    let (status, body) = poll(&server, device_code).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("expired_token")), "{body}");
-    assert!(stored("e2e-host").await.iter().all(|a| !a.spec.is_expired(k8s_openapi::jiff::Timestamp::now())), "expired ones are deleted");
-    let _ = server_process.kill();
-    let _ = server_process.wait();
+    assert!(stored(device_code).await.is_empty(), "the server deletes what it finds expired");
 }
 
 /// Polling faster than the interval gets `slow_down` (and a longer interval); an approval on one
@@ -278,8 +295,8 @@ async fn slow_down_replicas_and_single_use() {
     assert_eq!((status, body["error"].as_str()), (400, Some("authorization_pending")), "{body}");
     let (status, body) = poll(&second, device_code).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("slow_down")), "{body}");
-    let stored = device_api().await.list(&Default::default()).await.unwrap();
-    let auth = stored.items.iter().find(|a| a.spec.device_code_hash == infra::keys::hash_hex(device_code)).expect("stored by hash");
+    let found = stored(device_code).await;
+    let auth = found.first().expect("stored by hash");
     assert_eq!(auth.spec.interval, 10, "slow_down adds 5 seconds");
     assert_eq!(auth.spec.state, DeviceState::Pending);
     let text = serde_json::to_string(auth).unwrap();
@@ -367,11 +384,10 @@ async fn approvals_need_the_csrf_token_and_this_origin() {
 #[tokio::test]
 async fn guessing_user_codes_is_rate_limited() {
     const PORT: u16 = 18099;
-    let mut server_process = extra_server(
+    let _server = OwnServer::start(
         PORT,
         &["--trusted-proxy-hops=1", "--device-code-global-guess-limit=30", "--login-rate-limit=1000"],
-        &[],
-        Some("server-device-guesses"),
+        "server-device-guesses",
     )
     .await;
     let server = format!("http://127.0.0.1:{PORT}");
@@ -398,8 +414,6 @@ async fn guessing_user_codes_is_rate_limited() {
     }
     assert_eq!(other[0], 400, "{other:?}");
     assert!(other.contains(&429), "the global limit: {other:?}");
-    let _ = server_process.kill();
-    let _ = server_process.wait();
 }
 
 /// The same in a real headless Chromium: the link `infra login --device` prints, opened signed
@@ -444,4 +458,42 @@ async fn chromium_approves_and_denies_device_logins() {
             assert!(run.stderr.contains("the login was denied"), "{}", run.stderr);
         }
     }
+}
+
+/// Authorizations nobody polled again are swept by the leader controller once they are past
+/// their expiry and its grace period (it sweeps every minute); unexpired ones stay.
+#[tokio::test]
+async fn the_controller_sweeps_expired_device_logins() {
+    use infra::api::{DeviceAuthorizationSpec, DeviceRequester};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    let api = device_api().await;
+    let now = Timestamp::now();
+    let object = |name: &str, expires: Timestamp| {
+        DeviceAuthorization::new(
+            name,
+            DeviceAuthorizationSpec {
+                device_code_hash: "0".repeat(64),
+                expires_at: Time(expires),
+                interval: 5,
+                last_poll_time: None,
+                requester: DeviceRequester { address: "203.0.113.9".into(), hostname: None, user_agent: None, requested_at: Time(now) },
+                state: DeviceState::Pending,
+                decided_by: None,
+            },
+        )
+    };
+    let suffix = crate::harness::unique("sweep").replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let (old, fresh) = (format!("infra-device-old-{suffix}"), format!("infra-device-fresh-{suffix}"));
+    let pp = Default::default();
+    api.create(&pp, &object(&old, now - SignedDuration::from_mins(10))).await.unwrap();
+    api.create(&pp, &object(&fresh, now + SignedDuration::from_mins(10))).await.unwrap();
+    crate::harness::eventually(Duration::from_secs(90), "the sweep to delete the expired authorization", || {
+        let api = api.clone();
+        let old = old.clone();
+        async move { api.get_opt(&old).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert!(api.get_opt(&fresh).await.unwrap().is_some(), "an unexpired one stays");
+    api.delete(&fresh, &Default::default()).await.unwrap();
 }
