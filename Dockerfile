@@ -21,6 +21,9 @@ RUN set -eu; \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The dashboard's templates and its stylesheet and script, compiled into the binary.
+COPY templates ./templates
+COPY assets ./assets
 COPY benches ./benches
 COPY tests ./tests
 COPY build ./build

@@ -8,6 +8,7 @@ pub mod api_server;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod device;
 pub mod directory;
 pub mod health;
 pub mod html;

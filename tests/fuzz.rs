@@ -17,7 +17,7 @@ use infra::keys::{SCIM_KEY_PREFIX, bearer_token, generate, parse_id};
 use infra::scim::ResourceType;
 use infra::scim::filter;
 use infra::scim::patch;
-use infra::server::login::state::{KEY_LEN, LOGIN_TTL_SECS, StateError, StateKey};
+use infra::server::login::state::{KEY_LEN, LOGIN_TTL_SECS, Opened, StateError, StateKey, return_path};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Map, Value, json};
@@ -505,11 +505,11 @@ proptest! {
 
     /// What is issued opens, with the provider it was issued for, until it expires.
     #[test]
-    fn cookie_round_trips(key in state_key(), login in "[a-zA-Z0-9_-]{1,24}", provider in "\\PC{0,30}", now in 0i64..4_000_000_000, after in 0i64..(2 * LOGIN_TTL_SECS)) {
-        let (cookie, params) = key.issue(&login, &provider, now);
+    fn cookie_round_trips(key in state_key(), login in "[a-zA-Z0-9_-]{1,24}", provider in "\\PC{0,30}", return_to in prop::option::of("/\\PC{0,40}"), now in 0i64..4_000_000_000, after in 0i64..(2 * LOGIN_TTL_SECS)) {
+        let (cookie, params) = key.issue(&login, &provider, return_to.as_deref(), now);
         let opened = key.open(Some(&cookie), &params.state, now + after);
         if after < LOGIN_TTL_SECS {
-            prop_assert_eq!(opened, Ok((provider, params)));
+            prop_assert_eq!(opened, Ok(Opened { provider, params, return_to }));
         } else {
             prop_assert_eq!(opened, Err(StateError::Expired));
         }
@@ -518,9 +518,9 @@ proptest! {
     /// Any edit of a cookie (a character replaced, inserted or removed anywhere: body, provider,
     /// expiry or MAC) is refused, as is the cookie under another key or with another state.
     #[test]
-    fn cookie_tampering_is_refused(key in state_key(), other in state_key(), login in "[a-zA-Z0-9]{1,24}", provider in "\\PC{0,20}", at in any::<usize>(), with in prop::sample::select(vec!['.', 'A', 'a', '0', '9', '-', '_', '=', '+', '/', '\u{e9}']), how in any::<u8>(), state in "\\PC{0,50}") {
+    fn cookie_tampering_is_refused(key in state_key(), other in state_key(), login in "[a-zA-Z0-9]{1,24}", provider in "\\PC{0,20}", return_to in prop::option::of("/[a-z?=&-]{0,20}"), at in any::<usize>(), with in prop::sample::select(vec!['.', 'A', 'a', '0', '9', '-', '_', '=', '+', '/', '\u{e9}']), how in any::<u8>(), state in "\\PC{0,50}") {
         let now = 1_700_000_000;
-        let (cookie, params) = key.issue(&login, &provider, now);
+        let (cookie, params) = key.issue(&login, &provider, return_to.as_deref(), now);
         let tampered = mutate(&cookie, at, with, how);
         if tampered != cookie {
             prop_assert_eq!(key.open(Some(&tampered), &params.state, now + 1), Err(StateError::Invalid), "{:?}", tampered);
@@ -530,6 +530,29 @@ proptest! {
         }
         if state != params.state {
             prop_assert_eq!(key.open(Some(&cookie), &state, now + 1), Err(StateError::StateMismatch));
+        }
+    }
+
+    /// A login's return path never leads off this server's origin or out of its base path, however
+    /// it is spelled (no open redirect).
+    #[test]
+    fn return_paths_stay_on_this_server(raw in "[/\\\\.:@a-z%?#&=]{0,24}|\\PC{0,40}", base in prop::sample::select(vec!["/", "/infra/"])) {
+        if let Some(path) = return_path(&raw, base) {
+            let here = url::Url::parse("https://infra.example.com/").unwrap();
+            let landed = here.join(&path).unwrap();
+            prop_assert_eq!(landed.origin(), here.origin(), "{:?} -> {:?}", raw, path);
+            prop_assert!(landed.path().starts_with(base), "{:?} -> {:?}", raw, path);
+            prop_assert!(!path.starts_with("//") && !path.contains('\\'), "{:?}", path);
+        }
+    }
+
+    /// Whatever a person types, a user code comes out canonical or not at all.
+    #[test]
+    fn typed_user_codes_normalise_to_the_canonical_form(typed in "[bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ -]{0,20}|\\PC{0,20}") {
+        if let Some(code) = infra::device::normalize_user_code(&typed) {
+            prop_assert_eq!(code.len(), 9);
+            prop_assert_eq!(infra::device::normalize_user_code(&code), Some(code.clone()));
+            prop_assert_eq!(code.replace('-', ""), typed.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')).collect::<String>().to_ascii_uppercase());
         }
     }
 

@@ -3,6 +3,8 @@
 //   node e2e/browser/dashboard.mjs login --user EMAIL --password PW [--provider okta]
 //   node e2e/browser/dashboard.mjs cancel [--provider okta]
 //   node e2e/browser/dashboard.mjs bad-state --user EMAIL --password PW [--provider okta]
+//   node e2e/browser/dashboard.mjs device --url DEVICE_URL --user EMAIL --password PW
+//                                  [--decision approve|deny] [--screenshot FILE.png]
 //
 // Drives Debian's Chromium (headless) through playwright-core: opens
 // $INFRA_SERVER_URL/login?provider=P, goes through the stand-in IdP's HTML form
@@ -31,6 +33,13 @@
 //              redirect to /login/callback is answered in the browser with a 303
 //              to the same URL whose state parameter has its last character
 //              changed, so the server receives a state it did not issue.
+//   device     {scenario, confirmURL, confirmHeading, code, address, hostname,
+//              finalURL, status, heading, result, navigations}: opens the
+//              approval link `infra login --device` printed without a session,
+//              signs in through the IdP form (the server sends the browser there
+//              and back to the link), reads the confirmation page (#code,
+//              #address, #hostname), saves a screenshot of it to --screenshot,
+//              presses #approve or #deny and reads the result (#result).
 // navigations lists the main-frame document responses in order as
 // {method, url (without query string), status}, redirects included.
 //
@@ -51,7 +60,7 @@ import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
-const SCENARIOS = ['login', 'cancel', 'bad-state'];
+const SCENARIOS = ['login', 'cancel', 'bad-state', 'device'];
 const USAGE = `usage: dashboard.mjs {${SCENARIOS.join('|')}} [--provider NAME] [--user EMAIL --password PW]`;
 
 function usage(msg) {
@@ -67,6 +76,9 @@ try {
       provider: { type: 'string', default: 'okta' },
       user: { type: 'string' },
       password: { type: 'string' },
+      url: { type: 'string' },
+      decision: { type: 'string', default: 'approve' },
+      screenshot: { type: 'string' },
     },
   });
 } catch (err) {
@@ -74,7 +86,8 @@ try {
 }
 const [scenario, ...extra] = args.positionals;
 if (!SCENARIOS.includes(scenario) || extra.length) usage(`expected one scenario, got ${JSON.stringify(args.positionals)}`);
-const { provider, user, password } = args.values;
+const { provider, user, password, url: deviceUrl, decision, screenshot } = args.values;
+if (scenario === 'device' && (!deviceUrl || !['approve', 'deny'].includes(decision))) usage('device needs --url and --decision approve|deny');
 if (scenario !== 'cancel' && (!user || password === undefined)) usage(`${scenario} needs --user and --password`);
 if (!process.env.INFRA_SERVER_URL) usage('INFRA_SERVER_URL is not set');
 
@@ -307,9 +320,32 @@ async function badState({ page, context }) {
   };
 }
 
+async function device({ page }) {
+  await page.goto(deviceUrl);
+  await page.locator('#username').waitFor({ state: 'visible' });
+  const outcome = await submitIdpForm(page);
+  if (outcome === 'idp-error') throw new Error(`the IdP refused the login: ${await text(page, '#error')}`);
+  const confirm = {
+    confirmURL: page.url(),
+    confirmHeading: await text(page, 'h1'),
+    code: await text(page, '#code'),
+    address: await text(page, '#address'),
+    hostname: await text(page, '#hostname'),
+  };
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  const button = page.locator(decision === 'deny' ? '#deny' : '#approve');
+  if ((await button.count()) === 0) return { ...confirm, finalURL: page.url(), status: await currentStatus(page), heading: null, result: null };
+  const navigated = nextNavigation(page);
+  await button.click({ noWaitAfter: true });
+  await navigated;
+  return {
+    ...confirm, finalURL: page.url(), status: await currentStatus(page), heading: await text(page, 'h1'), result: await text(page, '#result'),
+  };
+}
+
 // --- main ---------------------------------------------------------------------------------
 
-const RUN = { login, cancel, 'bad-state': badState };
+const RUN = { login, cancel, 'bad-state': badState, device };
 
 async function dump(page, err) {
   log(`${scenario} failed: ${err?.stack || err}`);

@@ -33,7 +33,7 @@ log "installing CRDs and RBAC into namespace ${NS}"
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/crds/" >/dev/null
 kubectl_admin wait --for=condition=Established --timeout=60s \
   crd/identityproviders.infrahq.com crd/scimkeys.infrahq.com crd/users.infrahq.com crd/groups.infrahq.com \
-  crd/grants.infrahq.com >/dev/null
+  crd/grants.infrahq.com crd/deviceauthorizations.infrahq.com >/dev/null
 kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin apply --server-side --field-manager=infra-e2e -f - >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/admission" >/dev/null

@@ -2,12 +2,14 @@
 //! Nothing here does I/O.
 
 pub mod conditions;
+pub mod device_authorization;
 pub mod grant;
 pub mod group;
 pub mod identity_provider;
 pub mod scim_key;
 pub mod user;
 
+pub use device_authorization::{DeviceAuthorization, DeviceAuthorizationSpec, DeviceDecider, DeviceRequester, DeviceState};
 pub use grant::{Grant, GrantPhase, GrantReason, GrantRole, GrantSpec, GrantStatus, GrantSubject, RoleKind};
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX, member_groups, member_label};
 pub use identity_provider::{
@@ -78,7 +80,14 @@ pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::S
 
 /// Every CRD the operator serves, in a stable order (the order of `crds/`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![label_sized_name(IdentityProvider::crd()), label_sized_name(ScimKey::crd()), User::crd(), Group::crd(), Grant::crd()]
+    vec![
+        label_sized_name(IdentityProvider::crd()),
+        label_sized_name(ScimKey::crd()),
+        User::crd(),
+        Group::crd(),
+        Grant::crd(),
+        DeviceAuthorization::crd(),
+    ]
 }
 
 /// The longest name of an object whose name becomes a label value (`infrahq.com/provider`,

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::authorize::LoginSecrets;
+use super::device;
 use super::loopback::{Callback, Loopback, PageOutcome};
 use super::output::{self, Format};
 use super::server_api::{self, ApiError, LoginRequest, LoginResponse, ProviderInfo, ServerApi};
@@ -39,9 +40,15 @@ pub struct LoginArgs {
     /// redirect URI (http://localhost:PORT) at the provider and on the server.
     #[arg(long, default_value_t = 8301, value_parser = clap::value_parser!(u16).range(1..))]
     pub listen_port: u16,
-    /// Print the URL instead of opening a browser.
-    #[arg(long)]
+    /// Print the URL instead of opening a browser (and use the loopback login even over SSH or
+    /// without a display).
+    #[arg(long, conflicts_with = "device")]
     pub no_browser: bool,
+    /// Log in from a machine without a browser: print a code and a link to the server's /device
+    /// page, where a signed-in person approves the login on any device. Chosen on its own over
+    /// SSH and on Linux without a display.
+    #[arg(long)]
+    pub device: bool,
     /// How long to wait for the login in the browser, such as 90s or 5m.
     #[arg(long, default_value = "5m", value_parser = crate::config::parse_span)]
     pub timeout: Duration,
@@ -88,6 +95,56 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     }
     let api = ServerApi::new(&server, args.ca_file.as_deref())?;
 
+    // macOS and Windows always have a browser; elsewhere it takes a display.
+    let needs_display = cfg!(all(unix, not(target_os = "macos")));
+    let response = match device::choose(args.device, args.no_browser, |v| std::env::var(v).ok(), !needs_display, is_wsl()) {
+        device::Choice::Device(why) => {
+            eprintln!("Using device login: {why}.");
+            let response = device::login(&api).await?;
+            store(&home, &server, &response)?;
+            response
+        }
+        device::Choice::Loopback => loopback_login(&args, &api, &home, &server).await?,
+    };
+    println!("Logged in as {} through {}", response.user, response.provider);
+    if response.groups.is_empty() {
+        println!("Groups: (none)");
+    } else {
+        println!("Groups: {}", response.groups.join(", "));
+    }
+    println!("Session expires {}", expiry(&response.expires_at));
+    // The login stands even when the kubeconfig cannot be written: say so and go on.
+    match super::kube::write_kubeconfig(&api, &server, args.ca_file.as_deref()).await {
+        Ok(Some(line)) => println!("{line}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: could not write the kubeconfig context for this cluster: {e:#}"),
+    }
+
+    // The session this one replaces is no longer stored anywhere: end it on its server.
+    if let Some(old) = previous.filter(|old| old.token != response.token)
+        && let Ok(old_api) = ServerApi::new(&old.server, args.ca_file.as_deref())
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(5), old_api.logout(&old.token)).await;
+    }
+    Ok(())
+}
+
+/// Keeps a new session in `~/.infra/session.json`.
+fn store(home: &std::path::Path, server: &str, response: &LoginResponse) -> anyhow::Result<()> {
+    let session = Session {
+        server: server.to_string(),
+        provider: response.provider.clone(),
+        user: response.user.clone(),
+        token: response.token.clone(),
+        expires_at: response.expires_at.clone(),
+    };
+    session_file::save(home, &session).map(|_| ()).map_err(|e| e.context("Infra accepted the login, but the session could not be stored"))
+}
+
+/// The browser login: the provider's page, the code back on the loopback listener, redeemed by
+/// the server.
+async fn loopback_login(args: &LoginArgs, api: &ServerApi, home: &std::path::Path, server: &str) -> anyhow::Result<LoginResponse> {
+    let server = server.to_string();
     let providers = api.providers().await.map_err(|e| anyhow::anyhow!("listing the server's identity providers: {e}"))?;
     let provider = match pick_provider(&providers, args.provider.as_deref(), &server)? {
         Pick::One(p) => p,
@@ -124,36 +181,14 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     }
 
     let spin = spinner::start(format!("Waiting for you to log in through {}", provider.name));
-    let flow = Flow { api: &api, home: &home, server: &server, provider: &provider, redirect_uri: &redirect_uri, secrets: &secrets };
+    let flow = Flow { api, home, server: &server, provider: &provider, redirect_uri: &redirect_uri, secrets: &secrets };
     let result = flow.wait(&mut callbacks, args.timeout).await;
     spin.finish_and_clear();
 
     // Lets the browser's request finish (it carries the outcome), then stops listening.
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(servers)).await;
-
-    let response = result?;
-    println!("Logged in as {} through {}", response.user, response.provider);
-    if response.groups.is_empty() {
-        println!("Groups: (none)");
-    } else {
-        println!("Groups: {}", response.groups.join(", "));
-    }
-    println!("Session expires {}", expiry(&response.expires_at));
-    // The login stands even when the kubeconfig cannot be written: say so and go on.
-    match super::kube::write_kubeconfig(&api, &server, args.ca_file.as_deref()).await {
-        Ok(Some(line)) => println!("{line}"),
-        Ok(None) => {}
-        Err(e) => eprintln!("warning: could not write the kubeconfig context for this cluster: {e:#}"),
-    }
-
-    // The session this one replaces is no longer stored anywhere: end it on its server.
-    if let Some(old) = previous.filter(|old| old.token != response.token)
-        && let Ok(old_api) = ServerApi::new(&old.server, args.ca_file.as_deref())
-    {
-        let _ = tokio::time::timeout(Duration::from_secs(5), old_api.logout(&old.token)).await;
-    }
-    Ok(())
+    result
 }
 
 struct Flow<'a> {
@@ -202,18 +237,11 @@ impl Flow<'_> {
                 anyhow::bail!(reason);
             }
         };
-        let session = Session {
-            server: self.server.to_string(),
-            provider: response.provider.clone(),
-            user: response.user.clone(),
-            token: response.token.clone(),
-            expires_at: response.expires_at.clone(),
-        };
-        if let Err(e) = session_file::save(self.home, &session) {
+        if let Err(e) = store(self.home, self.server, &response) {
             let _ = reply.send(PageOutcome::Failed {
                 reason: "Infra accepted the login, but the session could not be saved on this computer; see the terminal.".into(),
             });
-            return Err(e.context("Infra accepted the login, but the session could not be stored"));
+            return Err(e);
         }
         let _ = reply.send(PageOutcome::LoggedIn { user: response.user.clone() });
         Ok(response)

@@ -2,6 +2,7 @@
 //! kubeconfig, like kubectl; `login`, `whoami` and `logout` talk to the Infra server.
 
 mod authorize;
+mod device;
 mod directory;
 mod grants;
 mod kube;
@@ -11,7 +12,7 @@ mod kubeconfig;
 mod login;
 mod loopback;
 mod output;
-mod providers;
+pub(crate) mod providers;
 mod scim_keys;
 mod server_api;
 mod session_file;
@@ -75,8 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         command: directory::GroupsCommand,
     },
-    /// Log in to an Infra server through your identity provider, in the browser.
-    #[command(after_help = "Examples:\n  infra login --server https://infra.example.com\n  infra login --provider okta --no-browser")]
+    /// Log in to an Infra server through your identity provider, in the browser (or, on a machine
+    /// without one, by approving a code on the server's /device page from any device).
+    #[command(
+        after_help = "Examples:\n  infra login --server https://infra.example.com\n  infra login --provider okta --no-browser\n  infra login --device   # over SSH: approve the printed code on another device"
+    )]
     Login(login::LoginArgs),
     /// Show who you are logged in as.
     #[command(after_help = "Examples:\n  infra whoami\n  infra whoami -o json")]

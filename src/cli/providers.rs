@@ -218,7 +218,7 @@ fn read_ca(settings: &ProviderSettings) -> anyhow::Result<Option<String>> {
     Ok(Some(pem))
 }
 
-fn secret_name(provider: &str) -> String {
+pub(crate) fn secret_name(provider: &str) -> String {
     format!("{provider}-client-secret")
 }
 

@@ -42,8 +42,8 @@ impl std::fmt::Debug for LoginRequest<'_> {
     }
 }
 
-/// `POST /api/login`'s answer. `Debug` leaves the token out.
-#[derive(Clone, Deserialize)]
+/// `POST /api/login`'s answer (and the device token endpoint's). `Debug` leaves the token out.
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub token: String,
@@ -63,6 +63,32 @@ impl std::fmt::Debug for LoginResponse {
             .field("groups", &self.groups)
             .field("expires_at", &self.expires_at)
             .finish()
+    }
+}
+
+/// `POST /api/device/authorize`'s answer (RFC 8628 §3.2). `Debug` leaves the device code out.
+#[derive(Deserialize)]
+pub struct DeviceStart {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: u64,
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+}
+
+fn default_interval() -> u64 {
+    crate::device::POLL_INTERVAL_SECS
+}
+
+impl std::fmt::Debug for DeviceStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStart")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .finish_non_exhaustive()
     }
 }
 
@@ -227,6 +253,32 @@ impl ServerApi {
     pub async fn login(&self, req: &LoginRequest<'_>) -> Result<LoginResponse, ApiError> {
         let path = "/api/login";
         let resp = self.http.post(self.url(path)).json(req).send().await.map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(self.failure(path, resp).await);
+        }
+        self.json(path, resp).await
+    }
+
+    /// `POST /api/device/authorize`: starts a device login; `hostname` is shown on the approval
+    /// page.
+    pub async fn device_authorize(&self, hostname: Option<&str>) -> Result<DeviceStart, ApiError> {
+        let path = crate::device::AUTHORIZE_PATH;
+        let mut form = vec![("client_id", "infra-cli")];
+        if let Some(h) = hostname {
+            form.push(("hostname", h));
+        }
+        let resp = self.http.post(self.url(path)).form(&form).send().await.map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(self.failure(path, resp).await);
+        }
+        self.json(path, resp).await
+    }
+
+    /// `POST /api/device/token`: one poll; an RFC 8628 error comes back as `ApiError::Server`.
+    pub async fn device_token(&self, device_code: &str) -> Result<LoginResponse, ApiError> {
+        let path = crate::device::TOKEN_PATH;
+        let form = [("grant_type", crate::device::GRANT_TYPE), ("device_code", device_code), ("client_id", "infra-cli")];
+        let resp = self.http.post(self.url(path)).form(&form).send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             return Err(self.failure(path, resp).await);
         }

@@ -2,6 +2,7 @@
 //! membership and login sessions.
 
 mod context;
+pub mod device_authorizations;
 pub mod grant;
 pub mod group_members;
 pub mod identity_provider;
@@ -164,7 +165,8 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     };
     let signing_keys = signing_keys::run(kube.api(), key_policy, wait_stop(stop_rx.clone()));
     let grants = grant_controller(&kube, ctx.clone(), args.grant_allowed_roles.clone(), wait_stop(stop_rx.clone()));
-    let access = futures::future::join(signing_keys, grants);
+    let device_logins = device_authorizations::run(kube.api(), wait_stop(stop_rx.clone()));
+    let access = futures::future::join3(signing_keys, grants, device_logins);
     let reconcilers = futures::future::join5(idps, keys, members, session_checks, access);
     tokio::pin!(reconcilers);
     tokio::select! {

@@ -3,6 +3,8 @@
 pub mod access;
 mod access_log;
 pub(crate) mod cache;
+pub mod dashboard;
+pub mod device;
 mod http_metrics;
 pub mod login;
 mod memory;
@@ -10,6 +12,7 @@ mod providers;
 pub mod rate_limit;
 pub mod scim;
 pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +63,11 @@ pub struct ServerArgs {
     /// request the SCIM limits admit: 10,000 members in one PATCH are 10,000 User writes.
     #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "5m", value_parser = crate::config::parse_span)]
     pub request_timeout: std::time::Duration,
+
+    /// How long a device login's codes (`infra login --device`) work before someone must approve
+    /// them.
+    #[arg(long, env = "INFRA_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = crate::config::parse_span)]
+    pub device_code_lifetime: std::time::Duration,
 
     #[command(flatten)]
     pub tls: tls::TlsArgs,
@@ -143,13 +151,26 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             namespace: ns.clone(),
         }),
     });
+    let dashboard = Arc::new(dashboard::DashState {
+        login: login.clone(),
+        authz: dashboard::authz::Authorizer::new(client.clone()),
+        kube: kube.clone(),
+        keys: keys.clone(),
+    });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
     let auth =
         AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
+    let device = Arc::new(device::DeviceLogin {
+        login: login.clone(),
+        dashboard: dashboard.clone(),
+        api: kube.api(),
+        lifetime: args.device_code_lifetime,
+        limits: limits.clone(),
+    });
     let app = access_log::wrap(
-        router(Routes { auth, scim: scim_state, providers, login, issuer, limits, metrics: metrics.clone(), ready }),
+        router(Routes { auth, scim: scim_state, providers, login, device, issuer, dashboard, limits, metrics: metrics.clone(), ready }),
         args.request_timeout,
     );
     if let (Some(addr), Some(cert), Some(key)) = (args.tls.tls_listen_addr, args.tls.tls_cert_file.clone(), args.tls.tls_key_file.clone()) {
@@ -179,23 +200,28 @@ pub struct Routes {
     pub scim: ScimState,
     pub providers: Cache<IdentityProvider>,
     pub login: Arc<login::LoginState>,
+    pub device: Arc<device::DeviceLogin>,
     pub issuer: Arc<access::issuer::Issuer>,
+    pub dashboard: Arc<dashboard::DashState>,
     pub limits: Arc<rate_limit::Limits>,
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
 }
 
 pub fn router(r: Routes) -> Router {
-    let Routes { auth, scim, providers, login, issuer, limits, metrics, ready } = r;
+    let Routes { auth, scim, providers, login, device, issuer, dashboard, limits, metrics, ready } = r;
     Router::new()
         .nest("/api/scim/v2", scim::router(auth, scim))
         .merge(
             login::router(login)
+                .merge(device::router(device))
                 .merge(access::issuer::router(issuer))
                 .layer(axum::middleware::from_fn_with_state(limits, rate_limit::login_api)),
         )
+        .merge(dashboard::router(dashboard))
         .merge(Router::new().route("/api/providers", axum::routing::get(providers::list)).with_state(providers))
         .merge(crate::health::probe_router(ready))
+        .route("/assets/{file}", axum::routing::get(web::assets::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, http_metrics::record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

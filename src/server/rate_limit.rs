@@ -55,6 +55,15 @@ pub struct LimitArgs {
     #[arg(long, env = "INFRA_SCIM_AUTH_FAILURE_LIMIT", value_name = "PER_MINUTE", default_value_t = 20)]
     pub scim_auth_failure_limit: u32,
 
+    /// Device login user codes entered on the `/device` page per minute per client, right or
+    /// wrong (a user code has about 34 bits, so guessing must stay slow).
+    #[arg(long, env = "INFRA_DEVICE_CODE_GUESS_LIMIT", value_name = "PER_MINUTE", default_value_t = 20)]
+    pub device_code_guess_limit: u32,
+
+    /// Device login user codes entered per minute from all clients together (per replica).
+    #[arg(long, env = "INFRA_DEVICE_CODE_GLOBAL_GUESS_LIMIT", value_name = "PER_MINUTE", default_value_t = 600)]
+    pub device_code_global_guess_limit: u32,
+
     /// How many proxies (load balancer, Ingress) in front of the server append to
     /// X-Forwarded-For. Limits then key on the client address they saw; 0 uses the peer address
     /// (and ignores X-Forwarded-For, which clients can forge).
@@ -106,8 +115,13 @@ impl RateLimiter {
 
 /// Who the client is, for rate limiting: see the module comment.
 pub fn client_address(req: &Request, trusted_hops: usize) -> String {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    forwarded_client(req.headers(), trusted_hops).or(peer).map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+    client_of(req.headers(), req.extensions(), trusted_hops)
+}
+
+/// [`client_address`] from a request's parts.
+pub fn client_of(headers: &HeaderMap, extensions: &axum::http::Extensions, trusted_hops: usize) -> String {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    forwarded_client(headers, trusted_hops).or(peer).map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 fn forwarded_client(headers: &HeaderMap, trusted_hops: usize) -> Option<IpAddr> {
@@ -137,6 +151,8 @@ pub struct Limits {
     pub whoami: RateLimiter,
     pub scim_failures_by_client: RateLimiter,
     pub scim_failures_by_key: RateLimiter,
+    pub device_guesses_by_client: RateLimiter,
+    pub device_guesses: RateLimiter,
     pub trusted_hops: usize,
 }
 
@@ -148,16 +164,25 @@ impl Limits {
             whoami: RateLimiter::new(Limit::per_minute(args.whoami_rate_limit)),
             scim_failures_by_client: RateLimiter::new(scim),
             scim_failures_by_key: RateLimiter::new(scim),
+            device_guesses_by_client: RateLimiter::new(Limit::per_minute(args.device_code_guess_limit)),
+            device_guesses: RateLimiter::new(Limit::per_minute(args.device_code_global_guess_limit)),
             trusted_hops: args.trusted_proxy_hops,
         }
     }
+
+    /// Takes one guess at a device login user code from `client` and from everyone; `Err` says
+    /// how long until another is allowed.
+    pub fn device_guess(&self, client: &str, now: Instant) -> Result<(), Duration> {
+        self.device_guesses_by_client.check(client, now).and_then(|()| self.device_guesses.check("all", now))
+    }
 }
 
-/// Middleware for the login API: `POST /api/login`, `whoami` and `logout` per client.
+/// Middleware for the login API: `POST /api/login`, `whoami` and `logout` per client; starting a
+/// device login counts as a login, its polls as `whoami`s.
 pub async fn login_api(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     let limiter = match req.uri().path() {
-        "/api/login" => &limits.login,
-        "/api/whoami" | "/api/logout" | crate::kube_access::paths::TOKEN => &limits.whoami,
+        "/api/login" | crate::device::AUTHORIZE_PATH => &limits.login,
+        "/api/whoami" | "/api/logout" | crate::kube_access::paths::TOKEN | crate::device::TOKEN_PATH => &limits.whoami,
         _ => return next.run(req).await,
     };
     let client = client_address(&req, limits.trusted_hops);

@@ -41,7 +41,7 @@ impl Home {
     fn session_file(&self) -> PathBuf {
         self.0.join("session.json")
     }
-    fn session(&self) -> Option<Value> {
+    pub fn session(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.session_file()).ok()?;
         Some(serde_json::from_str(&text).expect("session.json is JSON"))
     }
@@ -110,19 +110,25 @@ impl Login {
 
     /// The URL from the `Open this URL to log in:` line.
     pub fn authorize_url(&self) -> Url {
+        let url = self.line(OPEN_URL);
+        Url::parse(url.trim()).unwrap_or_else(|e| panic!("bad URL {url:?}: {e}"))
+    }
+
+    /// The rest of the next stderr line that starts with `prefix` (earlier lines are skipped).
+    pub fn line(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix(OPEN_URL) {
-                        return Url::parse(url.trim()).unwrap_or_else(|e| panic!("bad URL {url:?}: {e}"));
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.to_string();
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        panic!("no `{OPEN_URL}` line; stderr so far:\n{}", self.stderr.lock().unwrap());
+        panic!("no `{prefix}` line; stderr so far:\n{}", self.stderr.lock().unwrap());
     }
 
     /// Waits for `infra login` to exit (killing it after `timeout`).

@@ -7,7 +7,7 @@ use crate::harness::{Value, env};
 use crate::idp::new_user;
 
 /// Runs one scenario of the browser driver and returns what it observed.
-fn browser(args: &[&str]) -> Value {
+pub fn browser(args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/browser/dashboard.mjs");
     let out = Command::new("node").arg(script).args(args).env("INFRA_SERVER_URL", &env().server_urls[0]).output().expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

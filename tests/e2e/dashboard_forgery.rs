@@ -94,9 +94,27 @@ async fn a_cross_origin_logout_is_refused_and_the_session_survives() {
         assert_eq!(api.send().await.unwrap().status().as_u16(), 403);
         assert_eq!(whoami().await, 200);
     }
-    // From the dashboard's own page, signing out works.
+    // From this origin but without the form's CSRF token, or with another session's: refused too.
     let origin = url::Url::parse(server).unwrap().origin().ascii_serialization();
-    let resp = http().post(format!("{server}/logout")).header("cookie", &cookie).header("origin", origin).send().await.unwrap();
+    for form in [vec![], vec![("csrf", "x".repeat(43))]] {
+        let resp =
+            http().post(format!("{server}/logout")).header("cookie", &cookie).header("origin", &origin).form(&form).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{form:?}");
+        assert!(resp.text().await.unwrap().contains("CSRF token"));
+        assert_eq!(whoami().await, 200, "the session survives {form:?}");
+    }
+    // From the dashboard's own page, with the token the page carries, signing out works.
+    let home = http().get(format!("{server}/")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let token =
+        home.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("the sign-out form's token").to_string();
+    let resp = http()
+        .post(format!("{server}/logout"))
+        .header("cookie", &cookie)
+        .header("origin", origin)
+        .form(&[("csrf", token)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     assert!(
         resp.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("infra_session=;")),

@@ -492,6 +492,12 @@ fn helm_chart_rbac_equals_config_rbac() {
     }
     let grants = yaml_file("config/rbac/grants_role.yaml");
     assert_eq!(find_named(&docs, "ClusterRole", "infra-controller-grants")["rules"], grants[0]["rules"], "config/rbac/grants_role.yaml");
+    let dashboard = yaml_file("config/rbac/dashboard_role.yaml");
+    assert_eq!(
+        find_named(&docs, "ClusterRole", "infra-server-dashboard")["rules"],
+        dashboard[0]["rules"],
+        "config/rbac/dashboard_role.yaml"
+    );
     let policy = yaml_file("config/admission/grant_policy.yaml");
     assert_eq!(find(&docs, "ValidatingAdmissionPolicy")["spec"], policy[0]["spec"], "config/admission/grant_policy.yaml");
     for want in yaml_file("config/rbac/user_roles.yaml") {

@@ -5,6 +5,7 @@ mod browser;
 mod cli_login;
 mod dashboard;
 mod dashboard_forgery;
+mod device_login;
 mod durability;
 mod gitops;
 mod harness;

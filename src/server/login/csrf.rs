@@ -1,11 +1,17 @@
-//! Cross-site request forgery defence for the dashboard's state-changing requests (`POST
-//! /logout`, and `POST /api/logout` when the session comes from the cookie): the browser's
-//! `Origin` header (or, where a browser leaves it out, the `Referer`) must be this server's own
-//! origin. Browsers set both themselves and a page on another site cannot forge them, so no token
-//! has to be embedded in forms. A request with neither header is refused: every current browser
-//! sends `Origin` with a POST. The SameSite=Lax session cookie already keeps most cross-site
-//! POSTs from carrying a session; this also covers sibling sites of the same registrable domain,
-//! to which Lax cookies are sent. Pure.
+//! Cross-site request forgery defence for the dashboard's state-changing requests. Two checks,
+//! both required for a form:
+//!
+//! - The browser's `Origin` header (or, where a browser leaves it out, the `Referer`) must be
+//!   this server's own origin. Browsers set both themselves and a page on another site cannot
+//!   forge them. A request with neither header is refused: every current browser sends `Origin`
+//!   with a POST. The SameSite=Lax session cookie already keeps most cross-site POSTs from
+//!   carrying a session; this also covers sibling sites of the same registrable domain, to which
+//!   Lax cookies are sent.
+//! - Every form carries a token, the HMAC of the session id under the login-state key
+//!   ([`super::state::StateKey::csrf_token`]): a page elsewhere cannot read it, so it cannot
+//!   post it, even through a proxy or a browser that gets `Origin` wrong.
+//!
+//! `POST /api/logout` with the cookie (no form) is held to the origin check alone. Pure.
 
 use axum::http::{HeaderMap, header};
 use url::Url;
@@ -36,6 +42,25 @@ pub fn check(headers: &HeaderMap, external: &Url) -> Result<(), String> {
     ))
 }
 
+/// The form field that carries the token.
+pub const FIELD: &str = "csrf";
+
+/// Both checks for a form posted with the session `session_id`.
+pub fn check_form(
+    headers: &HeaderMap,
+    external: &Url,
+    key: &super::state::StateKey,
+    session_id: &str,
+    presented: Option<&str>,
+) -> Result<(), String> {
+    check(headers, external)?;
+    match presented {
+        None | Some("") => Err("the form carries no CSRF token".into()),
+        Some(t) if key.csrf_token_matches(session_id, t) => Ok(()),
+        Some(_) => Err("the form's CSRF token is not this session's".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +84,20 @@ mod tests {
         let local = Url::parse("http://127.0.0.1:18080/").unwrap();
         assert!(check(&headers(&[("origin", "http://127.0.0.1:18081"), ("host", "127.0.0.1:18081")]), &local).is_ok());
         assert!(check(&headers(&[("origin", "http://infra.example.com"), ("host", "infra.example.com:80")]), &local).is_ok());
+    }
+
+    #[test]
+    fn a_form_needs_the_origin_and_its_sessions_token() {
+        let ext = Url::parse("https://infra.example.com/").unwrap();
+        let key = super::super::state::StateKey::from_bytes(&[7; 32]).unwrap();
+        let token = key.csrf_token("s1");
+        let ours = headers(&[("origin", "https://infra.example.com")]);
+        assert!(check_form(&ours, &ext, &key, "s1", Some(&token)).is_ok());
+        assert!(check_form(&ours, &ext, &key, "s1", None).unwrap_err().contains("no CSRF token"));
+        assert!(check_form(&ours, &ext, &key, "s1", Some("")).is_err());
+        assert!(check_form(&ours, &ext, &key, "s2", Some(&token)).unwrap_err().contains("not this session"));
+        let theirs = headers(&[("origin", "https://evil.example")]);
+        assert!(check_form(&theirs, &ext, &key, "s1", Some(&token)).is_err(), "a stolen token from elsewhere");
     }
 
     #[test]

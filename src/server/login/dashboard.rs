@@ -12,29 +12,31 @@ use kube::ResourceExt;
 
 use super::csrf;
 use super::flow::{FlowError, Redemption};
-use super::state::LOGIN_TTL_SECS;
+use super::state::{LOGIN_TTL_SECS, Opened, return_path};
 use super::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, cookie, pages};
+use crate::api::User;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::oidc::authorize::{AuthorizeRequest, authorize_url, pkce_challenge};
 use crate::server::providers::scopes;
+use crate::session::store::Session;
 
 // The dashboard's cookies and links, from the login state's settings.
 
 /// The path prefix of the external URL (`/` or, behind an Ingress path, `/infra/`), for cookie
 /// paths and links.
-fn base_path(state: &LoginState) -> String {
+pub(crate) fn base_path(state: &LoginState) -> String {
     let p = state.args.external_url.path();
     if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
 }
 
-fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     let secure = if state.args.insecure_cookies() { "" } else { "; Secure" };
     HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
         .expect("cookie values are base64url and alphanumerics")
 }
 
-fn ready_provider_names(state: &LoginState) -> Vec<String> {
+pub(crate) fn ready_provider_names(state: &LoginState) -> Vec<String> {
     let mut names: Vec<String> = state.providers.state().iter().filter(|p| p.is_ready()).map(|p| p.name_any()).collect();
     names.sort();
     names
@@ -51,13 +53,13 @@ fn retry_href(state: &LoginState, provider: Option<&str>) -> String {
     }
 }
 
-fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
+pub(crate) fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
     let resp =
         (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string()), (header::CACHE_CONTROL, "no-store".to_string())]).into_response();
     with_cookies(resp, cookies)
 }
 
-fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
+pub(super) fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
     for c in cookies {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -67,37 +69,51 @@ fn with_cookies(mut resp: Response, cookies: Vec<HeaderValue>) -> Response {
 /// Whether a failed session check means the session is over (unknown, expired, ended, its user
 /// or provider gone), so the browser may forget its cookie. Anything else (the API server briefly
 /// unavailable, say) leaves the session as it is: the next request may well succeed.
-fn session_is_over(e: &FlowError) -> bool {
+pub(crate) fn session_is_over(e: &FlowError) -> bool {
     e.status == StatusCode::UNAUTHORIZED
 }
 
-pub async fn home(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
-    let base = base_path(&state);
-    let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return pages::signed_out(&ready_provider_names(&state), &base, None);
+/// The signed-in person behind the request's session cookie, or the page to show instead: the
+/// sign-in page (forgetting the cookie of a session that is over), or why the session cannot be
+/// checked right now.
+pub(crate) async fn session(state: &LoginState, headers: &HeaderMap) -> Result<(Session, User, super::WhoAmI), Response> {
+    let base = base_path(state);
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(pages::signed_out(&ready_provider_names(state), &base, None, None));
     };
-    match state.whoami(&token).await {
-        Ok((_, who)) => pages::signed_in(&who, &base),
-        Err(e) if session_is_over(&e) => with_cookies(
-            pages::signed_out(&ready_provider_names(&state), &base, Some(&e.message)),
-            vec![set_cookie(&state, SESSION_COOKIE, "", &base, 0)],
-        ),
-        Err(e) => pages::unavailable(
+    match state.identify(&token).await {
+        Ok(found) => Ok(found),
+        Err(e) if session_is_over(&e) => Err(with_cookies(
+            pages::signed_out(&ready_provider_names(state), &base, Some(&e.message), None),
+            vec![set_cookie(state, SESSION_COOKIE, "", &base, 0)],
+        )),
+        Err(e) => Err(pages::unavailable(
             e.status,
             &format!("Infra cannot check your session right now ({}). You are still signed in; reload this page in a moment.", e.message),
             &base,
-        ),
+        )),
     }
 }
 
-/// `GET /login?provider=NAME`: sends the browser to the provider with state, nonce and PKCE.
+/// `GET /login?provider=NAME[&return=PATH]`: sends the browser to the provider with state, nonce
+/// and PKCE. `return` is a path on this server to land on afterwards (the device approval page
+/// sends people here); anything else is ignored.
 pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let base = base_path(&state);
+    let return_to = q.get("return").and_then(|raw| {
+        let path = return_path(raw, &base);
+        if path.is_none() {
+            tracing::warn!(return_path = %raw.chars().take(200).collect::<String>(), "ignored a login return path that is not a path on this server");
+        }
+        path
+    });
     let name = match q.get("provider") {
         Some(p) => p.clone(),
         None => match ready_provider_names(&state).as_slice() {
             [only] => only.clone(),
-            names => return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with.")),
+            names => {
+                return pages::signed_out(names, &base, Some("Choose an identity provider to sign in with."), return_to.as_deref());
+            }
         },
     };
     let idp = match state.ready_provider(&name) {
@@ -111,7 +127,7 @@ pub async fn start(State(state): State<Arc<LoginState>>, Query(q): Query<HashMap
         Ok(id) => id,
         Err(e) => return pages::failed(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &base),
     };
-    let (login_cookie, params) = state.state_key.issue(&login_id, &name, Timestamp::now().as_second());
+    let (login_cookie, params) = state.state_key.issue(&login_id, &name, return_to.as_deref(), Timestamp::now().as_second());
     let url = authorize_url(&AuthorizeRequest {
         authorization_endpoint: &authorize,
         client_id: &idp.spec.client_id,
@@ -136,7 +152,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     let login_cookie = cookie(&headers, LOGIN_COOKIE);
     let state_param = q.get("state").map(String::as_str).unwrap_or("");
     let opened = state.state_key.open(login_cookie.as_deref(), state_param, now);
-    let provider = opened.as_ref().ok().map(|(p, _)| p.clone());
+    let provider = opened.as_ref().ok().map(|o| o.provider.clone());
     let fail = |status: StatusCode, code: &str, reason: String| {
         Metrics::count(&state.metrics.logins, code);
         tracing::warn!(code, reason = %reason, provider = provider.as_deref().unwrap_or(""), "dashboard login refused");
@@ -146,7 +162,7 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     // Nothing in the request is acted on or shown before it is known to answer this browser's own
     // login: anyone can send a link to /login/callback?error=...&error_description=<any text>.
     // Such a request also leaves the login cookie alone, so it cannot end a login in flight.
-    let (provider_name, params) = match opened {
+    let Opened { provider: provider_name, params, return_to } = match opened {
         Ok(o) => o,
         Err(e) => {
             Metrics::count(&state.metrics.logins, "invalid_state");
@@ -192,7 +208,9 @@ pub async fn callback(State(state): State<Arc<LoginState>>, headers: HeaderMap, 
     match done {
         Ok(done) => {
             let max_age = state.sessions.policy.lifetime.as_secs() as i64;
-            redirect(&base, vec![clear_login, set_cookie(&state, SESSION_COOKIE, &done.token, &base, max_age)])
+            // The return path was checked when the login started, and the cookie's MAC covers it.
+            let to = return_to.unwrap_or_else(|| base.clone());
+            redirect(&to, vec![clear_login, set_cookie(&state, SESSION_COOKIE, &done.token, &base, max_age)])
         }
         // `complete` has counted and logged it.
         Err(e) => with_cookies(pages::failed(e.status, &e.message, &retry_href(&state, Some(&provider_name))), vec![clear_login]),
@@ -205,19 +223,38 @@ fn shown(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
-pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap) -> Response {
+pub async fn logout(State(state): State<Arc<LoginState>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let base = base_path(&state);
-    if let Err(why) = csrf::check(&headers, &state.args.external_url) {
+    let refuse = |why: String| {
         tracing::warn!(reason = %why, "sign-out refused: not posted from an Infra page");
-        return pages::unavailable(
+        pages::unavailable(
             StatusCode::FORBIDDEN,
             &format!("This sign-out was not sent from an Infra page ({why}), so nothing was changed."),
             &base,
-        );
+        )
+    };
+    if let Err(why) = csrf::check(&headers, &state.args.external_url) {
+        return refuse(why);
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        match state.logout(&token).await {
-            Ok(_) => {}
+        let form = crate::server::web::form(&body);
+        let ended = match state.whoami(&token).await {
+            Ok((session, _)) => {
+                if let Err(why) = csrf::check_form(
+                    &headers,
+                    &state.args.external_url,
+                    &state.state_key,
+                    &session.id,
+                    form.get(csrf::FIELD).map(String::as_str),
+                ) {
+                    return refuse(why);
+                }
+                state.logout(&token).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(()) => {}
             Err(e) if session_is_over(&e) => tracing::info!(reason = %e.message, "logout of a session that had already ended"),
             // The session still exists: keep the cookie, so the person can try again.
             Err(e) => {

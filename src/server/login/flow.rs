@@ -330,7 +330,7 @@ impl LoginState {
         }
     }
 
-    fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
+    pub(crate) fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
         let mut groups: Vec<String> = user.status.as_ref().and_then(|s| s.login_groups.clone()).unwrap_or_default();
         if let Some(id) = scim_id(user) {
             let directory = self.directory_store.read();

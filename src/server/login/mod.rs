@@ -2,10 +2,10 @@
 //! `/login/callback`, the CLI's `POST /api/login`, and `whoami`/`logout` for both.
 
 mod api;
-mod csrf;
-mod dashboard;
+pub mod csrf;
+pub(crate) mod dashboard;
 mod flow;
-mod pages;
+pub(crate) mod pages;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
 use state::{KEY_LEN, StateKey};
 
-pub use flow::{FlowError, WhoAmI};
+pub use flow::{Completed, FlowError, WhoAmI};
 
 /// Names of the cookies the dashboard sets.
 pub const SESSION_COOKIE: &str = "infra_session";
@@ -48,7 +48,6 @@ pub struct LoginState {
 
 pub fn router(state: Arc<LoginState>) -> Router {
     Router::new()
-        .route("/", get(dashboard::home))
         .route("/login", get(dashboard::start))
         .route("/login/callback", get(dashboard::callback))
         .route("/logout", post(dashboard::logout))

@@ -1,94 +1,95 @@
-//! The few HTML pages the login needs. Everything interpolated is escaped.
+//! The login's pages, on the dashboard's layout (templates/). Everything interpolated is escaped
+//! by the templates.
 
+use askama::Template;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
-use super::flow::WhoAmI;
-use crate::html::escape;
+use crate::server::web::{Chrome, render};
 
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         .error{{color:#a00}}a.login,button{{display:inline-block;margin:.25rem 0;padding:.5rem 1rem}}</style></head>\
-         <body>{body}</body></html>\n",
-        escape(title)
-    )
+struct ProviderLink<'a> {
+    name: &'a str,
+    query: String,
 }
 
-fn no_store(status: StatusCode, html: String) -> Response {
-    (
-        status,
-        [
-            ("cache-control", "no-store"),
-            ("x-frame-options", "DENY"),
-            ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
-        ],
-        Html(html),
-    )
-        .into_response()
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOut<'a> {
+    chrome: Chrome,
+    providers: Vec<ProviderLink<'a>>,
+    note: Option<&'a str>,
 }
 
-/// The dashboard root for a signed-in person. (The dashboard itself comes later; this page says
-/// who is logged in.)
-pub fn signed_in(who: &WhoAmI, base: &str) -> Response {
-    let groups: String = who.groups.iter().map(|g| format!("<li>{}</li>", escape(g))).collect();
-    let body = format!(
-        "<h1>Infra</h1><p>Signed in as <span id=\"user\">{}</span> through <span id=\"provider\">{}</span>.</p>\
-         <h2>Groups</h2><ul id=\"groups\">{groups}</ul>\
-         <p>Session expires at <time id=\"expires\">{}</time>.</p>\
-         <form method=\"post\" action=\"{}logout\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
-        escape(&who.user),
-        escape(&who.provider),
-        who.expires_at,
-        escape(base),
-    );
-    no_store(StatusCode::OK, layout("Infra", &body))
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    reason: &'a str,
+    link_id: &'a str,
+    link_href: &'a str,
+    link_text: &'a str,
 }
 
-/// The dashboard root without a session: one sign-in link per Ready provider.
-pub fn signed_out(providers: &[String], base: &str, note: Option<&str>) -> Response {
-    let links: String = providers
-        .iter()
-        .map(|p| {
-            format!(
-                "<p><a class=\"login\" href=\"{}login?provider={}\">Sign in with {}</a></p>",
-                escape(base),
-                escape(&urlencode(p)),
-                escape(p)
-            )
-        })
-        .collect();
-    let links = if links.is_empty() {
-        "<p>No identity provider is ready yet. An administrator can check with <code>kubectl get idp</code>.</p>".to_string()
-    } else {
-        links
-    };
-    let note = note.map(|n| format!("<p class=\"note\">{}</p>", escape(n))).unwrap_or_default();
-    no_store(StatusCode::OK, layout("Sign in to Infra", &format!("<h1>Sign in to Infra</h1>{note}{links}")))
+/// The dashboard root without a session: one sign-in link per Ready provider. `return_to` (a
+/// checked path) is passed on to `/login`, to land there after signing in.
+pub fn signed_out(providers: &[String], base: &str, note: Option<&str>, return_to: Option<&str>) -> Response {
+    let back = return_to.map(|r| format!("&return={}", urlencode(r))).unwrap_or_default();
+    let providers = providers.iter().map(|p| ProviderLink { name: p, query: format!("{}{back}", urlencode(p)) }).collect();
+    render(StatusCode::OK, &SignedOut { chrome: Chrome::anonymous(base), providers, note })
 }
 
 /// A failed login. Never looks like success, always offers a way to try again.
 pub fn failed(status: StatusCode, reason: &str, retry_href: &str) -> Response {
-    let body = format!(
-        "<h1>Login failed</h1><p id=\"reason\" class=\"error\">{}</p><p><a id=\"retry\" href=\"{}\">Try again</a></p>",
-        escape(reason),
-        escape(retry_href)
-    );
-    no_store(status, layout("Login failed", &body))
+    let chrome = Chrome::anonymous(&base_of(retry_href));
+    render(status, &Message { chrome, heading: "Login failed", reason, link_id: "retry", link_href: retry_href, link_text: "Try again" })
 }
 
 /// A request that was not carried out (the session could not be checked, a form from another
 /// site): says why, and links back to the dashboard.
 pub fn unavailable(status: StatusCode, reason: &str, base: &str) -> Response {
-    let body = format!(
-        "<h1>Infra</h1><p id=\"reason\" class=\"error\">{}</p><p><a id=\"back\" href=\"{}\">Back to Infra</a></p>",
-        escape(reason),
-        escape(base)
-    );
-    no_store(status, layout("Infra", &body))
+    let chrome = Chrome::anonymous(base);
+    render(status, &Message { chrome, heading: "Infra", reason, link_id: "back", link_href: base, link_text: "Back to Infra" })
+}
+
+/// The path prefix a retry link lives under (`/login?...` → `/`, `/infra/login?...` → `/infra/`).
+fn base_of(href: &str) -> String {
+    let path = href.split('?').next().unwrap_or("/");
+    match path.rfind('/') {
+        Some(i) => path[..=i].to_string(),
+        None => "/".to_string(),
+    }
 }
 
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(resp: Response) -> String {
+        String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_login_pages_keep_their_element_ids_and_escape() {
+        let out = body(signed_out(&["ok<ta".into()], "/", Some("bye"), None)).await;
+        let back = body(signed_out(&["okta".into()], "/", None, Some("/device?code=BCDF-GHJK"))).await;
+        assert!(
+            back.contains("href=\"/login?provider=okta&#38;return=%2Fdevice%3Fcode%3DBCDF-GHJK\"")
+                || back.contains("href=\"/login?provider=okta&amp;return=%2Fdevice%3Fcode%3DBCDF-GHJK\""),
+            "{back}"
+        );
+        assert!(out.contains("<a class=\"login\" href=\"/login?provider=ok%3Cta\">Sign in with ok&#60;ta</a>"), "{out}");
+        let failed = failed(StatusCode::FORBIDDEN, "<denied>", "/infra/login?provider=okta");
+        assert_eq!(failed.status(), StatusCode::FORBIDDEN);
+        let failed = body(failed).await;
+        assert!(failed.contains("id=\"reason\"") && failed.contains("&#60;denied&#62;"), "{failed}");
+        assert!(failed.contains("id=\"retry\" href=\"/infra/login?provider=okta\""), "{failed}");
+        assert!(failed.contains("href=\"/infra/assets/infra-"), "{failed}");
+        let down = body(unavailable(StatusCode::SERVICE_UNAVAILABLE, "later", "/")).await;
+        assert!(down.contains("id=\"back\" href=\"/\""), "{down}");
+    }
 }

@@ -1,0 +1,196 @@
+//! `/users` and `/groups`: the server's in-memory directory (the one SCIM serves from), searched
+//! and paged without asking the API server, so that the lists stay fast with 10,000 users.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use kube::{Api, ResourceExt};
+
+use super::paging::Paging;
+use super::providers::{require, signed_in};
+use super::views::{self, GroupRow, UserRow, grant_row, grants_of};
+use super::{DashState, page};
+use crate::api::{Grant, Group, User};
+use crate::directory::Directory;
+use crate::directory::codec::scim_id;
+use crate::kube_access::identity;
+use crate::server::login::pages::urlencode;
+
+/// Members listed on a group's page; a larger group shows the first ones and says how many more.
+const MEMBERS_SHOWN: usize = 1000;
+
+/// A Users row, with the user's group names from the directory.
+pub fn user_row(directory: &Directory, u: &User) -> UserRow {
+    let provider = u.spec.provider_ref.name.clone();
+    let groups = scim_id(u).map(|id| directory.groups_of(&provider, id)).unwrap_or_default();
+    UserRow {
+        object: u.name_any(),
+        user_name: u.spec.user_name.clone(),
+        display_name: u.spec.display_name.clone().unwrap_or_default(),
+        provider,
+        active: u.spec.is_active(),
+        // Providers send an externalId with what they provision; a sign-in creates users without.
+        origin: if u.spec.external_id.is_some() { "SCIM" } else { "sign-in" },
+        groups: groups.into_iter().map(|(_, name)| name).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// One page of the Users list, rendered: what the benchmark measures. Pure.
+pub fn users_page(directory: &Directory, chrome: crate::server::web::Chrome, query: &str, paging: Paging) -> views::Users {
+    let (total, users) = directory.search_users(query, paging.start(), paging.per);
+    views::Users {
+        chrome,
+        query: query.to_string(),
+        query_param: urlencode(query),
+        users: users.iter().map(|u| user_row(directory, u)).collect(),
+        paging: paging.with_total(total),
+    }
+}
+
+fn paging(q: &HashMap<String, String>) -> Paging {
+    Paging::from_query(q.get("page").map(String::as_str), q.get("per").map(String::as_str))
+}
+
+pub async fn users(State(s): State<Arc<DashState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let ctx = signed_in!(s, headers);
+    require!(s, ctx, s.infra("list", "users"), "users");
+    let chrome = s.chrome(&ctx, "users").await;
+    let query = q.get("q").map(|v| v.trim()).unwrap_or("");
+    let view = users_page(&s.login.directory_store.read(), chrome, query, paging(&q));
+    page(&view)
+}
+
+pub async fn user(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let ctx = signed_in!(s, headers);
+    require!(s, ctx, s.infra("get", "users").named(&name), "users");
+    let users: Api<User> = s.kube.api();
+    let u = match users.get_opt(&name).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return s.failed(&ctx, StatusCode::NOT_FOUND, "users", format!("There is no user {name:?}.")).await,
+        Err(e) => return s.unavailable(&format!("Infra cannot read user {name:?} right now ({e}).")),
+    };
+    let (can_groups, can_grants) = futures::join!(s.may(&ctx, s.infra("list", "groups")), s.may(&ctx, s.infra("list", "grants")));
+    let provider = u.spec.provider_ref.name.clone();
+    let (row, groups) = {
+        let d = s.login.directory_store.read();
+        let groups: Vec<(String, String)> = scim_id(&u)
+            .map(|id| d.groups_of(&provider, id))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(gid, name)| d.group(&provider, &gid).map(|g| (g.name_any(), name)))
+            .collect();
+        (user_row(&d, &u), groups)
+    };
+    let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
+    let grants = if can_grants {
+        let api: Api<Grant> = s.kube.api();
+        match api.list(&Default::default()).await {
+            Ok(list) => grants_of(&list.items, &provider, &u.spec.user_name, &group_names).into_iter().map(grant_row).collect(),
+            Err(e) => return s.unavailable(&format!("Infra cannot read grants right now ({e}).")),
+        }
+    } else {
+        vec![]
+    };
+    let emails = u
+        .spec
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get("emails"))
+        .and_then(|e| e.as_array())
+        .map(|list| list.iter().filter_map(|e| e.get("value").and_then(|v| v.as_str())).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    let last_login = u
+        .status
+        .as_ref()
+        .and_then(|st| st.last_login_time.as_ref())
+        .map_or_else(|| "never".to_string(), |t| t.0.strftime("%Y-%m-%d %H:%M UTC").to_string());
+    page(&views::UserPage {
+        chrome: s.chrome(&ctx, "users").await,
+        kube_user: identity::username(&provider, &u.spec.user_name),
+        u: row,
+        emails,
+        last_login,
+        groups,
+        can_groups,
+        grants,
+    })
+}
+
+/// Every group of every provider whose displayName contains `query` (ignoring case), by
+/// provider and name, one page of them. Pure.
+pub fn group_rows(directory: &Directory, providers: &[String], query: &str, paging: &Paging) -> (usize, Vec<GroupRow>) {
+    let q = crate::scim::case::fold_case(query).into_owned();
+    let mut all: Vec<Arc<Group>> = providers
+        .iter()
+        .flat_map(|p| directory.groups(p))
+        .filter(|g| q.is_empty() || crate::scim::case::fold_case(&g.spec.display_name).contains(q.as_str()))
+        .collect();
+    all.sort_by(|a, b| {
+        (&a.spec.provider_ref.name, a.spec.display_name.to_lowercase())
+            .cmp(&(&b.spec.provider_ref.name, b.spec.display_name.to_lowercase()))
+    });
+    let total = all.len();
+    let rows = all
+        .iter()
+        .skip(paging.start())
+        .take(paging.per)
+        .map(|g| GroupRow {
+            object: g.name_any(),
+            name: g.spec.display_name.clone(),
+            provider: g.spec.provider_ref.name.clone(),
+            members: directory.member_ids(g).len(),
+        })
+        .collect();
+    (total, rows)
+}
+
+pub async fn groups(State(s): State<Arc<DashState>>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let ctx = signed_in!(s, headers);
+    require!(s, ctx, s.infra("list", "groups"), "groups");
+    let query = q.get("q").map(|v| v.trim()).unwrap_or("").to_string();
+    let providers: Vec<String> = s.login.providers.state().iter().map(|p| p.name_any()).collect();
+    let paging = paging(&q);
+    let (total, rows) = group_rows(&s.login.directory_store.read(), &providers, &query, &paging);
+    page(&views::Groups {
+        chrome: s.chrome(&ctx, "groups").await,
+        query_param: urlencode(&query),
+        query,
+        groups: rows,
+        paging: paging.with_total(total),
+    })
+}
+
+pub async fn group(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let ctx = signed_in!(s, headers);
+    require!(s, ctx, s.infra("get", "groups").named(&name), "groups");
+    let groups: Api<Group> = s.kube.api();
+    let g = match groups.get_opt(&name).await {
+        Ok(Some(g)) => g,
+        Ok(None) => return s.failed(&ctx, StatusCode::NOT_FOUND, "groups", format!("There is no group {name:?}.")).await,
+        Err(e) => return s.unavailable(&format!("Infra cannot read group {name:?} right now ({e}).")),
+    };
+    let can_users = s.may(&ctx, s.infra("list", "users")).await;
+    let provider = g.spec.provider_ref.name.clone();
+    let mut members: Vec<(String, String)> = {
+        let d = s.login.directory_store.read();
+        d.members_of(&g)
+            .into_iter()
+            .take(MEMBERS_SHOWN)
+            .filter_map(|(id, _)| {
+                d.user_object(&provider, &id).zip(d.user(&provider, &id)).map(|((object, _), u)| (object, u.spec.user_name))
+            })
+            .collect()
+    };
+    members.sort_by_cached_key(|m| m.1.to_lowercase());
+    page(&views::GroupPage {
+        chrome: s.chrome(&ctx, "groups").await,
+        kube_group: identity::group(&provider, &g.spec.display_name),
+        name: g.spec.display_name.clone(),
+        provider,
+        members,
+        can_users,
+    })
+}
