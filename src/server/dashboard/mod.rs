@@ -5,12 +5,12 @@
 //! only touch Infra's own objects in its namespace.
 
 pub mod authz;
-mod directory;
+pub mod directory;
 mod grants;
 mod home;
 pub mod paging;
 mod providers;
-mod views;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;

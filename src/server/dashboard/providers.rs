@@ -18,7 +18,10 @@ use serde_json::json;
 
 use super::views::{self, key_row, provider_row};
 use super::{Ctx, DashState, explain, page};
-use crate::api::{CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY, IdentityProvider, ProviderKind, ScimKey, ScimKeySpec, annotations, labels};
+use crate::api::{
+    CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, ProviderKind, ScimKey, ScimKeySpec, SecretKeyRef,
+    annotations, labels,
+};
 use crate::api_server::FieldManager;
 use crate::cli::providers::{secret_name, validate_name};
 use crate::sealed::Recipient;
@@ -120,25 +123,25 @@ pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Byte
         let (status, why) = explain(&e, "write the client secret");
         return refuse(&s, &ctx, status, why).await;
     }
-    let provider = json!({
-        "apiVersion": IdentityProvider::api_version(&()),
-        "kind": IdentityProvider::kind(&()),
-        "metadata": {"name": name, "labels": {labels::MANAGED_BY: FieldManager::SERVER.name()}},
-        "spec": {
-            "kind": kind,
-            "url": url,
-            "clientId": client_id,
-            "clientSecretRef": {"name": secret_name(name), "key": DEFAULT_SECRET_KEY},
-        },
-    });
-    let created =
-        match idps.create(&FieldManager::SERVER.post(), &serde_json::from_value(provider).expect("a valid IdentityProvider")).await {
-            Ok(p) => p,
-            Err(e) => {
-                let (status, why) = explain(&e, "create the provider");
-                return refuse(&s, &ctx, status, why).await;
-            }
-        };
+    let spec = IdentityProviderSpec {
+        kind,
+        url: url.to_string(),
+        client_id: client_id.to_string(),
+        client_secret_ref: SecretKeyRef { name: secret_name(name), key: DEFAULT_SECRET_KEY.into() },
+        scopes: None,
+        claims: None,
+        groups_filter: None,
+        ca_bundle: None,
+    };
+    let mut provider = IdentityProvider::new(name, spec);
+    provider.metadata.labels = Some([(labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string())].into());
+    let created = match idps.create(&FieldManager::SERVER.post(), &provider).await {
+        Ok(p) => p,
+        Err(e) => {
+            let (status, why) = explain(&e, "create the provider");
+            return refuse(&s, &ctx, status, why).await;
+        }
+    };
     if let Err(e) = apply_secret(&s, name, secret, Some(&created)).await {
         tracing::warn!(provider = name, error = %e, "could not make the provider own its client secret");
     }
