@@ -85,7 +85,7 @@ fn measure(d: &Directory, samples: usize) -> Vec<Duration> {
         let query = if i % 5 == 4 { format!("user{:03}", i % 100) } else { String::new() };
         let paging = Paging::from_query(Some(&(1 + i % pages).to_string()), Some("50"));
         let t = Instant::now();
-        let html = users_page(d, chrome(), &query, paging).render().expect("renders");
+        let html = users_page(d, &Default::default(), chrome(), &query, paging).render().expect("renders");
         out.push(t.elapsed());
         assert!(html.contains("id=\"summary\""));
     }

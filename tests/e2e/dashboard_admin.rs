@@ -243,3 +243,54 @@ async fn a_form_without_its_token_or_from_another_origin_changes_nothing() {
     let secret = kubectl(&["get", "secret", &format!("{name}-client-secret"), "--ignore-not-found", "-o", "name"]).ok();
     assert_eq!(secret.stdout.trim(), "", "no Secret either");
 }
+
+/// An admin ends a person's session on the person's user page; the token the person's CLI
+/// holds (the same kind of session, sent as a bearer token) is refused from then on.
+#[tokio::test]
+async fn ending_a_session_on_the_user_page_logs_that_person_out() {
+    let (admin, browser) = signed_in("dash-ender").await;
+    bind(&admin, "infra-admin");
+    // Sessions are Secrets: ending one is `kubectl delete secret`, which infra-admin alone
+    // does not allow.
+    let role = unique("dash-session-ender");
+    kubectl_apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {role}\nrules:\n  - apiGroups: [\"\"]\n    resources: [\"secrets\"]\n    verbs: [\"delete\"]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {role}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {role}\nsubjects:\n  - apiGroup: rbac.authorization.k8s.io\n    kind: User\n    name: \"infra:okta:{}\"\n",
+        admin.email.to_lowercase()
+    ))
+    .ok();
+    // The person signs in; their session token is what `infra login` would hold.
+    let person = new_user("dash-ended", &[]).await;
+    let s = server();
+    let theirs = Browser::new();
+    let callback = theirs
+        .login_at_idp(&format!("{s}/login?provider=okta"), &person.email, &person.password, &format!("{s}/login/callback"))
+        .await
+        .unwrap();
+    let landed = theirs.get(callback.as_str()).await.unwrap();
+    let token = landed
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("infra_session=").map(|v| v.split(';').next().unwrap().to_string()))
+        .expect("a session cookie");
+    let whoami = || async { http().get(format!("{s}/api/whoami")).bearer_auth(&token).send().await.unwrap().status().as_u16() };
+    assert_eq!(whoami().await, 200);
+
+    let users = eventually(Duration::from_secs(20), "the person on /users", || async {
+        let page = get(&browser, &format!("/users?q={}", enc(&person.email))).await;
+        page.text.contains(&person.email).then_some(page)
+    })
+    .await;
+    let object = users.text.split("href=\"/users/").nth(1).and_then(|r| r.split('"').next()).expect("a link to the user").to_string();
+    let page = eventually(Duration::from_secs(20), "an End session button", || async {
+        let page = get(&browser, &format!("/users/{object}")).await;
+        page.text.contains("id=\"end-").then_some(page)
+    })
+    .await;
+    let session = page.text.split("id=\"end-").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    assert!(token.contains(&session), "the page names the person's session");
+    let ended = browser.submit(&format!("{s}/users/{object}/sessions/{session}/end"), &[("csrf", &csrf(&page))]).await.unwrap();
+    assert_eq!(ended.status, 303, "{}", ended.text);
+    assert_eq!(whoami().await, 401, "the CLI's session has ended");
+}

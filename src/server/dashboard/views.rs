@@ -110,6 +110,15 @@ pub struct UserPage {
     pub groups: Vec<(String, String)>,
     pub can_groups: bool,
     pub grants: Vec<GrantRow>,
+    pub sessions: Vec<SessionRow>,
+    pub can_end_sessions: bool,
+    pub csrf: String,
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
 }
 
 #[derive(Template)]
@@ -207,6 +216,7 @@ pub struct UserRow {
     pub origin: &'static str,
     /// Group names, comma-separated.
     pub groups: String,
+    pub sessions: usize,
 }
 
 pub struct GroupRow {
