@@ -12,7 +12,7 @@ pub use grant::{Grant, GrantPhase, GrantReason, GrantRole, GrantSpec, GrantStatu
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX, member_groups, member_label};
 pub use identity_provider::{
     CLIENT_SECRET_TYPE, ClaimMapping, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus,
-    ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef,
+    ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef, check_provider_name, client_secret_name,
 };
 pub use scim_key::{KEY_HASH_DATA, KeyPhase, KeyReason, LEGACY_KEY_DATA, ScimKey, ScimKeySpec, ScimKeyStatus};
 pub use user::{User, UserSpec, UserStatus};

@@ -112,7 +112,7 @@ async fn a_login_started_on_one_replica_finishes_on_another() {
 #[tokio::test]
 async fn chromium_an_admin_adds_a_provider_generates_a_scim_key_and_finds_the_provisioned_users() {
     let admin = new_user("dash-tour", &[]).await;
-    bind(&admin, "infra-admin");
+    bind(&admin, "admin");
     let server = &env().server_urls[0];
     let name = unique("tour");
     let url = idp_domain_and_path();

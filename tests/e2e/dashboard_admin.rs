@@ -29,7 +29,9 @@ async fn signed_in(prefix: &str) -> (IdpUser, Browser) {
     (person, browser)
 }
 
-/// Binds ClusterRole `role` to `person` in Infra's namespace, as an administrator would.
+/// Binds ClusterRole `role` to `person` in Infra's namespace, as an administrator would. `admin`
+/// is what `rbac.admins` gives: infra-admin (aggregated into it) and Secrets, which adding a
+/// provider (its client-secret Secret) and ending a session (a Secret today) need.
 pub fn bind(person: &IdpUser, role: &str) {
     let name = unique("dash-binding");
     kubectl_apply(&format!(
@@ -60,7 +62,7 @@ fn text_of(page: &Page, id: &str) -> Option<String> {
 #[tokio::test]
 async fn an_admin_adds_a_provider_generates_a_scim_key_and_sees_the_provisioned_users() {
     let (admin, browser) = signed_in("dash-admin").await;
-    bind(&admin, "infra-admin");
+    bind(&admin, "admin");
     let s = server();
     let home = eventually(Duration::from_secs(20), "the admin's navigation", || async {
         let home = get(&browser, "/").await;
@@ -218,7 +220,7 @@ async fn a_person_without_rights_gets_403_and_no_links_and_a_viewer_gets_no_form
 #[tokio::test]
 async fn a_form_without_its_token_or_from_another_origin_changes_nothing() {
     let (admin, browser) = signed_in("dash-csrf").await;
-    bind(&admin, "infra-admin");
+    bind(&admin, "admin");
     let s = server();
     let list = eventually(Duration::from_secs(20), "the admin's providers list", || async {
         let page = get(&browser, "/providers").await;
@@ -249,15 +251,7 @@ async fn a_form_without_its_token_or_from_another_origin_changes_nothing() {
 #[tokio::test]
 async fn ending_a_session_on_the_user_page_logs_that_person_out() {
     let (admin, browser) = signed_in("dash-ender").await;
-    bind(&admin, "infra-admin");
-    // Sessions are Secrets: ending one is `kubectl delete secret`, which infra-admin alone
-    // does not allow.
-    let role = unique("dash-session-ender");
-    kubectl_apply(&format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {role}\nrules:\n  - apiGroups: [\"\"]\n    resources: [\"secrets\"]\n    verbs: [\"delete\"]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {role}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {role}\nsubjects:\n  - apiGroup: rbac.authorization.k8s.io\n    kind: User\n    name: \"infra:okta:{}\"\n",
-        admin.email.to_lowercase()
-    ))
-    .ok();
+    bind(&admin, "admin");
     // The person signs in; their session token is what `infra login` would hold.
     let person = new_user("dash-ended", &[]).await;
     let s = server();
@@ -293,4 +287,79 @@ async fn ending_a_session_on_the_user_page_logs_that_person_out() {
     let ended = browser.submit(&format!("{s}/users/{object}/sessions/{session}/end"), &[("csrf", &csrf(&page))]).await.unwrap();
     assert_eq!(ended.status, 303, "{}", ended.text);
     assert_eq!(whoami().await, 401, "the CLI's session has ended");
+}
+
+fn as_refs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Grants through the page: the person must be allowed to create Grants and to bind the role
+/// (what the Grant admission policy asks of a Grant's author); the Grant is then written and
+/// removed through the Grant resource.
+#[tokio::test]
+async fn an_admin_who_may_bind_the_role_adds_and_removes_a_grant() {
+    let (admin, browser) = signed_in("dash-granter").await;
+    bind(&admin, "admin");
+    let s = server();
+    let ns = &env().namespace;
+    let group = unique("dash-team");
+    let list = eventually(Duration::from_secs(20), "the grants page with its form", || async {
+        let page = get(&browser, "/grants").await;
+        page.text.contains("id=\"add-grant\"").then_some(page)
+    })
+    .await;
+    let fields = |token: &str| -> Vec<(String, String)> {
+        [
+            ("csrf", token),
+            ("provider", "okta"),
+            ("subject_kind", "group"),
+            ("subject", &group),
+            ("role_kind", "ClusterRole"),
+            ("role", "view"),
+            ("namespace", ns),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let grants: kube::Api<infra::api::Grant> = kube::Api::namespaced(client().await, ns);
+    let ours = || async {
+        grants
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|g| g.spec.subject.group.as_deref() == Some(group.as_str()))
+            .collect::<Vec<_>>()
+    };
+    // Namespace admin alone may not bind `view`: refused, nothing written.
+    let f = fields(&csrf(&list));
+    let refused = browser.submit(&format!("{s}/grants"), &as_refs(&f)).await.unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("kubectl auth can-i bind clusterroles.rbac.authorization.k8s.io/view"), "{}", refused.text);
+    assert!(ours().await.is_empty());
+    // With `bind` on view, the Grant is added.
+    let binder = unique("dash-bind-view");
+    kubectl_apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {binder}\nrules:\n  - apiGroups: [\"rbac.authorization.k8s.io\"]\n    resources: [\"clusterroles\"]\n    resourceNames: [\"view\"]\n    verbs: [\"bind\"]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {binder}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {binder}\nsubjects:\n  - apiGroup: rbac.authorization.k8s.io\n    kind: User\n    name: \"infra:okta:{}\"\n",
+        admin.email.to_lowercase()
+    ))
+    .ok();
+    let added = eventually(Duration::from_secs(20), "the grant is added", || async {
+        let f = fields(&csrf(&get(&browser, "/grants").await));
+        let page = browser.submit(&format!("{s}/grants"), &as_refs(&f)).await.unwrap();
+        (page.status == 303).then_some(page)
+    })
+    .await;
+    assert_eq!(added.location().unwrap().as_str(), format!("{s}/grants"));
+    let created = ours().await;
+    assert_eq!(created.len(), 1);
+    let name = kube::ResourceExt::name_any(&created[0]);
+    let page = get(&browser, "/grants").await;
+    assert!(page.text.contains(&format!("group {group} (okta)")), "{}", page.text);
+    let removed = browser.submit(&format!("{s}/grants/{name}/remove"), &[("csrf", &csrf(&page))]).await.unwrap();
+    assert_eq!(removed.status, 303, "{}", removed.text);
+    eventually(Duration::from_secs(30), "the grant is gone", || async { ours().await.is_empty().then_some(()) }).await;
+    kubectl(&["delete", "clusterrolebinding,clusterrole", &binder]).ok();
 }
