@@ -156,6 +156,7 @@ impl DashState {
             reason: format!("You may not {} {} here.", ask.verb, ask.resource),
             can_i: ask.can_i(),
             username: ctx.person.username.clone(),
+            groups: ctx.person.groups.clone(),
         };
         render(StatusCode::FORBIDDEN, &page)
     }

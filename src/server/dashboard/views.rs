@@ -15,6 +15,7 @@ pub struct Forbidden {
     pub reason: String,
     pub can_i: String,
     pub username: String,
+    pub groups: Vec<String>,
 }
 
 #[derive(Template)]
