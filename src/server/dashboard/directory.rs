@@ -273,3 +273,46 @@ pub async fn group(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(nam
         can_users,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::*;
+    use crate::api::{ProviderRef, UserSpec};
+    use crate::server::web::Chrome;
+
+    fn user(i: usize, user_name: &str) -> User {
+        let mut u = User::new(
+            &format!("okta-u{i}"),
+            UserSpec {
+                provider_ref: ProviderRef { name: "okta".into() },
+                user_name: user_name.into(),
+                external_id: (i % 2 == 0).then(|| format!("00u{i}")),
+                display_name: None,
+                active: Some(i != 1),
+                attributes: None,
+            },
+        );
+        u.metadata.labels = Some([(labels::SCIM_ID.to_string(), format!("id-{i}"))].into());
+        u
+    }
+
+    #[test]
+    fn the_users_page_escapes_names_pages_and_says_when_nothing_matches() {
+        let mut d = Directory::default();
+        for i in 0..3 {
+            d.apply_user(user(i, &format!("<b>user{i}</b>")));
+        }
+        let counts = HashMap::from([("okta-u0".to_string(), 2)]);
+        let chrome = || Chrome::anonymous("/");
+        let page = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("1"), Some("2")));
+        assert_eq!((page.users.len(), page.paging.total), (2, 3));
+        assert_eq!((page.users[0].origin, page.users[0].sessions, page.users[1].active), ("SCIM", 2, false));
+        let html = page.render().unwrap();
+        assert!(!html.contains("<b>user") && html.contains("user0"), "{html}");
+        assert!(html.contains("href=\"?q=&amp;page=2&amp;per=2\""), "the next page keeps the query: {html}");
+        let none = users_page(&d, &counts, chrome(), "<nobody>", Paging::from_query(None, None)).render().unwrap();
+        assert!(none.contains("id=\"no-users\"") && !none.contains("<nobody>"), "{none}");
+    }
+}
