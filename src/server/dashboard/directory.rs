@@ -288,7 +288,7 @@ mod tests {
             UserSpec {
                 provider_ref: ProviderRef { name: "okta".into() },
                 user_name: user_name.into(),
-                external_id: (i % 2 == 0).then(|| format!("00u{i}")),
+                external_id: i.is_multiple_of(2).then(|| format!("00u{i}")),
                 display_name: None,
                 active: Some(i != 1),
                 attributes: None,
