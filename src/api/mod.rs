@@ -50,6 +50,8 @@ pub mod annotations {
     /// the object is not enough: a rename creates a new object).
     pub const CREATED: &str = "infrahq.com/created";
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
+    /// On a User a sign-in created (rather than SCIM): `login`. Shown by the dashboard.
+    pub const CREATED_BY: &str = "infrahq.com/created-by";
     /// On login session Secrets: when the session was last used (for the idle timeout).
     pub const LAST_SEEN: &str = "infrahq.com/last-seen";
     /// On a ScimKey: the one-time public key of whoever asked for it (see `crate::sealed`).

@@ -657,9 +657,13 @@ fn helm_install_upgrade_uninstall() {
         ("controller", &["create", "users.infrahq.com"], false),
         ("server", &["create", "users.infrahq.com"], true),
         ("server", &["create", "secrets"], true),
-        ("server", &["patch", "identityproviders.infrahq.com"], false),
+        // The dashboard's writes, after a SubjectAccessReview allowed them to the person.
+        ("server", &["patch", "identityproviders.infrahq.com"], true),
+        ("server", &["create", "scimkeys.infrahq.com"], true),
+        ("server", &["create", "subjectaccessreviews.authorization.k8s.io"], true),
+        ("server", &["patch", "identityproviders.infrahq.com", "--subresource=status"], false),
         ("server", &["update", "leases.coordination.k8s.io"], false),
-        ("server", &["create", "scimkeys.infrahq.com"], false),
+        ("server", &["patch", "scimkeys.infrahq.com"], false),
     ] {
         let mut args = verb_resource.to_vec();
         args.extend(["-n", ns]);

@@ -33,8 +33,7 @@ pub fn user_row(directory: &Directory, u: &User, session_counts: &HashMap<String
         display_name: u.spec.display_name.clone().unwrap_or_default(),
         provider,
         active: u.spec.is_active(),
-        // Providers send an externalId with what they provision; a sign-in creates users without.
-        origin: if u.spec.external_id.is_some() { "SCIM" } else { "sign-in" },
+        origin: if u.annotations().get(annotations::CREATED_BY).is_some_and(|b| b == "login") { "sign-in" } else { "SCIM" },
         groups: groups.into_iter().map(|(_, name)| name).collect::<Vec<_>>().join(", "),
         sessions: session_counts.get(u.name_any().as_str()).copied().unwrap_or(0),
     }
@@ -288,13 +287,16 @@ mod tests {
             UserSpec {
                 provider_ref: ProviderRef { name: "okta".into() },
                 user_name: user_name.into(),
-                external_id: i.is_multiple_of(2).then(|| format!("00u{i}")),
+                external_id: None,
                 display_name: None,
                 active: Some(i != 1),
                 attributes: None,
             },
         );
         u.metadata.labels = Some([(labels::SCIM_ID.to_string(), format!("id-{i}"))].into());
+        if i == 2 {
+            u.metadata.annotations = Some([(annotations::CREATED_BY.to_string(), "login".to_string())].into());
+        }
         u
     }
 
@@ -309,6 +311,8 @@ mod tests {
         let page = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("1"), Some("2")));
         assert_eq!((page.users.len(), page.paging.total), (2, 3));
         assert_eq!((page.users[0].origin, page.users[0].sessions, page.users[1].active), ("SCIM", 2, false));
+        let last = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("2"), Some("2")));
+        assert_eq!(last.users[0].origin, "sign-in");
         let html = page.render().unwrap();
         assert!(!html.contains("<b>user") && html.contains("user0"), "{html}");
         assert!(html.contains("href=\"?q=&amp;page=2&amp;per=2\""), "the next page keeps the query: {html}");
