@@ -40,6 +40,18 @@
 //              and back to the link), reads the confirmation page (#code,
 //              #address, #hostname), saves a screenshot of it to --screenshot,
 //              presses #approve or #deny and reads the result (#result).
+//   add-provider  (an admin) {providerStatus, phase, redirectURIs, scimURL, copyButtons,
+//              keyPage: {status, key, scimURL}, cspViolations}: adds provider --name
+//              through the form on /providers (--url, --client-id, --client-secret,
+//              kind okta), reloads its page until #phase reads Ready, then presses
+//              Generate SCIM Access Key and reads the key page. copyButtons counts the
+//              visible copy buttons (the script un-hides them).
+//   lists      {users: [userName], groups: [name], grantsStatus, cspViolations}: types
+//              --search into the search box of /users and of /groups and reads the rows.
+//   no-rights  {nav: [ids of #nav-* links], statuses: {path: status}, forms}: the pages
+//              a person without rights sees.
+// Every page a scenario visits is saved as a screenshot in $INFRA_ARTIFACTS_DIR
+// (target/e2e-artifacts), named after the page.
 // navigations lists the main-frame document responses in order as
 // {method, url (without query string), status}, redirects included.
 //
@@ -54,13 +66,13 @@
 //   INFRA_BROWSER_TIMEOUT   seconds per scenario, browser start excluded (30)
 
 import { X509Certificate, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
-const SCENARIOS = ['login', 'cancel', 'bad-state', 'device'];
+const SCENARIOS = ['login', 'cancel', 'bad-state', 'device', 'add-provider', 'lists', 'no-rights'];
 const USAGE = `usage: dashboard.mjs {${SCENARIOS.join('|')}} [--provider NAME] [--user EMAIL --password PW]`;
 
 function usage(msg) {
@@ -79,6 +91,10 @@ try {
       url: { type: 'string' },
       decision: { type: 'string', default: 'approve' },
       screenshot: { type: 'string' },
+      name: { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      search: { type: 'string' },
     },
   });
 } catch (err) {
@@ -88,6 +104,7 @@ const [scenario, ...extra] = args.positionals;
 if (!SCENARIOS.includes(scenario) || extra.length) usage(`expected one scenario, got ${JSON.stringify(args.positionals)}`);
 const { provider, user, password, url: deviceUrl, decision, screenshot } = args.values;
 if (scenario === 'device' && (!deviceUrl || !['approve', 'deny'].includes(decision))) usage('device needs --url and --decision approve|deny');
+const ARTIFACTS = process.env.INFRA_ARTIFACTS_DIR || new URL('../../target/e2e-artifacts/', import.meta.url).pathname;
 if (scenario !== 'cancel' && (!user || password === undefined)) usage(`${scenario} needs --user and --password`);
 if (!process.env.INFRA_SERVER_URL) usage('INFRA_SERVER_URL is not set');
 
@@ -343,9 +360,99 @@ async function device({ page }) {
   };
 }
 
+// --- the dashboard's pages ------------------------------------------------------------
+
+async function shot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+}
+
+// Content-Security-Policy violations the browser reports on the console.
+function cspViolations(page) {
+  const list = [];
+  page.on('console', (msg) => { if (/Content Security Policy/i.test(msg.text())) list.push(msg.text()); });
+  return list;
+}
+
+async function signIn(page) {
+  await openIdpForm(page);
+  const outcome = await submitIdpForm(page);
+  if (outcome !== 'server') throw new Error(`the IdP refused the login: ${await text(page, '#error')}`);
+}
+
+async function addProvider({ page }) {
+  const csp = cspViolations(page);
+  await signIn(page);
+  await shot(page, 'home');
+  await page.goto(serverUrl('/providers'));
+  await page.locator('#provider-name').fill(args.values.name);
+  await page.locator('#provider-kind').selectOption('okta');
+  await page.locator('#provider-url').fill(args.values.url);
+  await page.locator('#provider-client-id').fill(args.values['client-id']);
+  await page.locator('#provider-client-secret').fill(args.values['client-secret']);
+  const added = nextNavigation(page);
+  await page.locator('#provider-add').click({ noWaitAfter: true });
+  await added;
+  const providerStatus = await currentStatus(page);
+  for (let i = 0; i < 60 && (await text(page, '#phase')) !== 'Ready'; i += 1) {
+    await page.waitForTimeout(1000);
+    await page.reload();
+  }
+  await shot(page, 'provider');
+  const out = {
+    providerStatus,
+    phase: await text(page, '#phase'),
+    redirectURIs: (await page.locator('#redirect-uris code').allInnerTexts()).map((s) => s.trim()),
+    scimURL: await text(page, '#scim-url'),
+    copyButtons: await page.locator('button[data-copy]:visible').count(),
+  };
+  const generated = nextNavigation(page);
+  await page.locator('#generate').click({ noWaitAfter: true });
+  await generated;
+  await shot(page, 'scim-key');
+  out.keyPage = { status: await currentStatus(page), key: await text(page, '#scim-key'), scimURL: await text(page, '#scim-url') };
+  await page.goto(serverUrl('/providers'));
+  await shot(page, 'providers');
+  out.cspViolations = csp;
+  return out;
+}
+
+async function lists({ page }) {
+  const csp = cspViolations(page);
+  await signIn(page);
+  const out = {};
+  for (const list of ['users', 'groups']) {
+    await page.goto(serverUrl(`/${list}`));
+    await page.locator('#q').fill(args.values.search);
+    const searched = nextNavigation(page);
+    await page.locator('#search').click({ noWaitAfter: true });
+    await searched;
+    await shot(page, list);
+    out[list] = (await page.locator(`#${list === 'users' ? 'users' : 'groups-list'} tbody tr td:first-child`).allInnerTexts()).map((s) => s.trim());
+  }
+  await page.goto(serverUrl('/grants'));
+  out.grantsStatus = await currentStatus(page);
+  await shot(page, 'grants');
+  out.cspViolations = csp;
+  return out;
+}
+
+async function noRights({ page }) {
+  await signIn(page);
+  await shot(page, 'home-no-rights');
+  const nav = await page.locator('a[id^="nav-"]').evaluateAll((links) => links.map((a) => a.id));
+  const statuses = {};
+  for (const path of ['/providers', '/users', '/groups', '/grants']) {
+    const res = await page.goto(serverUrl(path));
+    statuses[path] = res.status();
+  }
+  await shot(page, 'forbidden');
+  return { nav, statuses, forms: await page.locator('form:not([action$="/logout"])').count() };
+}
+
 // --- main ---------------------------------------------------------------------------------
 
-const RUN = { login, cancel, 'bad-state': badState, device };
+const RUN = { login, cancel, 'bad-state': badState, device, 'add-provider': addProvider, lists, 'no-rights': noRights };
 
 async function dump(page, err) {
   log(`${scenario} failed: ${err?.stack || err}`);

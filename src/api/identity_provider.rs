@@ -104,6 +104,26 @@ pub const DEFAULT_SECRET_KEY: &str = "clientSecret";
 /// The only Secret type that may back `spec.clientSecretRef` (as Pinniped requires
 /// `secrets.pinniped.dev/oidc-client`). Creating a Secret of this type is an explicit act of
 /// someone allowed to create Secrets, which the holder of a role on IdentityProviders alone is not.
+/// The Secret `infra providers add` and the dashboard keep provider `provider`'s client secret in.
+pub fn client_secret_name(provider: &str) -> String {
+    format!("{provider}-client-secret")
+}
+
+/// Provider names become parts of Secret names and URLs, so they follow DNS label rules.
+pub fn check_provider_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        return Err(format!(
+            "invalid provider name {name:?}: use 1-48 lowercase letters, digits and dashes, starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
 pub const CLIENT_SECRET_TYPE: &str = "infrahq.com/client-secret";
 
 fn default_secret_key() -> String {

@@ -14,7 +14,7 @@ pub use grant::{Grant, GrantPhase, GrantReason, GrantRole, GrantSpec, GrantStatu
 pub use group::{Group, GroupMember, GroupSpec, GroupStatus, MEMBER_LABEL_PREFIX, member_groups, member_label};
 pub use identity_provider::{
     CLIENT_SECRET_TYPE, ClaimMapping, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, IdentityProviderStatus,
-    ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef,
+    ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef, check_provider_name, client_secret_name,
 };
 pub use scim_key::{KEY_HASH_DATA, KeyPhase, KeyReason, LEGACY_KEY_DATA, ScimKey, ScimKeySpec, ScimKeyStatus};
 pub use user::{User, UserSpec, UserStatus};
@@ -52,6 +52,8 @@ pub mod annotations {
     /// the object is not enough: a rename creates a new object).
     pub const CREATED: &str = "infrahq.com/created";
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
+    /// On a User a sign-in created (rather than SCIM): `login`. Shown by the dashboard.
+    pub const CREATED_BY: &str = "infrahq.com/created-by";
     /// On login session Secrets: when the session was last used (for the idle timeout).
     pub const LAST_SEEN: &str = "infrahq.com/last-seen";
     /// On a ScimKey: the one-time public key of whoever asked for it (see `crate::sealed`).

@@ -12,7 +12,7 @@ mod kubeconfig;
 mod login;
 mod loopback;
 mod output;
-pub(crate) mod providers;
+mod providers;
 mod scim_keys;
 mod server_api;
 mod session_file;

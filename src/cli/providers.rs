@@ -173,17 +173,7 @@ pub async fn run(args: &KubeArgs, cmd: ProvidersCommand) -> anyhow::Result<()> {
 
 /// Provider names become parts of Secret names and URLs, so they follow DNS label rules.
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if !ok {
-        anyhow::bail!(
-            "invalid provider name {name:?}: use 1-48 lowercase letters, digits and dashes, starting and ending with a letter or digit"
-        );
-    }
-    Ok(())
+    crate::api::check_provider_name(name).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn read_secret(args: &SecretArgs) -> anyhow::Result<Option<String>> {
@@ -218,8 +208,8 @@ fn read_ca(settings: &ProviderSettings) -> anyhow::Result<Option<String>> {
     Ok(Some(pem))
 }
 
-pub(crate) fn secret_name(provider: &str) -> String {
-    format!("{provider}-client-secret")
+fn secret_name(provider: &str) -> String {
+    crate::api::client_secret_name(provider)
 }
 
 async fn add_provider(kube: &Kube, add: AddArgs, kind: ProviderKind, secret: String, ca_bundle: Option<String>) -> anyhow::Result<()> {

@@ -265,10 +265,15 @@ impl Directory {
                 .collect()
         };
         let contains = |s: &str| crate::scim::case::fold_case(s).contains(q.as_str());
+        // Every object once; of the two objects a rename briefly has for one id, the newer.
+        let current = |u: &&Arc<CompactUser>| match self.user_names_by_id.get(&u.id) {
+            Some(names) if names.len() > 1 => self.compact(&u.provider, &u.id).is_some_and(|c| Arc::ptr_eq(c, u)),
+            _ => true,
+        };
         let mut hits: Vec<&CompactUser> = self
-            .user_order
-            .iter()
-            .filter_map(|(p, id)| self.compact(p, id))
+            .users
+            .values()
+            .filter(current)
             .filter(|u| {
                 q.is_empty()
                     || contains(&u.user_name)

@@ -181,9 +181,18 @@ impl DirectoryStore {
     // ---- users -------------------------------------------------------------------------------
 
     pub async fn create_user(&self, provider: &str, spec: UserSpec) -> Result<User> {
+        self.create_user_by(provider, spec, None).await
+    }
+
+    /// [`Self::create_user`], noting what created it (`login`) in an annotation.
+    pub async fn create_user_by(&self, provider: &str, spec: UserSpec, created_by: Option<&str>) -> Result<User> {
         let id = new_id().map_err(internal)?;
         let name = user_object_name(provider, &spec.user_name);
-        let user = User { metadata: self.metadata(provider, name, &id, now())?, spec, status: None };
+        let mut metadata = self.metadata(provider, name, &id, now())?;
+        if let Some(by) = created_by {
+            metadata.annotations.get_or_insert_default().insert(annotations::CREATED_BY.to_string(), by.to_string());
+        }
+        let user = User { metadata, spec, status: None };
         match self.users.create(&params(), &user).await {
             Ok(created) => {
                 self.write().apply_user(created.clone());

@@ -126,6 +126,10 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
+    // Metadata only: which sessions exist, never their contents.
+    let sessions =
+        (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(kube.api(), ns, watcher::Config::default().labels(labels::SESSION)))
+            .clone();
     let issuer = Arc::new(access::issuer::Issuer {
         login: login.clone(),
         keys: (*cache::watch::<Secret>(
@@ -138,13 +142,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         args: args.kube.clone(),
         api_server_ca: args.kube.api_server_ca()?,
         revocations: Arc::new(access::webhook::Revocations {
-            // Metadata only: which sessions exist, never their contents.
-            sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(
-                kube.api(),
-                ns,
-                watcher::Config::default().labels(labels::SESSION),
-            ))
-            .clone(),
+            sessions: sessions.clone(),
             directory: store.clone(),
             session_api: kube.api(),
             user_api: kube.api(),
@@ -156,6 +154,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         authz: dashboard::authz::Authorizer::new(client.clone()),
         kube: kube.clone(),
         keys: keys.clone(),
+        sessions,
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));

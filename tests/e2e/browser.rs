@@ -149,7 +149,14 @@ impl Browser {
     }
 
     async fn request(&self, method: Method, url: &Url, form: Option<&[(&str, &str)]>) -> Result<Page> {
+        self.request_from(method, url, form, None).await
+    }
+
+    async fn request_from(&self, method: Method, url: &Url, form: Option<&[(&str, &str)]>, origin: Option<&str>) -> Result<Page> {
         let mut req = self.http.request(method.clone(), url.clone());
+        if let Some(origin) = origin {
+            req = req.header(reqwest::header::ORIGIN, origin);
+        }
         if let Some(cookie) = self.cookie_header(url) {
             req = req.header(COOKIE, cookie);
         }
@@ -174,6 +181,19 @@ impl Browser {
     pub async fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<Page> {
         let url = Url::parse(url).with_context(|| format!("not a URL: {url}"))?;
         self.request(Method::POST, &url, Some(fields)).await
+    }
+
+    /// POST a form to `url` as a page of `origin` would (browsers send `Origin` with every POST),
+    /// without following a redirect.
+    pub async fn submit_from(&self, origin: &str, url: &str, fields: &[(&str, &str)]) -> Result<Page> {
+        let url = Url::parse(url).with_context(|| format!("not a URL: {url}"))?;
+        self.request_from(Method::POST, &url, Some(fields), Some(origin)).await
+    }
+
+    /// POST a form to `url` as a page of the same site would.
+    pub async fn submit(&self, url: &str, fields: &[(&str, &str)]) -> Result<Page> {
+        let origin = Url::parse(url).with_context(|| format!("not a URL: {url}"))?.origin().ascii_serialization();
+        self.submit_from(&origin, url, fields).await
     }
 
     /// Follows `page`'s redirects until one points at `stop_prefix` (returned, not fetched) or

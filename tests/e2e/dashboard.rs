@@ -3,13 +3,25 @@
 
 use std::process::Command;
 
-use crate::harness::{Value, env};
+use crate::dashboard_admin::bind;
+use crate::harness::{GROUP_SCHEMA, Scim, Value, env, idp_domain_and_path, providers, unique};
 use crate::idp::new_user;
 
 /// Runs one scenario of the browser driver and returns what it observed.
 pub fn browser(args: &[&str]) -> Value {
+    browser_within(args, 30)
+}
+
+/// [`browser`], with `seconds` for the scenario.
+fn browser_within(args: &[&str], seconds: u32) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/browser/dashboard.mjs");
-    let out = Command::new("node").arg(script).args(args).env("INFRA_SERVER_URL", &env().server_urls[0]).output().expect("node runs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("INFRA_SERVER_URL", &env().server_urls[0])
+        .env("INFRA_BROWSER_TIMEOUT", seconds.to_string())
+        .output()
+        .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -90,4 +102,72 @@ async fn a_login_started_on_one_replica_finishes_on_another() {
     let replay = browser.get(callback.as_str()).await.unwrap();
     assert_eq!(replay.status, 400, "{}", replay.text);
     assert!(replay.text.contains("Login failed") && replay.text.contains("id=\"retry\""), "{}", replay.text);
+}
+
+/// The Okta guide's steps in the browser: an admin adds a provider through the form (it turns
+/// Ready, the page shows the redirect URIs and the SCIM URL with copy buttons), generates a SCIM
+/// key, an Okta-style SCIM client provisions users and a group with it, and they appear on
+/// /users and /groups, where search finds them. No page breaks the Content-Security-Policy.
+/// Screenshots of every page go to target/e2e-artifacts/.
+#[tokio::test]
+async fn chromium_an_admin_adds_a_provider_generates_a_scim_key_and_finds_the_provisioned_users() {
+    let admin = new_user("dash-tour", &[]).await;
+    bind(&admin, "admin");
+    let server = &env().server_urls[0];
+    let name = unique("tour");
+    let url = idp_domain_and_path();
+    let seen = browser_within(
+        &[
+            "add-provider",
+            "--user",
+            &admin.email,
+            "--password",
+            &admin.password,
+            "--name",
+            &name,
+            "--url",
+            &url,
+            "--client-id",
+            "infra-e2e",
+            "--client-secret",
+            "infra-e2e-secret",
+        ],
+        150,
+    );
+    assert_eq!(seen["providerStatus"], 200, "{seen}");
+    assert_eq!(seen["phase"], "Ready", "{seen}");
+    let uris: Vec<&str> = seen["redirectURIs"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    assert!(uris.contains(&format!("{server}/login/callback").as_str()), "{seen}");
+    assert_eq!(seen["scimURL"], format!("{server}/api/scim/v2"), "{seen}");
+    assert!(seen["copyButtons"].as_u64().unwrap() >= 2, "the script shows the copy buttons: {seen}");
+    assert_eq!(seen["keyPage"]["status"], 200, "{seen}");
+    let key = seen["keyPage"]["key"].as_str().unwrap().strip_prefix("Bearer ").expect("Bearer <key>").to_string();
+    assert_eq!(seen["cspViolations"], serde_json::json!([]), "{seen}");
+
+    let scim = Scim::new(server, &key).okta();
+    let prefix = unique("tourist");
+    let a = scim.create_user(&format!("{prefix}-a@example.com")).await;
+    let b = scim.create_user(&format!("{prefix}-b@example.com")).await;
+    let group = format!("{prefix} team");
+    scim.post("/Groups", &serde_json::json!({"schemas": [GROUP_SCHEMA], "displayName": group, "members": [{"value": a}, {"value": b}]}))
+        .await
+        .expect(201);
+    let seen = browser(&["lists", "--user", &admin.email, "--password", &admin.password, "--search", &prefix]);
+    assert_eq!(seen["users"], serde_json::json!([format!("{prefix}-a@example.com"), format!("{prefix}-b@example.com")]), "{seen}");
+    assert_eq!(seen["groups"], serde_json::json!([group]), "{seen}");
+    assert_eq!(seen["grantsStatus"], 200, "{seen}");
+    assert_eq!(seen["cspViolations"], serde_json::json!([]), "{seen}");
+    providers().await.delete(&name, &Default::default()).await.unwrap();
+}
+
+/// A person with no rights: their own page, no links to the admin pages, 403 on each of them.
+#[tokio::test]
+async fn chromium_a_person_without_rights_sees_no_admin_links_and_gets_403() {
+    let person = new_user("dash-plain", &[]).await;
+    let seen = browser(&["no-rights", "--user", &person.email, "--password", &person.password]);
+    assert_eq!(seen["nav"], serde_json::json!(["nav-home"]), "{seen}");
+    for path in ["/providers", "/users", "/groups", "/grants"] {
+        assert_eq!(seen["statuses"][path], 403, "{path}: {seen}");
+    }
+    assert_eq!(seen["forms"], 0, "no forms on the 403 page: {seen}");
 }

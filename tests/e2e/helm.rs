@@ -155,6 +155,8 @@ fn helm_template_renders_a_hardened_operator() {
             "ClusterRole",
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
@@ -173,7 +175,7 @@ fn helm_template_renders_a_hardened_operator() {
             "ValidatingAdmissionPolicyBinding"
         ],
         "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role, the Grants' ClusterRole and admission \
-         policy, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
+         policy, the dashboard's ClusterRole, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
     );
     let controller_deployment = find_named(&docs, "Deployment", "infra-controller");
     let server_deployment = find_named(&docs, "Deployment", "infra-server");
@@ -237,16 +239,44 @@ fn helm_template_renders_a_hardened_operator() {
     assert_eq!(metrics["spec"]["type"], "ClusterIP");
     assert_eq!(metrics["spec"]["ports"][0]["targetPort"], "metrics");
     assert!(metrics["spec"]["selector"].get("app.kubernetes.io/component").is_none(), "{metrics}");
-    // Cluster-wide, the controller holds only what Grants need, bound to its own ServiceAccount.
+    // Cluster-wide, the controller holds only what Grants need and the server only what the
+    // dashboard needs, each bound to its own ServiceAccount.
     let cluster_bindings: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding").collect();
-    assert_eq!(cluster_bindings.len(), 1, "{cluster_bindings:?}");
-    assert_eq!(cluster_bindings[0]["roleRef"]["name"], "infra-controller-grants");
+    assert_eq!(cluster_bindings.len(), 2, "{cluster_bindings:?}");
+    let binding =
+        |role: &str| *cluster_bindings.iter().find(|b| b["roleRef"]["name"] == role).unwrap_or_else(|| panic!("no binding of {role}"));
     assert_eq!(
-        cluster_bindings[0]["subjects"],
+        binding("infra-controller-grants")["subjects"],
         json!([{"kind": "ServiceAccount", "name": "infra-controller", "namespace": "infra-system"}])
+    );
+    assert_eq!(
+        binding("infra-server-dashboard")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "infra-server", "namespace": "infra-system"}])
     );
     assert_eq!(env_value(controller, "INFRA_GRANT_ALLOWED_ROLES"), Some("view,edit,admin"));
     assert_eq!(env_value(server, "INFRA_CLUSTER_NAME"), Some("kubernetes"));
+}
+
+/// `rbac.admins`: one RoleBinding of `admin` in the release namespace, subjects named as Infra's
+/// tokens name them.
+#[test]
+fn helm_admins_value_becomes_a_binding() {
+    let docs = rendered(&[
+        "rbac.admins[0].provider=okta",
+        "rbac.admins[0].user=Kate@Example.com",
+        "rbac.admins[1].provider=okta",
+        "rbac.admins[1].group=Infra Admins",
+    ]);
+    let binding = find_named(&docs, "RoleBinding", "infra-admins");
+    assert_eq!(binding["roleRef"]["name"], "admin");
+    assert_eq!(
+        binding["subjects"],
+        json!([
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "infra:okta:kate@example.com"},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "infra:okta:Infra Admins"},
+        ])
+    );
+    assert!(!rendered(&[]).iter().any(|d| d["metadata"]["name"] == "infra-admins"), "no admins named, no binding");
 }
 
 #[test]
@@ -271,7 +301,11 @@ fn helm_template_optional_parts() {
     assert!(!k.contains(&"PodDisruptionBudget".to_string()), "a PDB with one replica blocks every drain: {k:?}");
     let cluster_roles: Vec<&str> =
         docs.iter().filter(|d| d["kind"] == "ClusterRole").filter_map(|d| d["metadata"]["name"].as_str()).collect();
-    assert_eq!(cluster_roles, vec!["infra-controller-grants"], "rbac.createUserRoles=false leaves only the controller's: {k:?}");
+    assert_eq!(
+        cluster_roles,
+        vec!["infra-server-dashboard", "infra-controller-grants"],
+        "rbac.createUserRoles=false leaves only the roles' own: {k:?}"
+    );
 
     let ingress = find(&docs, "Ingress");
     assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
@@ -623,9 +657,13 @@ fn helm_install_upgrade_uninstall() {
         ("controller", &["create", "users.infrahq.com"], false),
         ("server", &["create", "users.infrahq.com"], true),
         ("server", &["create", "secrets"], true),
-        ("server", &["patch", "identityproviders.infrahq.com"], false),
+        // The dashboard's writes, after a SubjectAccessReview allowed them to the person.
+        ("server", &["patch", "identityproviders.infrahq.com"], true),
+        ("server", &["create", "scimkeys.infrahq.com"], true),
+        ("server", &["create", "subjectaccessreviews.authorization.k8s.io"], true),
+        ("server", &["patch", "identityproviders.infrahq.com", "--subresource=status"], false),
         ("server", &["update", "leases.coordination.k8s.io"], false),
-        ("server", &["create", "scimkeys.infrahq.com"], false),
+        ("server", &["patch", "scimkeys.infrahq.com"], false),
     ] {
         let mut args = verb_resource.to_vec();
         args.extend(["-n", ns]);

@@ -4,6 +4,7 @@
 mod browser;
 mod cli_login;
 mod dashboard;
+mod dashboard_admin;
 mod dashboard_forgery;
 mod device_login;
 mod durability;

@@ -77,12 +77,23 @@ const CONTROLLER_MAY_NOT: &[&str] = &[
 ];
 
 /// Everything the server's code does: cache providers and keys, write users and groups for SCIM
-/// and logins, and keep login sessions and the login state key in Secrets.
+/// and logins, keep login sessions and the login state key in Secrets, and carry out the
+/// dashboard actions a SubjectAccessReview allowed (providers, SCIM keys, grants).
 const SERVER_MAY: &[&str] = &[
+    "get identityproviders.infrahq.com",
     "list identityproviders.infrahq.com",
     "watch identityproviders.infrahq.com",
+    "create identityproviders.infrahq.com",
+    "patch identityproviders.infrahq.com",
+    "delete identityproviders.infrahq.com",
+    "get scimkeys.infrahq.com",
     "list scimkeys.infrahq.com",
     "watch scimkeys.infrahq.com",
+    "create scimkeys.infrahq.com",
+    "delete scimkeys.infrahq.com",
+    "list grants.infrahq.com",
+    "create grants.infrahq.com",
+    "delete grants.infrahq.com",
     "get users.infrahq.com",
     "list users.infrahq.com",
     "watch users.infrahq.com",
@@ -110,20 +121,17 @@ const SERVER_MAY: &[&str] = &[
     "delete secrets",
 ];
 
-/// The internet-facing server can change no provider or key, cannot lead, and records nothing.
+/// The internet-facing server writes no status (so it can never mark a provider Ready or issue
+/// a key itself), cannot change a key once made, cannot lead, and records nothing.
 const SERVER_MAY_NOT: &[&str] = &[
-    "get identityproviders.infrahq.com",
-    "create identityproviders.infrahq.com",
     "update identityproviders.infrahq.com",
-    "patch identityproviders.infrahq.com",
-    "delete identityproviders.infrahq.com",
     "patch identityproviders.infrahq.com/status",
-    "get scimkeys.infrahq.com",
-    "create scimkeys.infrahq.com",
     "update scimkeys.infrahq.com",
     "patch scimkeys.infrahq.com",
-    "delete scimkeys.infrahq.com",
     "patch scimkeys.infrahq.com/status",
+    "update grants.infrahq.com",
+    "patch grants.infrahq.com",
+    "patch grants.infrahq.com/status",
     "update scimkeys.infrahq.com/finalizers",
     "list deviceauthorizations.infrahq.com",
     "update deviceauthorizations.infrahq.com",
@@ -222,6 +230,26 @@ async fn chart_controller_service_account_has_only_the_controllers_permissions()
 #[tokio::test]
 async fn chart_server_service_account_has_only_the_servers_permissions() {
     assert_server("e2e-infra-server").await;
+}
+
+/// The dashboard's ClusterRole: the server may ask SubjectAccessReviews, and bind only the roles
+/// Grants may give (the Grant admission policy checks the author of the Grants it writes).
+#[tokio::test]
+async fn the_servers_dashboard_role_asks_reviews_and_binds_only_the_allowed_roles() {
+    let api: Api<SubjectAccessReview> = Api::all(client().await);
+    let ns = env().namespace.as_str();
+    for sa in ["infra-server", "e2e-infra-server"] {
+        for (check, want) in [
+            ("create subjectaccessreviews.authorization.k8s.io", true),
+            ("bind clusterroles.rbac.authorization.k8s.io view", true),
+            ("bind clusterroles.rbac.authorization.k8s.io cluster-admin", false),
+            ("bind clusterroles.rbac.authorization.k8s.io infra-admin", false),
+            ("create rolebindings.rbac.authorization.k8s.io", false),
+            ("create clusterrolebindings.rbac.authorization.k8s.io", false),
+        ] {
+            assert_eq!(allowed(&api, ns, sa, check, ns).await, want, "{sa}: {check}");
+        }
+    }
 }
 
 /// The local operator really runs each role as that role's ServiceAccounts (replica 0 from

@@ -71,6 +71,18 @@ impl Ask {
         }
     }
 
+    /// Ending login session `id`: what `kubectl delete` of the object that holds it needs (a
+    /// Secret of Infra's namespace today).
+    pub fn end_session(namespace: &str, id: &str) -> Self {
+        Ask {
+            verb: "delete",
+            group: "",
+            resource: "secrets",
+            namespace: Some(namespace.to_string()),
+            name: Some(crate::session::secret_name(id)),
+        }
+    }
+
     /// How the question reads in a 403 page: `kubectl auth can-i` of it.
     pub fn can_i(&self) -> String {
         let resource = if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) };
@@ -197,6 +209,7 @@ mod tests {
         assert_eq!((role.resource, role.namespace.as_deref()), ("roles", Some("apps")));
         assert_eq!(role.can_i(), "kubectl auth can-i bind roles.rbac.authorization.k8s.io/deployer -n apps");
         assert_eq!(Ask::infra("delete", "grants", "infra").named("g1").can_i(), "kubectl auth can-i delete grants.infrahq.com/g1 -n infra");
+        assert_eq!(Ask::end_session("infra", "abc").can_i(), "kubectl auth can-i delete secrets/infra-session-abc -n infra");
     }
 
     #[test]

@@ -9,11 +9,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kube::{Api, ResourceExt};
 
+use super::authz::Ask;
 use super::paging::Paging;
-use super::providers::{require, signed_in};
-use super::views::{self, GroupRow, UserRow, grant_row, grants_of};
+use super::providers::{form, require, signed_in};
+use super::views::{self, GroupRow, SessionRow, UserRow, grant_row, grants_of};
 use super::{DashState, page};
-use crate::api::{Grant, Group, User};
+use crate::api::{Grant, Group, User, annotations, labels};
 use crate::directory::Directory;
 use crate::directory::codec::scim_id;
 use crate::kube_access::identity;
@@ -22,8 +23,8 @@ use crate::server::login::pages::urlencode;
 /// Members listed on a group's page; a larger group shows the first ones and says how many more.
 const MEMBERS_SHOWN: usize = 1000;
 
-/// A Users row, with the user's group names from the directory.
-pub fn user_row(directory: &Directory, u: &User) -> UserRow {
+/// A Users row, with the user's group names from the directory and their number of sessions.
+pub fn user_row(directory: &Directory, u: &User, session_counts: &HashMap<String, usize>) -> UserRow {
     let provider = u.spec.provider_ref.name.clone();
     let groups = scim_id(u).map(|id| directory.groups_of(&provider, id)).unwrap_or_default();
     UserRow {
@@ -32,22 +33,61 @@ pub fn user_row(directory: &Directory, u: &User) -> UserRow {
         display_name: u.spec.display_name.clone().unwrap_or_default(),
         provider,
         active: u.spec.is_active(),
-        // Providers send an externalId with what they provision; a sign-in creates users without.
-        origin: if u.spec.external_id.is_some() { "SCIM" } else { "sign-in" },
+        origin: if u.annotations().get(annotations::CREATED_BY).is_some_and(|b| b == "login") { "sign-in" } else { "SCIM" },
         groups: groups.into_iter().map(|(_, name)| name).collect::<Vec<_>>().join(", "),
+        sessions: session_counts.get(u.name_any().as_str()).copied().unwrap_or(0),
     }
 }
 
 /// One page of the Users list, rendered: what the benchmark measures. Pure.
-pub fn users_page(directory: &Directory, chrome: crate::server::web::Chrome, query: &str, paging: Paging) -> views::Users {
+pub fn users_page(
+    directory: &Directory,
+    session_counts: &HashMap<String, usize>,
+    chrome: crate::server::web::Chrome,
+    query: &str,
+    paging: Paging,
+) -> views::Users {
     let (total, users) = directory.search_users(query, paging.start(), paging.per);
     views::Users {
         chrome,
         query: query.to_string(),
         query_param: urlencode(query),
-        users: users.iter().map(|u| user_row(directory, u)).collect(),
+        users: users.iter().map(|u| user_row(directory, u, session_counts)).collect(),
         paging: paging.with_total(total),
     }
+}
+
+/// How many sessions each user (by object name) has.
+fn session_counts(s: &DashState) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for session in s.sessions.state() {
+        if let Some(user) = session.metadata.labels.as_ref().and_then(|l| l.get(labels::USER)) {
+            *counts.entry(user.clone()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The sessions of user object `name`, newest first.
+fn sessions_of(s: &DashState, name: &str) -> Vec<SessionRow> {
+    let mut found: Vec<_> = s
+        .sessions
+        .state()
+        .into_iter()
+        .filter(|m| m.metadata.labels.as_ref().and_then(|l| l.get(labels::USER)).is_some_and(|u| u == name))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.metadata.creation_timestamp.clone()));
+    found
+        .iter()
+        .filter_map(|m| {
+            let id = m.metadata.labels.as_ref()?.get(labels::SESSION)?.clone();
+            Some(SessionRow {
+                id,
+                created: m.metadata.creation_timestamp.as_ref().map(|t| t.0.strftime("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+                last_seen: m.metadata.annotations.as_ref().and_then(|a| a.get(annotations::LAST_SEEN)).cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 fn paging(q: &HashMap<String, String>) -> Paging {
@@ -59,7 +99,8 @@ pub async fn users(State(s): State<Arc<DashState>>, headers: HeaderMap, Query(q)
     require!(s, ctx, s.infra("list", "users"), "users");
     let chrome = s.chrome(&ctx, "users").await;
     let query = q.get("q").map(|v| v.trim()).unwrap_or("");
-    let view = users_page(&s.login.directory_store.read(), chrome, query, paging(&q));
+    let counts = session_counts(&s);
+    let view = users_page(&s.login.directory_store.read(), &counts, chrome, query, paging(&q));
     page(&view)
 }
 
@@ -72,7 +113,18 @@ pub async fn user(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
         Ok(None) => return s.failed(&ctx, StatusCode::NOT_FOUND, "users", format!("There is no user {name:?}.")).await,
         Err(e) => return s.unavailable(&format!("Infra cannot read user {name:?} right now ({e}).")),
     };
-    let (can_groups, can_grants) = futures::join!(s.may(&ctx, s.infra("list", "groups")), s.may(&ctx, s.infra("list", "grants")));
+    let sessions = sessions_of(&s, &name);
+    let (can_groups, can_grants, can_end_sessions) = futures::join!(
+        s.may(&ctx, s.infra("list", "groups")),
+        s.may(&ctx, s.infra("list", "grants")),
+        // One question for all of the user's sessions: may the person end the first?
+        async {
+            match sessions.first() {
+                Some(first) => s.may(&ctx, Ask::end_session(s.namespace(), &first.id)).await,
+                None => false,
+            }
+        }
+    );
     let provider = u.spec.provider_ref.name.clone();
     let (row, groups) = {
         let d = s.login.directory_store.read();
@@ -82,7 +134,7 @@ pub async fn user(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
             .into_iter()
             .filter_map(|(gid, name)| d.group(&provider, &gid).map(|g| (g.name_any(), name)))
             .collect();
-        (user_row(&d, &u), groups)
+        (user_row(&d, &u, &session_counts(&s)), groups)
     };
     let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
     let grants = if can_grants {
@@ -116,7 +168,33 @@ pub async fn user(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
         groups,
         can_groups,
         grants,
+        sessions,
+        can_end_sessions,
+        csrf: s.csrf(&ctx),
     })
+}
+
+/// `POST /users/<name>/sessions/<id>/end`: ends the session through the session store, as
+/// signing out would; the CLI holding it is logged out on its next request.
+pub async fn end_session(
+    State(s): State<Arc<DashState>>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = signed_in!(s, headers);
+    let _ = form!(s, headers, ctx, body);
+    require!(s, ctx, Ask::end_session(s.namespace(), &id), "users");
+    if !sessions_of(&s, &name).iter().any(|r| r.id == id) {
+        return s
+            .failed(&ctx, StatusCode::NOT_FOUND, "users", format!("User {name:?} has no session {id:?} (it may have ended already)."))
+            .await;
+    }
+    if let Err(e) = s.login.sessions.delete(&id).await {
+        return s.unavailable(&format!("Infra could not end the session right now ({e}); try again in a moment."));
+    }
+    tracing::info!(user = %name, session = %id, by = %ctx.person.username, "dashboard: ended a session");
+    s.redirect(&format!("users/{name}"))
 }
 
 /// Every group of every provider whose displayName contains `query` (ignoring case), by
@@ -193,4 +271,52 @@ pub async fn group(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(nam
         members,
         can_users,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::*;
+    use crate::api::{ProviderRef, UserSpec};
+    use crate::server::web::Chrome;
+
+    fn user(i: usize, user_name: &str) -> User {
+        let mut u = User::new(
+            &format!("okta-u{i}"),
+            UserSpec {
+                provider_ref: ProviderRef { name: "okta".into() },
+                user_name: user_name.into(),
+                external_id: None,
+                display_name: None,
+                active: Some(i != 1),
+                attributes: None,
+            },
+        );
+        u.metadata.labels = Some([(labels::SCIM_ID.to_string(), format!("id-{i}"))].into());
+        if i == 2 {
+            u.metadata.annotations = Some([(annotations::CREATED_BY.to_string(), "login".to_string())].into());
+        }
+        u
+    }
+
+    #[test]
+    fn the_users_page_escapes_names_pages_and_says_when_nothing_matches() {
+        let mut d = Directory::default();
+        for i in 0..3 {
+            d.apply_user(user(i, &format!("<b>user{i}</b>")));
+        }
+        let counts = HashMap::from([("okta-u0".to_string(), 2)]);
+        let chrome = || Chrome::anonymous("/");
+        let page = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("1"), Some("2")));
+        assert_eq!((page.users.len(), page.paging.total), (2, 3));
+        assert_eq!((page.users[0].origin, page.users[0].sessions, page.users[1].active), ("SCIM", 2, false));
+        let last = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("2"), Some("2")));
+        assert_eq!(last.users[0].origin, "sign-in");
+        let html = page.render().unwrap();
+        assert!(!html.contains("<b>user") && html.contains("user0"), "{html}");
+        assert!(html.contains("href=\"?q=&amp;page=2&amp;per=2\""), "the next page keeps the query: {html}");
+        let none = users_page(&d, &counts, chrome(), "<nobody>", Paging::from_query(None, None)).render().unwrap();
+        assert!(none.contains("id=\"no-users\"") && !none.contains("<nobody>"), "{none}");
+    }
 }

@@ -5,12 +5,12 @@
 //! only touch Infra's own objects in its namespace.
 
 pub mod authz;
-mod directory;
+pub mod directory;
 mod grants;
 mod home;
 pub mod paging;
 mod providers;
-mod views;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct DashState {
     /// The server's own client, for the writes a person was allowed.
     pub kube: Kube,
     pub keys: Cache<ScimKey>,
+    /// Which login sessions exist (metadata only: the labels name the session and its user).
+    pub sessions: kube::runtime::reflector::Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>,
 }
 
 pub fn router(state: Arc<DashState>) -> Router {
@@ -47,6 +49,7 @@ pub fn router(state: Arc<DashState>) -> Router {
         .route("/providers/{name}/keys/{key}/revoke", post(providers::revoke_key))
         .route("/users", get(directory::users))
         .route("/users/{name}", get(directory::user))
+        .route("/users/{name}/sessions/{id}/end", post(directory::end_session))
         .route("/groups", get(directory::groups))
         .route("/groups/{name}", get(directory::group))
         .route("/grants", get(grants::list).post(grants::add))
@@ -153,6 +156,7 @@ impl DashState {
             reason: format!("You may not {} {} here.", ask.verb, ask.resource),
             can_i: ask.can_i(),
             username: ctx.person.username.clone(),
+            groups: ctx.person.groups.clone(),
         };
         render(StatusCode::FORBIDDEN, &page)
     }

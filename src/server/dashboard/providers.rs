@@ -16,11 +16,14 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Resource};
 use serde_json::json;
 
+use super::authz::Ask;
 use super::views::{self, key_row, provider_row};
 use super::{Ctx, DashState, explain, page};
-use crate::api::{CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY, IdentityProvider, ProviderKind, ScimKey, ScimKeySpec, annotations, labels};
+use crate::api::{
+    CLIENT_SECRET_TYPE, DEFAULT_SECRET_KEY, IdentityProvider, IdentityProviderSpec, ProviderKind, ScimKey, ScimKeySpec, SecretKeyRef,
+    annotations, check_provider_name, client_secret_name, labels,
+};
 use crate::api_server::FieldManager;
-use crate::cli::providers::{secret_name, validate_name};
 use crate::sealed::Recipient;
 
 const SECTION: &str = "providers";
@@ -61,6 +64,13 @@ fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
     form.get(name).map(|v| v.trim()).unwrap_or("")
 }
 
+/// A provider's client secret is a Secret of type `infrahq.com/client-secret`, whose creation is
+/// meant to be the act of someone allowed to create Secrets (see [`CLIENT_SECRET_TYPE`]): adding a
+/// provider here asks that too, as `infra providers add` needs it.
+fn create_secrets(s: &DashState) -> Ask {
+    Ask { verb: "create", group: "", resource: "secrets", namespace: Some(s.namespace().to_string()), name: None }
+}
+
 fn parse_kind(raw: &str) -> Option<ProviderKind> {
     serde_json::from_value(json!(raw)).ok()
 }
@@ -70,7 +80,8 @@ pub async fn list(State(s): State<Arc<DashState>>, headers: HeaderMap) -> Respon
     require!(s, ctx, s.infra("list", "identityproviders"), SECTION);
     let mut providers: Vec<_> = s.login.providers.state().iter().map(|p| provider_row(p)).collect();
     providers.sort_by(|a, b| a.name.cmp(&b.name));
-    let can_create = s.may(&ctx, s.infra("create", "identityproviders")).await;
+    let (providers_ok, secrets_ok) = futures::join!(s.may(&ctx, s.infra("create", "identityproviders")), s.may(&ctx, create_secrets(&s)));
+    let can_create = providers_ok && secrets_ok;
     page(&views::Providers { chrome: s.chrome(&ctx, SECTION).await, providers, can_create, csrf: s.csrf(&ctx), kinds: KINDS })
 }
 
@@ -93,10 +104,11 @@ pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Byte
     let ctx = signed_in!(s, headers);
     let form = form!(s, headers, ctx, body);
     require!(s, ctx, s.infra("create", "identityproviders"), SECTION);
+    require!(s, ctx, create_secrets(&s), SECTION);
     let (name, url, client_id, secret) =
         (field(&form, "name"), field(&form, "url"), field(&form, "client_id"), field(&form, "client_secret"));
-    if let Err(e) = validate_name(name) {
-        return refuse(&s, &ctx, StatusCode::BAD_REQUEST, e.to_string()).await;
+    if let Err(e) = check_provider_name(name) {
+        return refuse(&s, &ctx, StatusCode::BAD_REQUEST, e).await;
     }
     let Some(kind) = parse_kind(field(&form, "kind")) else {
         return refuse(&s, &ctx, StatusCode::BAD_REQUEST, format!("the kind must be one of {}", KINDS.join(", "))).await;
@@ -116,53 +128,58 @@ pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Byte
             return refuse(&s, &ctx, status, why).await;
         }
     }
-    if let Err(e) = apply_secret(&s, name, secret, None).await {
-        let (status, why) = explain(&e, "write the client secret");
+    // Created, not applied: an existing Secret of that name (another's) is never overwritten.
+    if let Err(e) = create_secret(&s, name, secret).await {
+        let (status, why) = explain(&e, "create the client secret's Secret");
         return refuse(&s, &ctx, status, why).await;
     }
-    let provider = json!({
-        "apiVersion": IdentityProvider::api_version(&()),
-        "kind": IdentityProvider::kind(&()),
-        "metadata": {"name": name, "labels": {labels::MANAGED_BY: FieldManager::SERVER.name()}},
-        "spec": {
-            "kind": kind,
-            "url": url,
-            "clientId": client_id,
-            "clientSecretRef": {"name": secret_name(name), "key": DEFAULT_SECRET_KEY},
-        },
-    });
-    let created =
-        match idps.create(&FieldManager::SERVER.post(), &serde_json::from_value(provider).expect("a valid IdentityProvider")).await {
-            Ok(p) => p,
-            Err(e) => {
-                let (status, why) = explain(&e, "create the provider");
-                return refuse(&s, &ctx, status, why).await;
-            }
-        };
-    if let Err(e) = apply_secret(&s, name, secret, Some(&created)).await {
+    let spec = IdentityProviderSpec {
+        kind,
+        url: url.to_string(),
+        client_id: client_id.to_string(),
+        client_secret_ref: SecretKeyRef { name: client_secret_name(name), key: DEFAULT_SECRET_KEY.into() },
+        scopes: None,
+        claims: None,
+        groups_filter: None,
+        ca_bundle: None,
+    };
+    let mut provider = IdentityProvider::new(name, spec);
+    provider.metadata.labels = Some([(labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string())].into());
+    let created = match idps.create(&FieldManager::SERVER.post(), &provider).await {
+        Ok(p) => p,
+        Err(e) => {
+            let (status, why) = explain(&e, "create the provider");
+            return refuse(&s, &ctx, status, why).await;
+        }
+    };
+    // Owned by the provider, so that removing the provider (by any means) deletes the secret.
+    let owner = json!({"metadata": {"ownerReferences": [created.controller_owner_ref(&()).expect("stored objects have a uid")]}});
+    let secrets: Api<Secret> = s.kube.api();
+    if let Err(e) = secrets.patch(&client_secret_name(name), &FieldManager::SERVER.patch(), &Patch::Merge(&owner)).await {
         tracing::warn!(provider = name, error = %e, "could not make the provider own its client secret");
     }
     tracing::info!(provider = name, by = %ctx.person.username, "dashboard: added an identity provider");
     s.redirect(&format!("providers/{name}?added=1"))
 }
 
-async fn apply_secret(s: &DashState, provider: &str, value: &str, owner: Option<&IdentityProvider>) -> Result<Secret, kube::Error> {
-    let mut metadata = json!({
-        "name": secret_name(provider),
-        "labels": {labels::MANAGED_BY: FieldManager::SERVER.name(), labels::PROVIDER: provider},
-    });
-    if let Some(owner) = owner {
-        metadata["ownerReferences"] = json!([owner.controller_owner_ref(&()).expect("stored objects have a uid")]);
-    }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata,
-        "type": CLIENT_SECRET_TYPE,
-        "stringData": {DEFAULT_SECRET_KEY: value},
-    });
-    let secrets: Api<Secret> = s.kube.api();
-    secrets.patch(&secret_name(provider), &FieldManager::SERVER.apply(), &Patch::Apply(&body)).await
+async fn create_secret(s: &DashState, provider: &str, value: &str) -> Result<Secret, kube::Error> {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(client_secret_name(provider)),
+            labels: Some(
+                [
+                    (labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string()),
+                    (labels::PROVIDER.to_string(), provider.to_string()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        type_: Some(CLIENT_SECRET_TYPE.to_string()),
+        string_data: Some([(DEFAULT_SECRET_KEY.to_string(), value.to_string())].into()),
+        ..Default::default()
+    };
+    s.kube.api::<Secret>().create(&FieldManager::SERVER.post(), &secret).await
 }
 
 pub async fn show(
@@ -223,6 +240,28 @@ pub async fn edit(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
         return refuse(&s, &ctx, StatusCode::BAD_REQUEST, e).await;
     }
     if !secret.is_empty() {
+        let secret_ref = &idp.spec.client_secret_ref.name;
+        if *secret_ref != client_secret_name(&name) {
+            return refuse(
+                &s,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                format!("provider {name:?} reads its client secret from Secret {secret_ref:?}, which the dashboard does not change; change it with kubectl"),
+            )
+            .await;
+        }
+        require!(
+            s,
+            ctx,
+            Ask {
+                verb: "patch",
+                group: "",
+                resource: "secrets",
+                namespace: Some(s.namespace().to_string()),
+                name: Some(secret_ref.clone())
+            },
+            SECTION
+        );
         let secrets: Api<Secret> = s.kube.api();
         let patch = json!({"stringData": {idp.spec.client_secret_ref.key.clone(): secret}});
         if let Err(e) = secrets.patch(&idp.spec.client_secret_ref.name, &FieldManager::SERVER.patch(), &Patch::Merge(&patch)).await {

@@ -15,6 +15,7 @@ pub struct Forbidden {
     pub reason: String,
     pub can_i: String,
     pub username: String,
+    pub groups: Vec<String>,
 }
 
 #[derive(Template)]
@@ -110,6 +111,15 @@ pub struct UserPage {
     pub groups: Vec<(String, String)>,
     pub can_groups: bool,
     pub grants: Vec<GrantRow>,
+    pub sessions: Vec<SessionRow>,
+    pub can_end_sessions: bool,
+    pub csrf: String,
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
 }
 
 #[derive(Template)]
@@ -207,6 +217,7 @@ pub struct UserRow {
     pub origin: &'static str,
     /// Group names, comma-separated.
     pub groups: String,
+    pub sessions: usize,
 }
 
 pub struct GroupRow {

@@ -320,7 +320,7 @@ impl LoginState {
             active: Some(true),
             attributes: (!attributes.is_empty()).then_some(attributes),
         };
-        match self.directory_store.create_user(provider, spec).await {
+        match self.directory_store.create_user_by(provider, spec, Some("login")).await {
             Ok(u) => Ok(u),
             // SCIM created the same user a moment ago: link to it.
             Err(StoreError::AlreadyExists(_)) => {
