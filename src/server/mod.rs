@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::api::{Group, IdentityProvider, KeyPhase, ScimKey, User, labels};
+use crate::api::{Group, IdentityProvider, KeyPhase, ScimKey, User};
 use crate::api_server::{FieldManager, Kube};
 use crate::config::OperatorArgs;
 use crate::directory::DirectoryStore;
@@ -61,6 +61,11 @@ pub struct ServerArgs {
     #[arg(long, env = "INFRA_REQUEST_TIMEOUT", default_value = "5m", value_parser = crate::config::parse_span)]
     pub request_timeout: std::time::Duration,
 
+    /// URLs of the controllers' login broker, tried in order: the controller redeems login codes,
+    /// since only it may read the providers' client secrets.
+    #[arg(long, env = "INFRA_BROKER_URLS", value_delimiter = ',', default_value = "http://infra-broker:8082")]
+    pub broker_url: Vec<url::Url>,
+
     #[command(flatten)]
     pub tls: tls::TlsArgs,
 
@@ -77,15 +82,14 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let ready = Arc::new(AtomicBool::new(false));
 
     let keys = cache::watch::<ScimKey>(kube.api(), ns, watcher::Config::default());
-    let secrets = cache::watch::<Secret>(kube.api(), ns, watcher::Config::default().labels(labels::SCIM_KEY));
     let providers = cache::watch::<IdentityProvider>(kube.api(), ns, watcher::Config::default());
     let store = DirectoryStore::new(kube.api(), kube.api(), (*providers).clone());
     let users_synced = feed_directory::<User>(kube.api(), store.clone(), DirectoryStore::on_user_event);
     let groups_synced = feed_directory::<Group>(kube.api(), store.clone(), DirectoryStore::on_group_event);
     {
-        let (keys, secrets, providers, ready) = (keys.clone(), secrets.clone(), providers.clone(), ready.clone());
+        let (keys, providers, ready) = (keys.clone(), providers.clone(), ready.clone());
         tokio::spawn(async move {
-            let synced = tokio::try_join!(keys.wait_until_ready(), secrets.wait_until_ready(), providers.wait_until_ready());
+            let synced = tokio::try_join!(keys.wait_until_ready(), providers.wait_until_ready());
             let directory_synced = users_synced.await.is_ok() && groups_synced.await.is_ok();
             match synced {
                 Ok(_) if directory_synced => {
@@ -101,15 +105,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     }
 
     spawn_gauges(metrics.clone(), (*keys).clone(), store.clone());
-    let extra_ca = args.operator.read_extra_ca()?;
     let login = Arc::new(login::LoginState {
-        access: crate::oidc::login::ProviderAccess {
-            kube: client.clone(),
-            namespace: ns.clone(),
-            http: args.operator.provider_http()?,
-            extra_ca,
-            key_sets: Default::default(),
-        },
+        broker: crate::broker::client::BrokerClient::new(client.clone(), args.broker_url.clone())?,
         providers: providers.clone(),
         users: kube.api(),
         directory_store: store.clone(),
@@ -130,13 +127,9 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         args: args.kube.clone(),
         api_server_ca: args.kube.api_server_ca()?,
         revocations: Arc::new(access::webhook::Revocations {
-            // Metadata only: which sessions exist, never their contents.
-            sessions: (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(
-                kube.api(),
-                ns,
-                watcher::Config::default().labels(labels::SESSION),
-            ))
-            .clone(),
+            // Metadata only: which sessions exist.
+            sessions: (*cache::watch::<kube::core::PartialObjectMeta<crate::api::Session>>(kube.api(), ns, watcher::Config::default()))
+                .clone(),
             directory: store.clone(),
             session_api: kube.api(),
             user_api: kube.api(),
@@ -145,8 +138,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
-    let auth =
-        AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
+    let auth = AuthState { stores: KeyStores { keys, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let app = access_log::wrap(
         router(Routes { auth, scim: scim_state, providers, login, issuer, limits, metrics: metrics.clone(), ready }),

@@ -159,12 +159,14 @@ fn helm_template_renders_a_hardened_operator() {
             "ConfigMap",
             "Deployment",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "PodDisruptionBudget",
             "Role",
             "Role",
             "RoleBinding",
             "RoleBinding",
+            "Service",
             "Service",
             "Service",
             "ServiceAccount",
@@ -173,13 +175,31 @@ fn helm_template_renders_a_hardened_operator() {
             "ValidatingAdmissionPolicyBinding"
         ],
         "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role, the Grants' ClusterRole and admission \
-         policy, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
+         policy, the API server's configuration, the login broker's Service and NetworkPolicy; no Ingress or ServiceMonitor"
     );
     let controller_deployment = find_named(&docs, "Deployment", "infra-controller");
     let server_deployment = find_named(&docs, "Deployment", "infra-server");
     let controller = container(controller_deployment, "controller");
     let server = container(server_deployment, "server");
     assert_eq!(controller["image"], server["image"], "one image for both roles");
+    // The login broker: the server redeems login codes at the controllers' Service, which only the
+    // server pods may reach and only the server's ServiceAccount may call.
+    assert_eq!(env_value(server, "INFRA_BROKER_URLS"), Some("http://infra-broker.infra-system.svc:8082"), "{server}");
+    assert_eq!(env_value(controller, "INFRA_BROKER_CLIENTS"), Some("infra-server"), "{controller}");
+    let broker = find_named(&docs, "Service", "infra-broker");
+    assert_eq!(broker["spec"]["selector"]["app.kubernetes.io/component"], "controller");
+    assert_eq!(broker["spec"]["ports"][0]["port"], 8082);
+    let policy = find_named(&docs, "NetworkPolicy", "infra-broker");
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "controller");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(rules[0]["ports"], json!([{"port": "broker", "protocol": "TCP"}]));
+    assert_eq!(
+        rules[0]["from"],
+        json!([{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "infra", "app.kubernetes.io/instance": "infra", "app.kubernetes.io/component": "server"}}}])
+    );
+    assert_eq!(rules[1]["ports"], json!([{"port": "metrics", "protocol": "TCP"}]), "{policy}");
+    assert_eq!(rules.len(), 2, "nothing else reaches the controllers: {policy}");
     assert_eq!(controller["image"], "ghcr.io/infrahq/infra-operator:0.1.0", "the tag defaults to appVersion");
     assert_eq!(controller["args"], json!(["controller"]));
     assert_eq!(server["args"], json!(["server"]));
@@ -616,7 +636,12 @@ fn helm_install_upgrade_uninstall() {
         ("controller", &["create", "events.events.k8s.io"], true),
         ("controller", &["create", "users.infrahq.com"], false),
         ("server", &["create", "users.infrahq.com"], true),
-        ("server", &["create", "secrets"], true),
+        ("server", &["create", "secrets"], false),
+        ("server", &["list", "secrets"], false),
+        ("server", &["get", "secrets/okta-client-secret"], false),
+        ("server", &["get", "secrets/infra-login-state-key"], true),
+        ("server", &["create", "sessions.infrahq.com"], true),
+        ("controller", &["create", "tokenreviews.authentication.k8s.io"], true),
         ("server", &["patch", "identityproviders.infrahq.com"], false),
         ("server", &["update", "leases.coordination.k8s.io"], false),
         ("server", &["create", "scimkeys.infrahq.com"], false),
