@@ -241,7 +241,10 @@ fn helm_template_renders_a_hardened_operator() {
     }
     assert_eq!(env_value(controller, "INFRA_RECHECK_INTERVAL"), Some("10m"));
     assert_eq!(env_value(controller, "INFRA_LEASE_DURATION"), Some("15"));
-    assert_eq!(controller["ports"], json!([{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]));
+    assert_eq!(
+        controller["ports"],
+        json!([{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}, {"name": "broker", "containerPort": 8082, "protocol": "TCP"}])
+    );
     // The server's metrics have a port of their own (the binary's --metrics-addr default, 9090).
     assert_eq!(
         server["ports"],
