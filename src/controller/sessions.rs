@@ -28,6 +28,9 @@ fn until(t: Timestamp, now: Timestamp) -> Duration {
 
 pub async fn reconcile(object: Arc<SessionObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
+    if object.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // Ending already.
+    }
     let Some(session) = parse(&object) else {
         ctx.metrics.reconciled(KIND, "malformed");
         return Ok(Action::await_change());

@@ -118,7 +118,9 @@ impl SessionStore {
     /// session is deleted on the way.
     pub async fn authenticate(&self, token: &str, now: Timestamp) -> Result<Session, SessionError> {
         let id = keys::parse_id_with(keys::SESSION_PREFIX, token).ok_or(SessionError::Unknown)?;
-        let object = self.sessions.get_opt(id).await?.ok_or(SessionError::Unknown)?;
+        // A Session being deleted (`kubectl delete --cascade=foreground` keeps it until its
+        // Secret is gone) has ended.
+        let object = self.sessions.get_opt(id).await?.filter(|o| o.metadata.deletion_timestamp.is_none()).ok_or(SessionError::Unknown)?;
         if !keys::verify_hash(token, &object.spec.token_hash) {
             return Err(SessionError::Unknown);
         }

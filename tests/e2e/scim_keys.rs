@@ -176,6 +176,7 @@ async fn scim_keys_create_refuses_unknown_providers_and_bad_durations() {
 #[tokio::test]
 async fn write_methods_on_discovery_endpoints_are_405() {
     let (_, token) = create_key("okta", &[]);
+    all_replicas_answer(&format!("Bearer {token}"), 200, Duration::from_secs(10)).await;
     let resp = http()
         .post(format!("{}/api/scim/v2/ServiceProviderConfig", env().server_urls[0]))
         .header("authorization", format!("Bearer {token}"))

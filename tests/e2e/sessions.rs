@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -89,26 +89,32 @@ async fn a_session_secret_of_an_earlier_version_is_moved_to_a_session() {
     let id = session_id(&token);
     let session = sessions().await.get(&id).await.unwrap();
     let secret = owned_refresh_secret(&id, &session.uid().unwrap()).await;
-    // Turn it back into what earlier versions stored: the Session goes (its Secret is orphaned,
-    // not deleted), and the Secret gets the record and the token hash, owned by the User.
-    sessions().await.delete(&id, &DeleteParams::orphan()).await.unwrap();
-    eventually(Duration::from_secs(10), "the Session to go", || {
+    let refresh_token = String::from_utf8(secret.data.unwrap()["refreshToken"].0.clone()).unwrap();
+    // Put back what earlier versions stored: no Session, and a Secret with the whole session,
+    // owned by the User.
+    sessions().await.delete(&id, &DeleteParams::background()).await.unwrap();
+    eventually(Duration::from_secs(30), "the Session and its Secret to go", || {
         let id = id.clone();
-        async move { sessions().await.get_opt(&id).await.ok()?.is_none().then_some(()) }
+        async move {
+            let gone = sessions().await.get_opt(&id).await.ok()?.is_none()
+                && secrets().await.get_opt(&format!("infra-session-{id}")).await.ok()?.is_none();
+            gone.then_some(())
+        }
     })
     .await;
     let record = serde_json::to_string(&session.spec.record).unwrap();
-    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
-    let legacy = json!({
+    let legacy: Secret = serde_json::from_value(json!({
         "metadata": {
+            "name": format!("infra-session-{id}"),
             "labels": session.labels(),
             "annotations": {"infrahq.com/last-seen": session.annotations().get("infrahq.com/last-seen")},
             "ownerReferences": session.owner_references(),
         },
-        "data": {"session": b64(&record), "tokenHash": b64(&session.spec.token_hash)},
-    });
-    secrets().await.patch(&secret.name_any(), &PatchParams::default(), &Patch::Merge(&legacy)).await.unwrap();
-    assert_eq!(whoami(&env().server_urls[0], &token).await, 401, "no Session yet");
+        "type": "infrahq.com/session",
+        "stringData": {"session": record, "tokenHash": session.spec.token_hash, "refreshToken": refresh_token},
+    }))
+    .unwrap();
+    secrets().await.create(&Default::default(), &legacy).await.unwrap();
 
     // The controller moves it (it looks every few seconds) and the same token works again.
     let moved = eventually(Duration::from_secs(90), "the controller to move the session", || {

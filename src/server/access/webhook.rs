@@ -90,12 +90,14 @@ struct ReviewSpec {
 
 impl Revocations {
     async fn session_exists(&self, id: &str) -> bool {
-        if self.sessions.get(&ObjectRef::new(id).within(&self.namespace)).is_some() {
-            return true;
+        // A Session being deleted has ended.
+        let live = |m: &PartialObjectMeta<Session>| m.metadata.deletion_timestamp.is_none();
+        if let Some(cached) = self.sessions.get(&ObjectRef::new(id).within(&self.namespace)) {
+            return live(&cached);
         }
         // A miss may be a session created a moment ago: ask the API server before denying. If it
         // cannot answer, the cache's answer stands. (Not a session id: no such session.)
-        crate::keys::is_id(id) && matches!(self.session_api.get_metadata_opt(id).await, Ok(Some(_)))
+        crate::keys::is_id(id) && matches!(self.session_api.get_metadata_opt(id).await, Ok(Some(m)) if live(&m))
     }
 
     async fn user(&self, provider: &str, user_name: &str) -> Option<UserState> {
