@@ -37,9 +37,14 @@ fn rand_bytes() -> [u8; 32] {
     b
 }
 
+/// The provider as `/api/providers` lists it, once the server's watch has seen it Ready (the CLI
+/// that added it saw that a moment earlier, through its own watch).
 async fn public_info(provider: &str) -> Value {
-    let body: Value = http().get(format!("{}/api/providers", env().server_urls[0])).send().await.unwrap().json().await.unwrap();
-    body["items"].as_array().unwrap().iter().find(|p| p["name"] == provider).unwrap_or_else(|| panic!("{provider} not in {body}")).clone()
+    eventually(Duration::from_secs(15), &format!("{provider} in /api/providers"), || async move {
+        let body: Value = http().get(format!("{}/api/providers", env().server_urls[0])).send().await.ok()?.json().await.ok()?;
+        body["items"].as_array()?.iter().find(|p| p["name"] == provider).cloned()
+    })
+    .await
 }
 
 async fn authorize_with_nonce(provider: &str, user: &IdpUser, nonce: &str) -> Authorized {
