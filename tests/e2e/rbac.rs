@@ -107,7 +107,6 @@ const SERVER_MAY: &[&str] = &[
     "patch sessions.infrahq.com",
     "delete sessions.infrahq.com",
     "get secrets infra-login-state-key",
-    "get secrets infra-kube-signing-keys",
     "list secrets infra-kube-signing-keys",
     "watch secrets infra-kube-signing-keys",
 ];
@@ -140,6 +139,7 @@ const SERVER_MAY_NOT: &[&str] = &[
     "delete secrets",
     "patch secrets infra-login-state-key",
     "patch secrets infra-kube-signing-keys",
+    "get secrets infra-kube-signing-keys",
     "update sessions.infrahq.com",
     "create leases.coordination.k8s.io",
     "get leases.coordination.k8s.io infra-controller",
