@@ -193,11 +193,14 @@ async fn the_broker_answers_only_the_servers_service_account() {
     // Another ServiceAccount's token for the right audience.
     let (status, answer) = post_redeem(&broker, Some(&create_token("infra-controller", Some("infra-broker"))), &body).await;
     assert_eq!((status, answer["error"].as_str()), (403, Some("forbidden")), "{answer}");
-    // The server's: the code goes to the provider, which refuses this one.
-    for sa in ["infra-server", "e2e-infra-server"] {
+    // The server's: the code goes to the provider, which refuses this one. Every controller
+    // replica answers, the leader and the one waiting for the lease alike.
+    let brokers: Vec<String> = std::env::var("INFRA_BROKER_URLS").unwrap().split(',').map(String::from).collect();
+    assert_eq!(brokers.len(), 2, "{brokers:?}");
+    for (sa, broker) in [("infra-server", &brokers[0]), ("e2e-infra-server", &brokers[1]), ("infra-server", &brokers[1])] {
         let mut body = body.clone();
         body["nonce"] = json!(unique("nonce"));
-        let (status, answer) = post_redeem(&broker, Some(&create_token(sa, Some("infra-broker"))), &body).await;
+        let (status, answer) = post_redeem(broker, Some(&create_token(sa, Some("infra-broker"))), &body).await;
         assert_eq!(
             (status, answer["error"].as_str(), answer["code"].as_str()),
             (400, Some("refused"), Some("invalid_grant")),
