@@ -73,6 +73,11 @@ pub fn parse_id(token: &str) -> Option<&str> {
     parse_id_with(SCIM_KEY_PREFIX, token)
 }
 
+/// Whether `s` has the shape of a key id (the non-secret part of a key or session token).
+pub fn is_id(s: &str) -> bool {
+    s.len() == ID_LEN && s.bytes().all(|b| LOWER_ALNUM.contains(&b))
+}
+
 pub fn parse_id_with<'a>(prefix: &str, token: &'a str) -> Option<&'a str> {
     let rest = token.strip_prefix(prefix)?;
     let (id, secret) = rest.split_once('_')?;
@@ -141,6 +146,8 @@ mod tests {
     fn session_tokens_are_not_scim_keys() {
         let session = generate_with(SESSION_PREFIX).unwrap();
         assert_eq!(parse_id_with(SESSION_PREFIX, &session.token), Some(session.id.as_str()));
+        assert!(is_id(&session.id));
+        assert!(!is_id("../secret") && !is_id(&session.token));
         assert_eq!(parse_id(&session.token), None);
         assert_eq!(parse_id_with(SESSION_PREFIX, &generate().unwrap().token), None);
     }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod api_server;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod controller;
@@ -20,6 +21,7 @@ pub mod scim;
 pub mod sealed;
 pub mod server;
 pub mod session;
+pub mod state_key;
 pub mod telemetry;
 
 /// A channel that flips to `true` on SIGTERM or Ctrl-C, so every long-running part can finish

@@ -8,7 +8,7 @@
 #
 # Expects the control plane and the stand-in IdP to be up and the binaries built.
 # Env: INFRA_PROFILE (debug; release for benchmarks), INFRA_NAMESPACE (infra-system), SERVER_PORTS ("18080 18082"),
-# SERVER_METRICS_PORTS ("18084 18085"), CONTROLLER_PORTS ("18081 18083").
+# SERVER_METRICS_PORTS ("18084 18085"), CONTROLLER_PORTS ("18081 18083"), BROKER_PORTS ("18086 18087").
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +19,10 @@ NS="${INFRA_NAMESPACE:-infra-system}"
 read -r -a SERVER_PORTS <<<"${SERVER_PORTS:-18080 18082}"
 read -r -a SERVER_METRICS_PORTS <<<"${SERVER_METRICS_PORTS:-18084 18085}"
 read -r -a CONTROLLER_PORTS <<<"${CONTROLLER_PORTS:-18081 18083}"
+# The controllers' login brokers, where the servers redeem login codes (any replica, leader or not).
+read -r -a BROKER_PORTS <<<"${BROKER_PORTS:-18086 18087}"
+BROKER_URLS="$(printf 'http://127.0.0.1:%s,' "${BROKER_PORTS[@]}")"
+BROKER_URLS="${BROKER_URLS%,}"
 read -r -a TLS_PORTS <<<"${ISSUER_PORTS}"
 BIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/${INFRA_PROFILE:-debug}/infra-operator"
 # <role>.kubeconfig: config/rbac's ServiceAccount of the role; <role>-chart.kubeconfig: the chart's.
@@ -33,7 +37,7 @@ log "installing CRDs and RBAC into namespace ${NS}"
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/crds/" >/dev/null
 kubectl_admin wait --for=condition=Established --timeout=60s \
   crd/identityproviders.infrahq.com crd/scimkeys.infrahq.com crd/users.infrahq.com crd/groups.infrahq.com \
-  crd/grants.infrahq.com crd/deviceauthorizations.infrahq.com >/dev/null
+  crd/grants.infrahq.com crd/deviceauthorizations.infrahq.com crd/sessions.infrahq.com >/dev/null
 kubectl_admin create namespace "${NS}" --dry-run=client -o yaml | kubectl_admin apply --server-side --field-manager=infra-e2e -f - >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/rbac" >/dev/null
 kubectl_admin apply --server-side --field-manager=infra-e2e -k "${REPO_ROOT}/config/admission" >/dev/null
@@ -65,7 +69,8 @@ start() {
     INFRA_EXTRA_CA_FILE="${STATE_DIR}/idp/ca.crt" INFRA_LOG="${INFRA_LOG:-info}" MALLOC_ARENA_MAX=2 \
     INFRA_CLUSTER_NAME="${CLUSTER_NAME}" INFRA_KUBE_ISSUER_URL="${ISSUER_URL}" \
     INFRA_KUBE_API_SERVER_URL="https://127.0.0.1:${APISERVER_PORT}" INFRA_KUBE_API_SERVER_CA_FILE="${STATE_DIR}/pki/ca.crt" \
-    INFRA_KUBE_TOKEN_LIFETIME="${INFRA_KUBE_TOKEN_LIFETIME:-5m}" \
+    INFRA_KUBE_TOKEN_LIFETIME="${INFRA_KUBE_TOKEN_LIFETIME:-5m}" INFRA_BROKER_URLS="${BROKER_URLS}" \
+    INFRA_BROKER_CLIENTS="infra-server,${CHART_RELEASE}-infra-server" \
     setsid "${BIN}" "$@" >"${STATE_DIR}/logs/${name}.log" 2>&1 </dev/null &
   echo $! >"${STATE_DIR}/pids/${name}.pid"
 }
@@ -77,6 +82,7 @@ kubeconfig_for() {
 
 for i in "${!CONTROLLER_PORTS[@]}"; do
   start "controller-${i}" "$(kubeconfig_for controller "${i}")" controller --metrics-addr "127.0.0.1:${CONTROLLER_PORTS[$i]}" --identity "controller-${i}" \
+    --broker-addr "127.0.0.1:${BROKER_PORTS[$i]}" \
     --recheck-interval "${RECHECK_INTERVAL:-10m}"
 done
 for i in "${!SERVER_PORTS[@]}"; do

@@ -7,6 +7,7 @@ pub mod grant;
 pub mod group;
 pub mod identity_provider;
 pub mod scim_key;
+pub mod session;
 pub mod user;
 
 pub use device_authorization::{DeviceAuthorization, DeviceAuthorizationSpec, DeviceDecider, DeviceRequester, DeviceState};
@@ -17,6 +18,7 @@ pub use identity_provider::{
     ProviderEndpoints, ProviderKind, ProviderPhase, ProviderReason, SecretKeyRef, check_provider_name, client_secret_name,
 };
 pub use scim_key::{KEY_HASH_DATA, KeyPhase, KeyReason, LEGACY_KEY_DATA, ScimKey, ScimKeySpec, ScimKeyStatus};
+pub use session::{Session, SessionRecord, SessionSpec};
 pub use user::{User, UserSpec, UserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -34,11 +36,12 @@ pub mod labels {
     pub const KEY_ID: &str = "infrahq.com/key-id";
     /// The SCIM id of a User or Group; it moves with the user when a rename changes its object name.
     pub const SCIM_ID: &str = "infrahq.com/scim-id";
-    /// On login session Secrets: the session id (the non-secret part of the token).
+    /// On Sessions and their refresh-token Secrets: the session id (the non-secret part of the
+    /// token, and the Session's name).
     pub const SESSION: &str = "infrahq.com/session";
-    /// On login session Secrets: the object name of the session's User.
+    /// On Sessions: the object name of the session's User.
     pub const USER: &str = "infrahq.com/user";
-    /// On login session Secrets: a hash of the login's nonce, so that a nonce is used only once.
+    /// On Sessions: a hash of the login's nonce, so that a nonce is used only once.
     pub const NONCE_HASH: &str = "infrahq.com/nonce-hash";
     /// On the Secret that holds the key the servers sign login state with.
     pub const LOGIN_STATE_KEY: &str = "infrahq.com/login-state-key";
@@ -54,7 +57,7 @@ pub mod annotations {
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
     /// On a User a sign-in created (rather than SCIM): `login`. Shown by the dashboard.
     pub const CREATED_BY: &str = "infrahq.com/created-by";
-    /// On login session Secrets: when the session was last used (for the idle timeout).
+    /// On Sessions: when the session was last used (for the idle timeout).
     pub const LAST_SEEN: &str = "infrahq.com/last-seen";
     /// On a ScimKey: the one-time public key of whoever asked for it (see `crate::sealed`).
     pub const KEY_RECIPIENT: &str = "infrahq.com/key-recipient";
@@ -89,6 +92,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Group::crd(),
         Grant::crd(),
         DeviceAuthorization::crd(),
+        Session::crd(),
     ]
 }
 

@@ -72,12 +72,18 @@ pub struct ScimKeyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// The Secret that holds the key (data key `key`).
+    /// The Secret that holds the key's hash (data key `keyHash`), which the controller copies to
+    /// `keyHash` here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
     /// A non-secret identifier of the key: the part before the dot. Safe to log and share.
     #[serde(default, rename = "keyID", skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The SHA-256 (hex) of the key, which the server checks presented keys against. Not a
+    /// secret: the key is 256 random bits, so its hash cannot be turned back into it. Only the
+    /// controller may write status, so nobody else can plant a hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
     /// When the key was generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,

@@ -40,6 +40,8 @@ pub struct Context {
     /// Acting as the client of a provider, to re-check sessions with it.
     pub access: ProviderAccess,
     pub sessions: SessionStore,
+    /// The sessions' refresh tokens (Secrets only the controller reads).
+    pub refresh_tokens: crate::session::refresh::RefreshTokens,
     pub backoff: Backoff,
 }
 

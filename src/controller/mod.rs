@@ -43,6 +43,16 @@ pub struct ControllerArgs {
     #[arg(long, env = "INFRA_CONTROLLER_METRICS_ADDR", default_value = "0.0.0.0:8081")]
     pub metrics_addr: SocketAddr,
 
+    /// Address of the login broker, where the servers redeem login codes (every replica serves
+    /// it, leader or not). Reach it only from the server pods (the chart's NetworkPolicy).
+    #[arg(long, env = "INFRA_BROKER_ADDR", default_value = "0.0.0.0:8082")]
+    pub broker_addr: SocketAddr,
+
+    /// ServiceAccounts (in the operator's namespace) of the servers: only their tokens, for the
+    /// audience `infra-broker`, may redeem login codes.
+    #[arg(long, env = "INFRA_BROKER_CLIENTS", value_delimiter = ',', default_value = "infra-server")]
+    pub broker_clients: Vec<String>,
+
     /// How often a Ready provider is checked again.
     #[arg(long, env = "INFRA_RECHECK_INTERVAL", default_value = "10m", value_parser = crate::config::parse_span)]
     pub recheck_interval: Duration,
@@ -78,6 +88,27 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
 
     let ns = args.operator.namespace.clone();
     let kube = Kube::new(client.clone(), &ns, FieldManager::CONTROLLER);
+    let extra_ca = args.operator.read_extra_ca()?;
+    let http = args.operator.provider_http()?;
+    let provider_access = || oidc::login::ProviderAccess {
+        kube: client.clone(),
+        namespace: ns.clone(),
+        http: http.clone(),
+        extra_ca: extra_ca.clone(),
+        key_sets: Default::default(),
+    };
+    // Every replica: the servers' logins must not wait for a leader election.
+    let broker = Arc::new(crate::broker::service::Broker {
+        access: provider_access(),
+        providers: kube.api(),
+        refresh_tokens: crate::session::refresh::RefreshTokens::new(&kube),
+        token_reviews: kube::Api::all(client.clone()),
+        clients: crate::broker::service::client_usernames(&ns, &args.broker_clients),
+    });
+    crate::broker::service::spawn(args.broker_addr, broker, shutdown.clone()).await?;
+    // The key the servers sign login state with; created here so that the servers need not
+    // create Secrets.
+    crate::state_key::ensure(&kube.api()).await?;
     let identity = match &args.identity {
         Some(id) => id.clone(),
         None => format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "infra-controller".into()), crate::keys::name_suffix(6)?),
@@ -112,8 +143,6 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
     tracing::info!(%identity, "became the leader; starting reconcilers");
     metrics.leader.set(1);
 
-    let extra_ca = args.operator.read_extra_ca()?;
-    let http = args.operator.provider_http()?;
     let reporter = Reporter { controller: "infra-controller".into(), instance: Some(identity.clone()) };
     // Users as metadata only (the SCIM id is a label): group membership is judged against them.
     let (users, user_writer) = reflector::store();
@@ -122,14 +151,9 @@ pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyho
             .default_backoff()
             .touched_objects();
     let ctx = Arc::new(Context {
-        access: oidc::login::ProviderAccess {
-            kube: client.clone(),
-            namespace: ns.clone(),
-            http: http.clone(),
-            extra_ca: extra_ca.clone(),
-            key_sets: Default::default(),
-        },
+        access: provider_access(),
         sessions: crate::session::SessionStore::new(&kube, (&args.operator.sessions).into()),
+        refresh_tokens: crate::session::refresh::RefreshTokens::new(&kube),
         recorder: Recorder::new(client.clone(), reporter),
         args: args.operator.clone(),
         metrics: metrics.clone(),
@@ -261,9 +285,11 @@ async fn group_members_controller(
         .await;
 }
 
-/// Login sessions (Secrets labelled `infrahq.com/session`), each re-checked on its own schedule.
+/// Login sessions, each re-checked on its own schedule. Every 15 seconds, sessions of earlier
+/// versions (whole Secrets) are moved to Sessions, and refresh tokens of logins that never became
+/// sessions are deleted.
 async fn session_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let controller = Controller::new(kube.api::<Secret>(), watcher::Config::default().labels(labels::SESSION));
+    let controller = Controller::new(kube.api::<crate::api::Session>(), watcher::Config::default());
     let (store, metrics) = (controller.store(), ctx.metrics.clone());
     let gauge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -272,12 +298,31 @@ async fn session_controller(kube: &Kube, ctx: Arc<Context>, stop: impl Future<Ou
             metrics.sessions.set(store.state().len() as i64);
         }
     });
+    let housekeeping = {
+        let (ctx, secrets, sessions) = (ctx.clone(), kube.api::<Secret>(), kube.api::<crate::api::Session>());
+        tokio::spawn(async move {
+            loop {
+                match crate::session::legacy::migrate(&secrets, &sessions, ctx.kube.manager).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "moved sessions of an earlier version to Sessions"),
+                    Err(e) => tracing::warn!(error = %e, "moving sessions of an earlier version failed; retrying"),
+                }
+                match ctx.refresh_tokens.sweep_orphans(&sessions, k8s_openapi::jiff::Timestamp::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(secrets = n, "deleted refresh tokens of logins that never became sessions"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping unclaimed refresh tokens failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(15)).await;
+            }
+        })
+    };
     controller
         .graceful_shutdown_on(stop)
         .run(sessions::reconcile, sessions::error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
     gauge.abort();
+    housekeeping.abort();
 }
 
 /// Grants into bindings. Changes to the bindings (labelled by the controller) bring their Grants

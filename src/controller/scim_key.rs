@@ -47,6 +47,8 @@ pub async fn reconcile(key: Arc<ScimKey>, ctx: Arc<Context>) -> Result<Action, E
     status.sealed_key = secret.annotations().get(annotations::SEALED_KEY).cloned();
     status.secret_name = secret.metadata.name.clone();
     status.key_id = key_id;
+    // What the server authenticates with: it reads ScimKeys, never Secrets.
+    status.key_hash = secret.data.as_ref().and_then(|d| d.get(KEY_HASH_DATA)).and_then(|v| String::from_utf8(v.0.clone()).ok());
     status.created_at = created.map(Time);
     status.expires_at = expires.map(Time);
 

@@ -7,18 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
 use super::context::{Context, Error};
-use crate::api::IdentityProvider;
+use crate::api::{IdentityProvider, Session as SessionObject};
 use crate::metrics::Metrics;
 use crate::oidc::login::LoginError;
 use crate::session::Verdict;
 use crate::session::store::parse;
 
-/// The kind in metrics and logs: sessions are Secrets, but reported as what they are.
+/// The kind in metrics and logs.
 pub const KIND: &str = "Session";
 /// How soon an unreachable provider is tried again.
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(60);
@@ -27,9 +26,12 @@ fn until(t: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
 }
 
-pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(object: Arc<SessionObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_timer(KIND);
-    let Some(session) = parse(&secret) else {
+    if object.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // Ending already.
+    }
+    let Some(session) = parse(&object) else {
         ctx.metrics.reconciled(KIND, "malformed");
         return Ok(Action::await_change());
     };
@@ -48,7 +50,17 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
         Verdict::Valid => {}
     }
     let deadline = r.expires_at.min(policy.idle_deadline(session.last_seen));
-    let Some(refresh_token) = session.refresh_token.as_deref() else {
+    // The refresh token the controller stored when it redeemed the login's code; the Session now
+    // owns its Secret, so the two go together.
+    let stored = ctx.refresh_tokens.get(id).await?;
+    if let Some((secret, _)) = &stored
+        && !ctx.refresh_tokens.adopt(secret, &object).await?
+    {
+        tracing::warn!(session = %id, "the session's refresh-token Secret belongs to something else; not using it");
+        ctx.metrics.reconciled(KIND, "valid");
+        return Ok(Action::requeue(until(deadline, now)));
+    }
+    let Some((secret, refresh_token)) = stored else {
         // Nothing to re-check with (the provider granted no refresh token); the lifetimes still apply.
         ctx.metrics.reconciled(KIND, "valid");
         return Ok(Action::requeue(until(deadline, now)));
@@ -72,11 +84,14 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
     if r.provider_changed(Some(&client.issuer), Some(&client.token_url)) {
         return end("provider_changed").await;
     }
-    match client.refresh(&ctx.access.key_sets, refresh_token).await {
+    match client.refresh(&ctx.access.key_sets, &refresh_token).await {
         Ok(rotated) => {
             let mut record = r.clone();
             record.checked_at = Some(now);
-            ctx.sessions.record_check(&secret, &record, rotated.as_deref()).await?;
+            if let Some(rt) = rotated.as_deref() {
+                ctx.refresh_tokens.rotate(&secret, rt).await?;
+            }
+            ctx.sessions.record_check(&object, &record).await?;
             Metrics::count(&ctx.metrics.session_rechecks, "confirmed");
             ctx.metrics.reconciled(KIND, "confirmed");
             tracing::debug!(user = %r.user, provider = %r.provider, "provider confirmed the session");
@@ -96,6 +111,6 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
     }
 }
 
-pub fn error_policy(secret: Arc<Secret>, err: &Error, ctx: Arc<Context>) -> Action {
-    super::context::error_policy(KIND, secret.as_ref(), err, &ctx)
+pub fn error_policy(object: Arc<SessionObject>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::context::error_policy(KIND, object.as_ref(), err, &ctx)
 }

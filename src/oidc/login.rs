@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreTokenResponse};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse};
 use openidconnect::{
     AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, IssuerUrl, JsonWebKeySetUrl, Nonce,
     OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, SignatureVerificationError, TokenResponse,
@@ -251,12 +251,16 @@ impl ProviderClient {
         let mut fresh = false;
         loop {
             let set = keys.get(&self.http, &self.jwks_url, fresh).await?;
+            // RS256 (OpenID Connect's default) against the provider's keys, or HS256 with the
+            // client secret (Core §10.1) for clients registered that way: only the controller,
+            // which holds the secret, verifies ID tokens.
             let verifier = CoreIdTokenVerifier::new_confidential_client(
                 ClientId::new(self.client_id.clone()),
                 ClientSecret::new(self.client_secret.clone()),
                 self.issuer_url()?,
                 set,
-            );
+            )
+            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, CoreJwsSigningAlgorithm::HmacSha256]);
             let verified = match nonce {
                 Some(n) => id_token.claims(&verifier, n),
                 None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
@@ -360,7 +364,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use openidconnect::core::{CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey};
+    use openidconnect::core::{CoreIdTokenClaims, CoreRsaPrivateSigningKey};
     use openidconnect::{JsonWebKeyId, PrivateSigningKey};
     use serde_json::json;
 
@@ -464,6 +468,33 @@ mod tests {
         assert_eq!(idp.fetches(), 2);
         assert_eq!(idp.verify(&keys, KEY_B).await.unwrap(), "00u1");
         assert_eq!(idp.fetches(), 2);
+    }
+
+    /// HS256 ID tokens are signed with the client secret, so only the controller (the login
+    /// broker, which holds it) can verify them; a token signed with another secret is refused.
+    #[tokio::test]
+    async fn an_hs256_id_token_verifies_with_the_client_secret_only() {
+        use openidconnect::core::CoreHmacKey;
+        let mut idp = Provider::start(KEY_A).await;
+        idp.client.client_secret = "the-client-secret-of-at-least-32-bytes".into();
+        let keys = KeySets::default();
+        let sign = |secret: &str| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let claims: CoreIdTokenClaims = serde_json::from_value(json!({
+                "iss": ISSUER, "aud": ["infra"], "sub": "00u1", "nonce": "n", "iat": now, "exp": now + 300,
+            }))
+            .unwrap();
+            let key = CoreHmacKey::new(secret.as_bytes());
+            let token = CoreIdToken::new(claims, &key, CoreJwsSigningAlgorithm::HmacSha256, None, None).unwrap();
+            let response: CoreTokenResponse =
+                serde_json::from_value(json!({"access_token": "at", "token_type": "Bearer", "id_token": token.to_string()})).unwrap();
+            (token, response)
+        };
+        let (token, response) = sign("the-client-secret-of-at-least-32-bytes");
+        assert_eq!(idp.client.verify(&keys, &token, Some(&Nonce::new("n".into())), &response).await.unwrap(), "00u1");
+        let (forged, response) = sign("another-secret-of-at-least-32-bytes!!");
+        let err = idp.client.verify(&keys, &forged, Some(&Nonce::new("n".into())), &response).await.unwrap_err();
+        assert!(matches!(err, LoginError::InvalidIdToken(_)), "{err}");
     }
 
     #[tokio::test]

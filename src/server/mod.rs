@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::api::{Group, IdentityProvider, KeyPhase, ScimKey, User, labels};
+use crate::api::{Group, IdentityProvider, KeyPhase, ScimKey, User};
 use crate::api_server::{FieldManager, Kube};
 use crate::config::OperatorArgs;
 use crate::directory::DirectoryStore;
@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// them.
     #[arg(long, env = "INFRA_DEVICE_CODE_LIFETIME", default_value = "10m", value_parser = crate::config::parse_span)]
     pub device_code_lifetime: std::time::Duration,
+    /// URLs of the controllers' login broker, tried in order: the controller redeems login codes,
+    /// since only it may read the providers' client secrets.
+    #[arg(long, env = "INFRA_BROKER_URLS", value_delimiter = ',', default_value = "http://infra-broker:8082")]
+    pub broker_url: Vec<url::Url>,
 
     #[command(flatten)]
     pub tls: tls::TlsArgs,
@@ -85,15 +89,14 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let ready = Arc::new(AtomicBool::new(false));
 
     let keys = cache::watch::<ScimKey>(kube.api(), ns, watcher::Config::default());
-    let secrets = cache::watch::<Secret>(kube.api(), ns, watcher::Config::default().labels(labels::SCIM_KEY));
     let providers = cache::watch::<IdentityProvider>(kube.api(), ns, watcher::Config::default());
     let store = DirectoryStore::new(kube.api(), kube.api(), (*providers).clone());
     let users_synced = feed_directory::<User>(kube.api(), store.clone(), DirectoryStore::on_user_event);
     let groups_synced = feed_directory::<Group>(kube.api(), store.clone(), DirectoryStore::on_group_event);
     {
-        let (keys, secrets, providers, ready) = (keys.clone(), secrets.clone(), providers.clone(), ready.clone());
+        let (keys, providers, ready) = (keys.clone(), providers.clone(), ready.clone());
         tokio::spawn(async move {
-            let synced = tokio::try_join!(keys.wait_until_ready(), secrets.wait_until_ready(), providers.wait_until_ready());
+            let synced = tokio::try_join!(keys.wait_until_ready(), providers.wait_until_ready());
             let directory_synced = users_synced.await.is_ok() && groups_synced.await.is_ok();
             match synced {
                 Ok(_) if directory_synced => {
@@ -109,15 +112,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     }
 
     spawn_gauges(metrics.clone(), (*keys).clone(), store.clone());
-    let extra_ca = args.operator.read_extra_ca()?;
     let login = Arc::new(login::LoginState {
-        access: crate::oidc::login::ProviderAccess {
-            kube: client.clone(),
-            namespace: ns.clone(),
-            http: args.operator.provider_http()?,
-            extra_ca,
-            key_sets: Default::default(),
-        },
+        broker: crate::broker::client::BrokerClient::new(client.clone(), args.broker_url.clone())?,
         providers: providers.clone(),
         users: kube.api(),
         directory_store: store.clone(),
@@ -126,10 +122,9 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
-    // Metadata only: which sessions exist, never their contents.
+    // Metadata only: which sessions exist (the webhook) and whose they are (the dashboard).
     let sessions =
-        (*cache::watch::<kube::core::PartialObjectMeta<Secret>>(kube.api(), ns, watcher::Config::default().labels(labels::SESSION)))
-            .clone();
+        (*cache::watch::<kube::core::PartialObjectMeta<crate::api::Session>>(kube.api(), ns, watcher::Config::default())).clone();
     let issuer = Arc::new(access::issuer::Issuer {
         login: login.clone(),
         keys: (*cache::watch::<Secret>(
@@ -158,8 +153,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
-    let auth =
-        AuthState { stores: KeyStores { keys, secrets, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
+    let auth = AuthState { stores: KeyStores { keys, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let device = Arc::new(device::DeviceLogin {
         login: login.clone(),

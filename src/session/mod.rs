@@ -1,53 +1,37 @@
-//! Login sessions: what a session Secret holds and when a session ends. The rules here are pure;
-//! `store` reads and writes the Secrets.
+//! Login sessions: what a session records and when it ends. The rules here are pure; `store`
+//! reads and writes Sessions, `refresh` the Secrets with their refresh tokens, `legacy` moves
+//! sessions of earlier versions over.
 //!
-//! A session is a Secret `infra-session-<id>` in the operator's namespace, owned by its User (so
-//! deleting the user, or its IdentityProvider, deletes it). It holds the SHA-256 of the token, never
-//! the token, and the provider's refresh token when one was granted.
+//! A session is a `Session` (infrahq.com/v1alpha1) named by its id in the operator's namespace,
+//! owned by its User (so deleting the user, or its IdentityProvider, deletes it). It holds the
+//! SHA-256 of the token, never the token. The provider's refresh token, when one was granted, is
+//! in the Secret `infra-session-<id>` owned by the Session: the controller writes and reads it,
+//! the internet-facing server never can (it has no access to Secrets by name pattern or type,
+//! see README "Permissions").
 
+pub mod legacy;
+pub mod refresh;
 pub mod store;
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
-
 use crate::oidc::ProviderBinding;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+pub use crate::api::SessionRecord;
 
 pub use store::{SessionError, SessionStore};
 
+/// Type of the Secret that holds a session's refresh token (earlier versions kept the whole
+/// session in a Secret of this type).
 pub const SECRET_TYPE: &str = "infrahq.com/session";
 pub const NAME_PREFIX: &str = "infra-session-";
-/// Data keys of a session Secret.
-pub const RECORD_KEY: &str = "session";
-pub const TOKEN_HASH_KEY: &str = "tokenHash";
+/// Data key of the refresh token in a session's Secret.
 pub const REFRESH_TOKEN_KEY: &str = "refreshToken";
 
+/// The Secret with the refresh token of session `id`.
 pub fn secret_name(id: &str) -> String {
     format!("{NAME_PREFIX}{id}")
-}
-
-/// The non-secret facts of a session, stored as JSON under `RECORD_KEY`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionRecord {
-    /// The userName the person logged in as.
-    pub user: String,
-    /// The object name of the User.
-    pub user_object: String,
-    pub provider: String,
-    pub created_at: Timestamp,
-    /// The absolute end of the session.
-    pub expires_at: Timestamp,
-    /// When the provider last confirmed the session (by redeeming its refresh token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checked_at: Option<Timestamp>,
-    /// The issuer that vouched for the login. Absent in sessions from before the binding.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// The token endpoint the refresh token belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint: Option<String>,
 }
 
 impl SessionRecord {

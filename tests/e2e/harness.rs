@@ -213,6 +213,31 @@ pub async fn extra_server(port: u16, args: &[&str], envs: &[(&str, String)], log
     child
 }
 
+/// Starts one more controller replica as the controller's ServiceAccount (config/rbac), serving
+/// the login broker on `broker_port` for the server's ServiceAccount, with `args` added. It only
+/// waits for the lease (the suite's controllers lead), but serves the broker at once.
+pub async fn extra_controller(broker_port: u16, args: &[&str], log: &str) -> std::process::Child {
+    let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
+    let f = std::fs::File::create(format!("{state}/logs/{log}.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_infra-operator"))
+        .args(["controller", "--metrics-addr", "127.0.0.1:0", "--broker-addr", &format!("127.0.0.1:{broker_port}")])
+        .args(["--broker-clients", "infra-server,e2e-infra-server"])
+        .args(args)
+        .env("KUBECONFIG", format!("{state}/controller.kubeconfig"))
+        .env("INFRA_NAMESPACE", &env().namespace)
+        .env("INFRA_EXTERNAL_URL", &env().server_urls[0])
+        .stdout(Stdio::from(f.try_clone().unwrap()))
+        .stderr(Stdio::from(f))
+        .spawn()
+        .unwrap();
+    // Any answer (a 405 for GET) means it listens.
+    eventually(Duration::from_secs(30), "the extra controller's broker to listen", || async move {
+        http().get(format!("http://127.0.0.1:{broker_port}/redeem")).send().await.ok().map(|_| ())
+    })
+    .await;
+    child
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }

@@ -161,12 +161,14 @@ fn helm_template_renders_a_hardened_operator() {
             "ConfigMap",
             "Deployment",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "PodDisruptionBudget",
             "Role",
             "Role",
             "RoleBinding",
             "RoleBinding",
+            "Service",
             "Service",
             "Service",
             "ServiceAccount",
@@ -175,13 +177,31 @@ fn helm_template_renders_a_hardened_operator() {
             "ValidatingAdmissionPolicyBinding"
         ],
         "the default install: a Deployment, ServiceAccount, Role, RoleBinding and PDB per role, the Grants' ClusterRole and admission \
-         policy, the dashboard's ClusterRole, the API server's configuration; no Ingress, NetworkPolicy or ServiceMonitor"
+         policy, the dashboard's ClusterRole, the API server's configuration, the login broker's Service and NetworkPolicy; no Ingress or ServiceMonitor"
     );
     let controller_deployment = find_named(&docs, "Deployment", "infra-controller");
     let server_deployment = find_named(&docs, "Deployment", "infra-server");
     let controller = container(controller_deployment, "controller");
     let server = container(server_deployment, "server");
     assert_eq!(controller["image"], server["image"], "one image for both roles");
+    // The login broker: the server redeems login codes at the controllers' Service, which only the
+    // server pods may reach and only the server's ServiceAccount may call.
+    assert_eq!(env_value(server, "INFRA_BROKER_URLS"), Some("http://infra-broker.infra-system.svc:8082"), "{server}");
+    assert_eq!(env_value(controller, "INFRA_BROKER_CLIENTS"), Some("infra-server"), "{controller}");
+    let broker = find_named(&docs, "Service", "infra-broker");
+    assert_eq!(broker["spec"]["selector"]["app.kubernetes.io/component"], "controller");
+    assert_eq!(broker["spec"]["ports"][0]["port"], 8082);
+    let policy = find_named(&docs, "NetworkPolicy", "infra-broker");
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"], "controller");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(rules[0]["ports"], json!([{"port": "broker", "protocol": "TCP"}]));
+    assert_eq!(
+        rules[0]["from"],
+        json!([{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "infra", "app.kubernetes.io/instance": "infra", "app.kubernetes.io/component": "server"}}}])
+    );
+    assert_eq!(rules[1]["ports"], json!([{"port": "metrics", "protocol": "TCP"}]), "{policy}");
+    assert_eq!(rules.len(), 2, "nothing else reaches the controllers: {policy}");
     assert_eq!(controller["image"], "ghcr.io/infrahq/infra-operator:0.1.0", "the tag defaults to appVersion");
     assert_eq!(controller["args"], json!(["controller"]));
     assert_eq!(server["args"], json!(["server"]));
@@ -223,7 +243,10 @@ fn helm_template_renders_a_hardened_operator() {
     }
     assert_eq!(env_value(controller, "INFRA_RECHECK_INTERVAL"), Some("10m"));
     assert_eq!(env_value(controller, "INFRA_LEASE_DURATION"), Some("15"));
-    assert_eq!(controller["ports"], json!([{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}]));
+    assert_eq!(
+        controller["ports"],
+        json!([{"name": "metrics", "containerPort": 8081, "protocol": "TCP"}, {"name": "broker", "containerPort": 8082, "protocol": "TCP"}])
+    );
     // The server's metrics have a port of their own (the binary's --metrics-addr default, 9090).
     assert_eq!(
         server["ports"],
@@ -656,7 +679,14 @@ fn helm_install_upgrade_uninstall() {
         ("controller", &["create", "events.events.k8s.io"], true),
         ("controller", &["create", "users.infrahq.com"], false),
         ("server", &["create", "users.infrahq.com"], true),
+        // Create only (the dashboard's new client secrets): a create answers with what was sent.
         ("server", &["create", "secrets"], true),
+        ("server", &["list", "secrets"], false),
+        ("server", &["get", "secrets/okta-client-secret"], false),
+        ("server", &["patch", "secrets/okta-client-secret"], false),
+        ("server", &["get", "secrets/infra-login-state-key"], true),
+        ("server", &["create", "sessions.infrahq.com"], true),
+        ("controller", &["create", "tokenreviews.authentication.k8s.io"], true),
         // The dashboard's writes, after a SubjectAccessReview allowed them to the person.
         ("server", &["patch", "identityproviders.infrahq.com"], true),
         ("server", &["create", "scimkeys.infrahq.com"], true),

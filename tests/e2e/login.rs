@@ -37,9 +37,14 @@ fn rand_bytes() -> [u8; 32] {
     b
 }
 
+/// The provider as `/api/providers` lists it, once the server's watch has seen it Ready (the CLI
+/// that added it saw that a moment earlier, through its own watch).
 async fn public_info(provider: &str) -> Value {
-    let body: Value = http().get(format!("{}/api/providers", env().server_urls[0])).send().await.unwrap().json().await.unwrap();
-    body["items"].as_array().unwrap().iter().find(|p| p["name"] == provider).unwrap_or_else(|| panic!("{provider} not in {body}")).clone()
+    eventually(Duration::from_secs(15), &format!("{provider} in /api/providers"), || async move {
+        let body: Value = http().get(format!("{}/api/providers", env().server_urls[0])).send().await.ok()?.json().await.ok()?;
+        body["items"].as_array()?.iter().find(|p| p["name"] == provider).cloned()
+    })
+    .await
 }
 
 async fn authorize_with_nonce(provider: &str, user: &IdpUser, nonce: &str) -> Authorized {
@@ -71,12 +76,15 @@ async fn authorize_with_nonce(provider: &str, user: &IdpUser, nonce: &str) -> Au
     }
 }
 
+impl Authorized {
+    /// The body of `POST /api/login` that redeems this authorization.
+    pub(crate) fn login_body(&self, provider: &str) -> Value {
+        json!({"provider": provider, "code": self.code, "redirectURI": self.redirect_uri, "codeVerifier": self.verifier, "nonce": self.nonce})
+    }
+}
+
 pub(crate) async fn redeem(server: &str, provider: &str, a: &Authorized) -> (u16, Value) {
-    post_login(
-        server,
-        json!({"provider": provider, "code": a.code, "redirectURI": a.redirect_uri, "codeVerifier": a.verifier, "nonce": a.nonce}),
-    )
-    .await
+    post_login(server, a.login_body(provider)).await
 }
 
 async fn post_login(server: &str, body: Value) -> (u16, Value) {
@@ -151,9 +159,10 @@ async fn login_returns_a_session_with_groups_from_the_id_token_valid_on_every_re
     let listed = infra(&["users", "list", "--provider", "okta"]).ok().stdout;
     assert!(listed.contains(&user.email), "{listed}");
     // Only a hash of the token is stored.
-    let secrets =
-        crate::harness::kubectl(&["get", "secrets", "-n", &env().namespace, "-l", "infrahq.com/session", "-o", "yaml"]).ok().stdout;
-    assert!(!secrets.contains(&token) && !secrets.contains(&b64(token.as_bytes())), "the token itself is never stored");
+    for kind in ["sessions", "secrets"] {
+        let stored = crate::harness::kubectl(&["get", kind, "-n", &env().namespace, "-l", "infrahq.com/session", "-o", "yaml"]).ok().stdout;
+        assert!(!stored.contains(&token) && !stored.contains(&b64(token.as_bytes())), "the token itself is never stored in {kind}");
+    }
 }
 
 #[tokio::test]

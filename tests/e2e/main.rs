@@ -30,4 +30,5 @@ mod scim_entra;
 mod scim_keys;
 mod scim_okta;
 mod scim_protocol;
+mod sessions;
 mod shutdown;

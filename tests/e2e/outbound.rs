@@ -64,14 +64,22 @@ async fn failures_do_not_tell_closed_ports_from_other_hosts() {
 
 /// With `--deny-internal-provider-addresses=true` (the chart's default), the sample provider on
 /// localhost is refused before any connection: a login's code is never sent to its token endpoint.
+/// The controller's login broker redeems codes, so the flag is the controller's: a server whose
+/// broker denies internal addresses answers the refusal.
 #[tokio::test]
-async fn a_server_that_denies_internal_addresses_does_not_contact_a_loopback_provider() {
+async fn a_broker_that_denies_internal_addresses_does_not_contact_a_loopback_provider() {
     const PORT: u16 = 18096;
+    const BROKER_PORT: u16 = 18095;
     let state = std::env::var("INFRA_STATE_DIR").unwrap();
+    let mut controller = extra_controller(BROKER_PORT, &["--deny-internal-provider-addresses=true"], "controller-deny-internal").await;
     let mut server = extra_server(
         PORT,
-        &["--deny-internal-provider-addresses=true"],
-        &[("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt")), ("INFRA_CLI_REDIRECT_URIS", "http://localhost:8301".into())],
+        &[],
+        &[
+            ("INFRA_EXTRA_CA_FILE", format!("{state}/idp/ca.crt")),
+            ("INFRA_CLI_REDIRECT_URIS", "http://localhost:8301".into()),
+            ("INFRA_BROKER_URLS", format!("http://127.0.0.1:{BROKER_PORT}")),
+        ],
         Some("server-deny-internal"),
     )
     .await;
@@ -80,8 +88,10 @@ async fn a_server_that_denies_internal_addresses_does_not_contact_a_loopback_pro
     let resp = http().post(format!("http://127.0.0.1:{PORT}/api/login")).json(&login).send().await.unwrap();
     let status = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    for child in [&mut server, &mut controller] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "idp_unreachable", "{body}");
     assert!(body["message"].as_str().unwrap().contains("not a public address"), "{body}");

@@ -35,6 +35,11 @@ const CONTROLLER_MAY: &[&str] = &[
     "patch grants.infrahq.com/status",
     "list deviceauthorizations.infrahq.com",
     "delete deviceauthorizations.infrahq.com",
+    "list sessions.infrahq.com",
+    "watch sessions.infrahq.com",
+    "create sessions.infrahq.com",
+    "patch sessions.infrahq.com",
+    "delete sessions.infrahq.com",
     "get secrets",
     "list secrets",
     "watch secrets",
@@ -77,8 +82,10 @@ const CONTROLLER_MAY_NOT: &[&str] = &[
 ];
 
 /// Everything the server's code does: cache providers and keys, write users and groups for SCIM
-/// and logins, keep login sessions and the login state key in Secrets, and carry out the
-/// dashboard actions a SubjectAccessReview allowed (providers, SCIM keys, grants).
+/// and logins, keep login sessions, read the login state key and the issuer's signing keys (by
+/// name), get a token of its own ServiceAccount for the login broker, and carry out the dashboard
+/// actions a SubjectAccessReview allowed (providers and their new client secrets, SCIM keys,
+/// grants).
 const SERVER_MAY: &[&str] = &[
     "get identityproviders.infrahq.com",
     "list identityproviders.infrahq.com",
@@ -113,12 +120,16 @@ const SERVER_MAY: &[&str] = &[
     "create deviceauthorizations.infrahq.com",
     "patch deviceauthorizations.infrahq.com",
     "delete deviceauthorizations.infrahq.com",
-    "get secrets",
-    "list secrets",
-    "watch secrets",
+    "get sessions.infrahq.com",
+    "list sessions.infrahq.com",
+    "watch sessions.infrahq.com",
+    "create sessions.infrahq.com",
+    "patch sessions.infrahq.com",
+    "delete sessions.infrahq.com",
+    "get secrets infra-login-state-key",
+    "list secrets infra-kube-signing-keys",
+    "watch secrets infra-kube-signing-keys",
     "create secrets",
-    "patch secrets",
-    "delete secrets",
 ];
 
 /// The internet-facing server writes no status (so it can never mark a provider Ready or issue
@@ -135,7 +146,20 @@ const SERVER_MAY_NOT: &[&str] = &[
     "update scimkeys.infrahq.com/finalizers",
     "list deviceauthorizations.infrahq.com",
     "update deviceauthorizations.infrahq.com",
+    // No Secret beyond the two it needs by name: not the providers' client secrets (the
+    // controller redeems login codes), not sessions' refresh tokens, not SCIM key hashes.
+    "get secrets",
+    "get secrets okta-client-secret",
+    "get secrets infra-session-abcdefghijkl",
+    "list secrets",
+    "watch secrets",
     "update secrets",
+    "patch secrets",
+    "delete secrets",
+    "patch secrets infra-login-state-key",
+    "patch secrets infra-kube-signing-keys",
+    "get secrets infra-kube-signing-keys",
+    "update sessions.infrahq.com",
     "create leases.coordination.k8s.io",
     "get leases.coordination.k8s.io infra-controller",
     "update leases.coordination.k8s.io infra-controller",
@@ -210,6 +234,58 @@ pub async fn assert_controller(sa: &str) {
 
 pub async fn assert_server(sa: &str) {
     assert_role(sa, SERVER_MAY, SERVER_MAY_NOT).await;
+    // A token of its own ServiceAccount (for the login broker), of no other.
+    let api: Api<SubjectAccessReview> = Api::all(client().await);
+    let ns = env().namespace.as_str();
+    assert!(allowed(&api, ns, sa, &format!("create serviceaccounts/token {sa}"), ns).await, "{sa} may not get its broker token");
+    for other in ["infra-controller", "e2e-infra-controller", "default"] {
+        assert!(!allowed(&api, ns, sa, &format!("create serviceaccounts/token {other}"), ns).await, "{sa} may get tokens of {other}");
+    }
+}
+
+/// The login broker checks callers with TokenReviews (cluster-scoped); only the controller may.
+#[tokio::test]
+async fn only_the_controller_may_review_tokens() {
+    let api: Api<SubjectAccessReview> = Api::all(client().await);
+    let ns = env().namespace.as_str();
+    for (sa, may) in [("infra-controller", true), ("e2e-infra-controller", true), ("infra-server", false), ("e2e-infra-server", false)] {
+        assert_eq!(allowed(&api, ns, sa, "create tokenreviews.authentication.k8s.io", "").await, may, "{sa}");
+    }
+}
+
+/// The internet-facing server cannot read the identity provider's client secret: the API server
+/// refuses its own credentials (both ServiceAccounts, as the local replicas run), and
+/// `kubectl auth can-i` says no for any Secret beyond the two it needs by name.
+#[tokio::test]
+async fn the_server_cannot_read_the_client_secret() {
+    use k8s_openapi::api::core::v1::Secret;
+    let ns = env().namespace.as_str();
+    let idp: infra::api::IdentityProvider = Api::namespaced(client().await, ns).get("okta").await.unwrap();
+    let secret_name = idp.spec.client_secret_ref.name.clone();
+    // The Secret is there (the admin reads it), so a refusal below is RBAC, not a 404.
+    Api::<Secret>::namespaced(client().await, ns).get(&secret_name).await.unwrap();
+    let state = std::env::var("INFRA_STATE_DIR").expect("INFRA_STATE_DIR");
+    for (file, sa) in [("server", "infra-server"), ("server-chart", "e2e-infra-server")] {
+        let path = format!("{state}/{file}.kubeconfig");
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+        let secrets: Api<Secret> = Api::namespaced(kube::Client::try_from(config).unwrap(), ns);
+        match secrets.get(&secret_name).await {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{sa}: {s:?}"),
+            other => panic!("{sa} read the client secret {secret_name}: {:?}", other.map(|s| s.metadata.name)),
+        }
+        match secrets.list(&Default::default()).await {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{sa}: {s:?}"),
+            other => panic!("{sa} listed Secrets: {:?}", other.map(|l| l.items.len())),
+        }
+        let who = format!("system:serviceaccount:{ns}:{sa}");
+        for (what, may) in
+            [(format!("secret/{secret_name}"), false), ("secrets".into(), false), ("secret/infra-login-state-key".into(), true)]
+        {
+            let run = crate::harness::kubectl(&["auth", "can-i", "get", &what, "-n", ns, "--as", &who]);
+            assert_eq!(run.stdout.trim(), if may { "yes" } else { "no" }, "{sa} get {what}: {}", run.stderr);
+        }
+    }
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ async fn a_key_authenticates_on_every_replica_until_revoked() {
     let key_id = status.key_id.clone().unwrap();
     assert!(token.contains(&key_id));
     assert_eq!(status.phase, Some(infra::api::KeyPhase::Active));
+    // The server authenticates with the hash in status (it reads no Secrets).
+    assert_eq!(status.key_hash.as_deref(), Some(infra::keys::hash_hex(&token).as_str()));
     let yaml = kubectl(&["get", "scimkey", &name, "-n", &env().namespace, "-o", "yaml"]).ok().stdout;
     assert!(!yaml.contains(&token));
     let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
@@ -174,6 +176,7 @@ async fn scim_keys_create_refuses_unknown_providers_and_bad_durations() {
 #[tokio::test]
 async fn write_methods_on_discovery_endpoints_are_405() {
     let (_, token) = create_key("okta", &[]);
+    all_replicas_answer(&format!("Bearer {token}"), 200, Duration::from_secs(10)).await;
     let resp = http()
         .post(format!("{}/api/scim/v2/ServiceProviderConfig", env().server_urls[0]))
         .header("authorization", format!("Bearer {token}"))
@@ -209,7 +212,10 @@ async fn a_stored_key_from_an_earlier_version_keeps_working_and_is_hashed() {
     let key = scim_keys().await.get(&name).await.unwrap();
     let secret_name = key.status.unwrap().secret_name.unwrap();
     let secrets: Api<Secret> = Api::namespaced(client().await, &env().namespace);
-    // Put the Secret back into the old form (the key itself under `key`).
+    // Put the Secret back into the old form (the key itself under `key`), and the ScimKey's
+    // status too (earlier versions published no hash there).
+    let status = serde_json::json!({"status": {"keyHash": null}});
+    scim_keys().await.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
     let old = serde_json::json!({"data": {infra::api::KEY_HASH_DATA: null, infra::api::LEGACY_KEY_DATA: b64(&token)}});
     secrets.patch(&secret_name, &PatchParams::default(), &Patch::Merge(&old)).await.unwrap();
     eventually(Duration::from_secs(20), "the controller to replace the stored key with its hash", || {
@@ -222,5 +228,7 @@ async fn a_stored_key_from_an_earlier_version_keeps_working_and_is_hashed() {
     })
     .await;
     all_replicas_answer(&auth, 200, Duration::from_secs(10)).await;
+    let key = scim_keys().await.get(&name).await.unwrap();
+    assert_eq!(key.status.unwrap().key_hash.as_deref(), Some(infra::keys::hash_hex(&token).as_str()), "the hash is published again");
     infra(&["providers", "remove", &provider]).ok();
 }

@@ -14,23 +14,22 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::User;
+use crate::api::{Session, User};
 use crate::directory::naming::user_object_name;
 use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
 
 /// What the webhook needs to know, from the caches and (on a miss) the API server.
 pub struct Revocations {
-    pub sessions: Store<PartialObjectMeta<Secret>>,
+    pub sessions: Store<PartialObjectMeta<Session>>,
     /// The server's user directory (kept current by its User watch).
     pub directory: crate::directory::store::DirectoryStore,
-    pub session_api: Api<Secret>,
+    pub session_api: Api<Session>,
     pub user_api: Api<User>,
     pub namespace: String,
 }
@@ -91,13 +90,14 @@ struct ReviewSpec {
 
 impl Revocations {
     async fn session_exists(&self, id: &str) -> bool {
-        let name = crate::session::secret_name(id);
-        if self.sessions.get(&ObjectRef::new(&name).within(&self.namespace)).is_some() {
-            return true;
+        // A Session being deleted has ended.
+        let live = |m: &PartialObjectMeta<Session>| m.metadata.deletion_timestamp.is_none();
+        if let Some(cached) = self.sessions.get(&ObjectRef::new(id).within(&self.namespace)) {
+            return live(&cached);
         }
         // A miss may be a session created a moment ago: ask the API server before denying. If it
-        // cannot answer, the cache's answer stands.
-        matches!(self.session_api.get_metadata_opt(&name).await, Ok(Some(_)))
+        // cannot answer, the cache's answer stands. (Not a session id: no such session.)
+        crate::keys::is_id(id) && matches!(self.session_api.get_metadata_opt(id).await, Ok(Some(m)) if live(&m))
     }
 
     async fn user(&self, provider: &str, user_name: &str) -> Option<UserState> {

@@ -71,13 +71,12 @@ impl Ask {
         }
     }
 
-    /// Ending login session `id`: what `kubectl delete` of the object that holds it needs (a
-    /// Secret of Infra's namespace today).
+    /// Ending login session `id`: what `kubectl delete session` of it needs.
     pub fn end_session(namespace: &str, id: &str) -> Self {
         Ask {
             verb: "delete",
-            group: "",
-            resource: "secrets",
+            group: "infrahq.com",
+            resource: "sessions",
             namespace: Some(namespace.to_string()),
             name: Some(crate::session::secret_name(id)),
         }
@@ -209,7 +208,7 @@ mod tests {
         assert_eq!((role.resource, role.namespace.as_deref()), ("roles", Some("apps")));
         assert_eq!(role.can_i(), "kubectl auth can-i bind roles.rbac.authorization.k8s.io/deployer -n apps");
         assert_eq!(Ask::infra("delete", "grants", "infra").named("g1").can_i(), "kubectl auth can-i delete grants.infrahq.com/g1 -n infra");
-        assert_eq!(Ask::end_session("infra", "abc").can_i(), "kubectl auth can-i delete secrets/infra-session-abc -n infra");
+        assert_eq!(Ask::end_session("infra", "abc").can_i(), "kubectl auth can-i delete sessions.infrahq.com/infra-session-abc -n infra");
     }
 
     #[test]

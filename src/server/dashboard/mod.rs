@@ -36,7 +36,7 @@ pub struct DashState {
     pub kube: Kube,
     pub keys: Cache<ScimKey>,
     /// Which login sessions exist (metadata only: the labels name the session and its user).
-    pub sessions: kube::runtime::reflector::Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>,
+    pub sessions: kube::runtime::reflector::Store<kube::core::PartialObjectMeta<crate::api::Session>>,
 }
 
 pub fn router(state: Arc<DashState>) -> Router {

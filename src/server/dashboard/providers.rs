@@ -98,8 +98,10 @@ async fn refuse(s: &DashState, ctx: &Ctx, status: StatusCode, reason: String) ->
     s.failed(ctx, status, SECTION, reason).await
 }
 
-/// `POST /providers`: the Secret of type `infrahq.com/client-secret` first (so the controller never
-/// sees the provider without it), then the provider, then the Secret again, owned by the provider.
+/// `POST /providers`: the provider, then its Secret of type `infrahq.com/client-secret`, owned by
+/// it (so removing the provider by any means deletes the secret). The server may create Secrets but
+/// never read or change one (README "Permissions"), so the Secret is created with its owner
+/// instead of patched afterwards; the controller checks the provider again when it appears.
 pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Bytes) -> Response {
     let ctx = signed_in!(s, headers);
     let form = form!(s, headers, ctx, body);
@@ -128,11 +130,6 @@ pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Byte
             return refuse(&s, &ctx, status, why).await;
         }
     }
-    // Created, not applied: an existing Secret of that name (another's) is never overwritten.
-    if let Err(e) = create_secret(&s, name, secret).await {
-        let (status, why) = explain(&e, "create the client secret's Secret");
-        return refuse(&s, &ctx, status, why).await;
-    }
     let spec = IdentityProviderSpec {
         kind,
         url: url.to_string(),
@@ -152,27 +149,29 @@ pub async fn add(State(s): State<Arc<DashState>>, headers: HeaderMap, body: Byte
             return refuse(&s, &ctx, status, why).await;
         }
     };
-    // Owned by the provider, so that removing the provider (by any means) deletes the secret.
-    let owner = json!({"metadata": {"ownerReferences": [created.controller_owner_ref(&()).expect("stored objects have a uid")]}});
-    let secrets: Api<Secret> = s.kube.api();
-    if let Err(e) = secrets.patch(&client_secret_name(name), &FieldManager::SERVER.patch(), &Patch::Merge(&owner)).await {
-        tracing::warn!(provider = name, error = %e, "could not make the provider own its client secret");
+    // Created, not applied: an existing Secret of that name (another's) is never overwritten.
+    if let Err(e) = create_secret(&s, &created, &client_secret_name(name), secret).await {
+        let _ = idps.delete(name, &DeleteParams::default()).await;
+        let (status, why) = explain(&e, "create the client secret's Secret");
+        return refuse(&s, &ctx, status, why).await;
     }
     tracing::info!(provider = name, by = %ctx.person.username, "dashboard: added an identity provider");
     s.redirect(&format!("providers/{name}?added=1"))
 }
 
-async fn create_secret(s: &DashState, provider: &str, value: &str) -> Result<Secret, kube::Error> {
+/// A new client-secret Secret `name` for `provider`, owned by it.
+async fn create_secret(s: &DashState, provider: &IdentityProvider, name: &str, value: &str) -> Result<Secret, kube::Error> {
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
-            name: Some(client_secret_name(provider)),
+            name: Some(name.to_string()),
             labels: Some(
                 [
                     (labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string()),
-                    (labels::PROVIDER.to_string(), provider.to_string()),
+                    (labels::PROVIDER.to_string(), kube::ResourceExt::name_any(provider)),
                 ]
                 .into(),
             ),
+            owner_references: provider.controller_owner_ref(&()).map(|o| vec![o]),
             ..Default::default()
         },
         type_: Some(CLIENT_SECRET_TYPE.to_string()),
@@ -239,39 +238,24 @@ pub async fn edit(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
     if let Err(e) = check_settings(idp.spec.kind, url, client_id) {
         return refuse(&s, &ctx, StatusCode::BAD_REQUEST, e).await;
     }
+    // A new client secret is a new Secret, owned by the provider, which the provider then names:
+    // the server may create Secrets but never change one (a patch would answer with the whole
+    // Secret). The previous Secret stays, owned by the provider, until the provider is removed.
+    let mut spec = json!({"url": url, "clientId": client_id});
     if !secret.is_empty() {
-        let secret_ref = &idp.spec.client_secret_ref.name;
-        if *secret_ref != client_secret_name(&name) {
-            return refuse(
-                &s,
-                &ctx,
-                StatusCode::BAD_REQUEST,
-                format!("provider {name:?} reads its client secret from Secret {secret_ref:?}, which the dashboard does not change; change it with kubectl"),
-            )
-            .await;
-        }
-        require!(
-            s,
-            ctx,
-            Ask {
-                verb: "patch",
-                group: "",
-                resource: "secrets",
-                namespace: Some(s.namespace().to_string()),
-                name: Some(secret_ref.clone())
-            },
-            SECTION
-        );
-        let secrets: Api<Secret> = s.kube.api();
-        let patch = json!({"stringData": {idp.spec.client_secret_ref.key.clone(): secret}});
-        if let Err(e) = secrets.patch(&idp.spec.client_secret_ref.name, &FieldManager::SERVER.patch(), &Patch::Merge(&patch)).await {
-            let (status, why) = explain(&e, "change the client secret");
+        require!(s, ctx, create_secrets(&s), SECTION);
+        let new_name = match crate::keys::name_suffix(6) {
+            Ok(suffix) => format!("{}-{suffix}", client_secret_name(&name)),
+            Err(e) => return refuse(&s, &ctx, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).await,
+        };
+        if let Err(e) = create_secret(&s, &idp, &new_name, secret).await {
+            let (status, why) = explain(&e, "create the new client secret's Secret");
             return refuse(&s, &ctx, status, why).await;
         }
+        spec["clientSecretRef"] = json!({"name": new_name, "key": DEFAULT_SECRET_KEY});
     }
     let idps: Api<IdentityProvider> = s.kube.api();
-    let patch = json!({"spec": {"url": url, "clientId": client_id}});
-    if let Err(e) = idps.patch(&name, &FieldManager::SERVER.patch(), &Patch::Merge(&patch)).await {
+    if let Err(e) = idps.patch(&name, &FieldManager::SERVER.patch(), &Patch::Merge(&json!({"spec": spec}))).await {
         let (status, why) = explain(&e, "change the provider");
         return refuse(&s, &ctx, status, why).await;
     }
@@ -402,8 +386,8 @@ pub async fn revoke_key(
     let _ = form!(s, headers, ctx, body);
     require!(s, ctx, s.infra("delete", "scimkeys").named(&name), SECTION);
     let keys: Api<ScimKey> = s.kube.api();
-    let key = match keys.get_opt(&name).await {
-        Ok(Some(k)) if k.spec.provider_ref.name == provider => k,
+    match keys.get_opt(&name).await {
+        Ok(Some(k)) if k.spec.provider_ref.name == provider => {}
         Ok(_) => return refuse(&s, &ctx, StatusCode::NOT_FOUND, format!("Provider {provider:?} has no SCIM key {name:?}.")).await,
         Err(e) => {
             let (status, why) = explain(&e, "read the SCIM key");
@@ -414,15 +398,8 @@ pub async fn revoke_key(
         let (status, why) = explain(&e, "revoke the SCIM key");
         return refuse(&s, &ctx, status, why).await;
     }
-    // The Secret now rather than when the garbage collector gets to it.
-    if let Some(secret) = key.status.as_ref().and_then(|st| st.secret_name.clone()) {
-        let secrets: Api<Secret> = s.kube.api();
-        match secrets.delete(&secret, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => tracing::warn!(key = %name, error = %e, "deleting a revoked key's Secret failed; the garbage collector will"),
-        }
-    }
+    // The key's Secret is owned by the ScimKey: the garbage collector deletes it. The key stops
+    // working at once anyway, since the server authenticates from the ScimKeys it watches.
     tracing::info!(key = %name, provider = %provider, by = %ctx.person.username, "dashboard: revoked a SCIM key");
     s.redirect(&format!("providers/{provider}"))
 }

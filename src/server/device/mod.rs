@@ -220,7 +220,7 @@ impl DeviceLogin {
                 .unwrap_or_default(),
         };
         // The nonce label marks the session as this approval's.
-        let (token, record) = self.login.sessions.create(&user, &format!("device:{name}"), None, &binding, now).await?;
+        let (token, record) = self.login.sessions.create(&user, &format!("device:{name}"), &binding, now).await?;
         let who = self.login.who(&user, &record.provider, record.expires_at, Some(self.login.sessions.policy.idle_deadline(now)));
         Ok(Completed { token, who })
     }

@@ -12,13 +12,16 @@ use serde_json::json;
 use super::LoginState;
 use crate::api::{IdentityProvider, User, UserSpec};
 use crate::api_server::FieldManager;
+use crate::broker::RedeemRequest;
+use crate::broker::client::BrokerError;
 use crate::directory::StoreError;
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
 use crate::directory::store::WRITE_ATTEMPTS;
 use crate::metrics::Metrics;
+use crate::oidc::ProviderBinding;
 use crate::oidc::identity::{self, Identity, IdentityError};
-use crate::oidc::login::{LoginError, ProviderClient};
+use crate::oidc::login::LoginError;
 use crate::session::SessionError;
 use crate::session::store::Session;
 
@@ -50,6 +53,41 @@ impl From<LoginError> for FlowError {
             LoginError::BadResponse(_) => Self::new(StatusCode::BAD_GATEWAY, "idp_error", message),
             LoginError::InvalidIdToken(_) => Self::new(StatusCode::UNAUTHORIZED, "login_failed", message),
             LoginError::Identity(e) => e.into(),
+        }
+    }
+}
+
+/// What a failed redemption at the controller means for a person logging in: the provider's
+/// answers as if the server had asked it itself; the controller's own refusals as what they are.
+impl From<BrokerError> for FlowError {
+    fn from(e: BrokerError) -> Self {
+        use crate::broker::Failure;
+        let failure = match e {
+            BrokerError::Unreachable(m) => {
+                tracing::error!(reason = %m, "the login broker (the controller) is unreachable");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "broker_unavailable",
+                    "Infra's controller, which completes logins, is unreachable; try again in a few seconds",
+                );
+            }
+            BrokerError::Failed(f) => f,
+        };
+        let failure = match failure.into_login_error() {
+            Ok(login) => return login.into(),
+            Err(f) => f,
+        };
+        let status = failure.status();
+        match failure {
+            Failure::UnknownProvider { message } => Self::new(status, "unknown_provider", message),
+            Failure::ProviderNotReady { message } => Self::new(status, "provider_not_ready", message),
+            Failure::Unavailable { message } => Self::new(status, "unavailable", message),
+            Failure::BadRequest { message } => Self::new(status, "login_failed", message),
+            other => {
+                // The server's credentials or the controller itself: nothing the person can fix.
+                tracing::error!(status = %other.status(), reason = %other, "the login broker refused the server");
+                Self::new(StatusCode::BAD_GATEWAY, "broker_error", format!("Infra's controller could not complete the login: {other}"))
+            }
         }
     }
 }
@@ -197,13 +235,6 @@ impl LoginState {
         Ok(idp)
     }
 
-    async fn provider_client(&self, idp: &IdentityProvider) -> Result<ProviderClient, FlowError> {
-        self.access.client(idp).await.map_err(|message| {
-            tracing::error!(provider = %idp.name_any(), %message, "provider unusable at login");
-            FlowError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_not_ready", message)
-        })
-    }
-
     /// Redeems the code, verifies who it is, links or creates the User, and starts a session.
     pub async fn complete(&self, r: Redemption<'_>) -> Result<Completed, FlowError> {
         let result = self.complete_inner(&r).await;
@@ -223,17 +254,20 @@ impl LoginState {
     async fn complete_inner(&self, r: &Redemption<'_>) -> Result<Completed, FlowError> {
         let idp = self.ready_provider(r.provider)?;
         let filter = identity::groups_filter(idp.spec.groups_filter.as_deref())?;
-        let client = self.provider_client(&idp).await?;
         self.sessions.ensure_nonce_unused(r.nonce).await?;
-        let login = client.redeem_code(&self.access.key_sets, r.code, r.redirect_uri, r.pkce_verifier, r.nonce).await?;
-        let mapping = idp.spec.claims.as_ref();
-        // Thin ID tokens leave groups to userinfo; a provider without a userinfo endpoint simply
-        // asserts no groups.
-        let userinfo = if identity::needs_userinfo(&login.id_claims, mapping) && client.userinfo_url.is_some() {
-            Some(client.userinfo(&login.access_token, &login.subject).await?)
-        } else {
-            None
+        // The controller redeems the code (it alone reads the client secret) and keeps the
+        // refresh token under this session's id; the server gets only the verified claims.
+        let key = self.sessions.new_key()?;
+        let request = RedeemRequest {
+            provider: r.provider.to_string(),
+            code: r.code.to_string(),
+            redirect_uri: r.redirect_uri.to_string(),
+            pkce_verifier: r.pkce_verifier.to_string(),
+            nonce: r.nonce.to_string(),
+            session: key.id.clone(),
         };
+        let login = self.broker.redeem(&request).await?;
+        let mapping = idp.spec.claims.as_ref();
         if login.id_claims.get("_claim_names").and_then(|n| n.get(identity::groups_claim(mapping))).is_some() {
             // Entra ID leaves groups out when a user has too many and points at Microsoft Graph
             // instead ("groups overage"); Infra does not call Graph, so say why groups are missing.
@@ -242,10 +276,11 @@ impl LoginState {
                 "the ID token's groups are in a distributed claim (groups overage), which Infra does not resolve; the user gets only the groups userinfo or SCIM provide"
             );
         }
-        let person = identity::extract(&login.id_claims, userinfo.as_ref(), mapping, &filter)?;
+        let person = identity::extract(&login.id_claims, login.userinfo.as_ref(), mapping, &filter)?;
         let user = self.upsert_user(r.provider, &login.subject, &person).await?;
         let now = Timestamp::now();
-        let (token, record) = self.sessions.create(&user, r.nonce, login.refresh_token.as_deref(), &client.binding(), now).await?;
+        let binding = ProviderBinding { issuer: login.issuer, token_endpoint: login.token_endpoint };
+        let (token, record) = self.sessions.create_with_key(key, &user, r.nonce, &binding, now).await?;
         let who = self.who(&user, &record.provider, record.expires_at, Some(self.sessions.policy.idle_deadline(now)));
         Ok(Completed { token, who })
     }

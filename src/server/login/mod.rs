@@ -8,22 +8,19 @@ mod flow;
 pub(crate) mod pages;
 pub mod state;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::server::cache::Cache;
 use axum::Router;
 use axum::routing::{get, post};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::{IdentityProvider, User, labels};
-use crate::api_server::FieldManager;
+use crate::api::{IdentityProvider, User};
+use crate::broker::client::BrokerClient;
 use crate::config::OperatorArgs;
 use crate::directory::DirectoryStore;
 use crate::metrics::Metrics;
-use crate::oidc::login::ProviderAccess;
 use crate::session::SessionStore;
 use state::{KEY_LEN, StateKey};
 
@@ -33,10 +30,11 @@ pub use flow::{Completed, FlowError, WhoAmI};
 pub const SESSION_COOKIE: &str = "infra_session";
 pub const LOGIN_COOKIE: &str = "infra_login";
 /// The Secret with the key every replica signs login state with.
-pub const STATE_KEY_SECRET: &str = "infra-login-state-key";
+pub const STATE_KEY_SECRET: &str = crate::state_key::SECRET_NAME;
 
 pub struct LoginState {
-    pub access: ProviderAccess,
+    /// Redeems login codes at the controller, which alone reads client secrets.
+    pub broker: BrokerClient,
     pub providers: Cache<IdentityProvider>,
     pub users: Api<User>,
     pub directory_store: DirectoryStore,
@@ -57,40 +55,14 @@ pub fn router(state: Arc<LoginState>) -> Router {
         .with_state(state)
 }
 
-/// The shared state-signing key: read from its Secret, or created by the first replica to start
-/// (a second replica racing it gets 409 and reads the winner's key).
+/// The shared state-signing key, from the Secret the controller creates.
 pub async fn load_state_key(secrets: &Api<Secret>) -> anyhow::Result<StateKey> {
-    for _ in 0..3 {
-        if let Some(secret) = secrets.get_opt(STATE_KEY_SECRET).await? {
-            let bytes = secret.data.as_ref().and_then(|d| d.get("key")).map(|b| b.0.clone()).unwrap_or_default();
-            return StateKey::from_bytes(&bytes).ok_or_else(|| {
-                anyhow::anyhow!("Secret {STATE_KEY_SECRET} has no {KEY_LEN}-byte key; delete it and a new one is generated")
-            });
-        }
-        let mut key = [0u8; KEY_LEN];
-        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(STATE_KEY_SECRET.into()),
-                labels: Some(BTreeMap::from([
-                    (labels::MANAGED_BY.to_string(), FieldManager::SERVER.name().to_string()),
-                    (labels::LOGIN_STATE_KEY.to_string(), "true".to_string()),
-                ])),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([("key".to_string(), ByteString(key.to_vec()))])),
-            ..Default::default()
-        };
-        match secrets.create(&FieldManager::SERVER.post(), &secret).await {
-            Ok(_) => {
-                tracing::info!(secret = STATE_KEY_SECRET, "generated the login state key");
-                return Ok(StateKey::from_bytes(&key).expect("key length"));
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::bail!("could not read or create Secret {STATE_KEY_SECRET}")
+    let bytes = crate::state_key::read(secrets, std::time::Duration::from_secs(300)).await?;
+    StateKey::from_bytes(&bytes).ok_or_else(|| {
+        anyhow::anyhow!(
+            "Secret {STATE_KEY_SECRET} has no {KEY_LEN}-byte key; delete it and the controller generates a new one when it restarts"
+        )
+    })
 }
 
 /// The session token of a request: `Authorization: Bearer` (the CLI) or the session cookie (a

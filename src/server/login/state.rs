@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 /// How long a person has to complete the login at the provider.
 pub const LOGIN_TTL_SECS: i64 = 600;
-pub const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = crate::state_key::KEY_LEN;
 
 /// The shared signing key. `Debug` is redacted.
 #[derive(Clone)]
