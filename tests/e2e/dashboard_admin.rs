@@ -148,6 +148,27 @@ async fn an_admin_adds_a_provider_generates_a_scim_key_and_sees_the_provisioned_
     })
     .await;
 
+    // A new client secret through the edit form is a new Secret owned by the provider, which the
+    // provider then names (the server never patches a Secret); the provider stays Ready.
+    let page = get(&browser, &format!("/providers/{name}")).await;
+    let edited = browser
+        .submit(
+            &format!("{s}/providers/{name}"),
+            &[("csrf", &csrf(&page)), ("url", &idp_domain_and_path()), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.status, 303, "{}", edited.text);
+    let reference = providers().await.get(&name).await.unwrap().spec.client_secret_ref;
+    assert!(reference.name.starts_with(&format!("{name}-client-secret-")), "a new Secret: {reference:?}");
+    let owner = kubectl(&["get", "secret", &reference.name, "-o", "jsonpath={.type} {.metadata.ownerReferences[0].name}"]).ok();
+    assert_eq!(owner.stdout.trim(), format!("infrahq.com/client-secret {name}"));
+    eventually(Duration::from_secs(60), "the provider is Ready with its new secret", || async {
+        let page = get(&browser, &format!("/providers/{name}")).await;
+        (text_of(&page, "phase").as_deref() == Some("Ready")).then_some(())
+    })
+    .await;
+
     // Remove, with confirmation.
     let confirm = get(&browser, &format!("/providers/{name}/remove")).await;
     assert!(confirm.text.contains("id=\"confirm\""), "{}", confirm.text);
