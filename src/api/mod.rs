@@ -57,6 +57,9 @@ pub mod annotations {
     pub const LAST_MODIFIED: &str = "infrahq.com/last-modified";
     /// On a User a sign-in created (rather than SCIM): `login`. Shown by the dashboard.
     pub const CREATED_BY: &str = "infrahq.com/created-by";
+    /// On a User: when the person last signed in (also `status.lastLoginTime`), in metadata so
+    /// that the server's compact directory, which keeps no status, can list it.
+    pub const LAST_LOGIN: &str = "infrahq.com/last-login";
     /// On Sessions: when the session was last used (for the idle timeout).
     pub const LAST_SEEN: &str = "infrahq.com/last-seen";
     /// On a ScimKey: the one-time public key of whoever asked for it (see `crate::sealed`).

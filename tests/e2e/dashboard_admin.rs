@@ -72,6 +72,12 @@ async fn an_admin_adds_a_provider_generates_a_scim_key_and_sees_the_provisioned_
     for nav in ["nav-users", "nav-groups", "nav-grants"] {
         assert!(home.text.contains(nav), "{nav}: {}", home.text);
     }
+    // The Users list shows when the admin signed in (noted on the User at login).
+    eventually(Duration::from_secs(20), "the admin's last sign-in on /users", || async {
+        let page = get(&browser, &format!("/users?q={}", enc(&admin.email))).await;
+        (page.text.contains(&admin.email) && page.text.contains(" UTC</td>")).then_some(())
+    })
+    .await;
     // Add a provider through the form, as the Okta guide has it.
     let name = unique("dash");
     let list = get(&browser, "/providers").await;

@@ -35,6 +35,12 @@ pub fn user_row(directory: &Directory, u: &User, session_counts: &HashMap<String
         active: u.spec.is_active(),
         origin: if u.annotations().get(annotations::CREATED_BY).is_some_and(|b| b == "login") { "sign-in" } else { "SCIM" },
         groups: groups.into_iter().map(|(_, name)| name).collect::<Vec<_>>().join(", "),
+        last_login: u
+            .annotations()
+            .get(annotations::LAST_LOGIN)
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default(),
         sessions: session_counts.get(u.name_any().as_str()).copied().unwrap_or(0),
     }
 }
@@ -295,7 +301,13 @@ mod tests {
         );
         u.metadata.labels = Some([(labels::SCIM_ID.to_string(), format!("id-{i}"))].into());
         if i == 2 {
-            u.metadata.annotations = Some([(annotations::CREATED_BY.to_string(), "login".to_string())].into());
+            u.metadata.annotations = Some(
+                [
+                    (annotations::CREATED_BY.to_string(), "login".to_string()),
+                    (annotations::LAST_LOGIN.to_string(), "2026-11-30T21:05:09Z".to_string()),
+                ]
+                .into(),
+            );
         }
         u
     }
@@ -312,7 +324,8 @@ mod tests {
         assert_eq!((page.users.len(), page.paging.total), (2, 3));
         assert_eq!((page.users[0].origin, page.users[0].sessions, page.users[1].active), ("SCIM", 2, false));
         let last = users_page(&d, &counts, chrome(), "", Paging::from_query(Some("2"), Some("2")));
-        assert_eq!(last.users[0].origin, "sign-in");
+        assert_eq!((last.users[0].origin, last.users[0].last_login.as_str()), ("sign-in", "2026-11-30 21:05 UTC"));
+        assert_eq!(page.users[0].last_login, "", "never signed in");
         let html = page.render().unwrap();
         assert!(!html.contains("<b>user") && html.contains("user0"), "{html}");
         assert!(html.contains("href=\"?q=&amp;page=2&amp;per=2\""), "the next page keeps the query: {html}");

@@ -217,6 +217,8 @@ pub struct UserRow {
     pub origin: &'static str,
     /// Group names, comma-separated.
     pub groups: String,
+    /// When the person last signed in (UTC, to the minute), or empty.
+    pub last_login: String,
     pub sessions: usize,
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::LoginState;
-use crate::api::{IdentityProvider, User, UserSpec};
+use crate::api::{IdentityProvider, User, UserSpec, annotations};
 use crate::api_server::FieldManager;
 use crate::broker::RedeemRequest;
 use crate::broker::client::BrokerError;
@@ -319,6 +319,11 @@ impl LoginState {
                 Ok(stored) => {
                     if binding == Binding::Record {
                         tracing::info!(provider, user = %person.user_name, object = %name, "bound the user to its login subject");
+                    }
+                    // For the dashboard's Users list; the status above is the record.
+                    let seen = json!({"metadata": {"annotations": {annotations::LAST_LOGIN: Timestamp::now().to_string()}}});
+                    if let Err(e) = self.users.patch(&name, &FieldManager::SERVER.patch(), &Patch::Merge(&seen)).await {
+                        tracing::warn!(object = %name, error = %e, "could not note the sign-in time on the user");
                     }
                     return Ok(stored);
                 }
