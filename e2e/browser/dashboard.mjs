@@ -339,6 +339,11 @@ async function badState({ page, context }) {
 
 async function device({ page }) {
   await page.goto(deviceUrl);
+  // With one Ready provider the server goes straight to it; with several (other tests add
+  // theirs) it shows the chooser, on which the person picks --provider.
+  const chooser = page.locator(`a.login[href*="provider=${encodeURIComponent(provider)}&"]`);
+  await page.locator('#username').or(chooser).first().waitFor({ state: 'visible' });
+  if (await chooser.count()) await chooser.first().click();
   await page.locator('#username').waitFor({ state: 'visible' });
   const outcome = await submitIdpForm(page);
   if (outcome === 'idp-error') throw new Error(`the IdP refused the login: ${await text(page, '#error')}`);
