@@ -85,10 +85,14 @@ fn forbidden(run: &Run) -> bool {
     run.status != 0 && (run.stderr.contains("Forbidden") || run.stderr.contains("forbidden"))
 }
 
-fn session_id(home: &Home) -> String {
+/// The Infra session token `infra login` stored in `home`.
+fn session_token(home: &Home) -> String {
     let text = std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap();
-    let token = serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string();
-    infra::keys::parse_id_with(infra::keys::SESSION_PREFIX, &token).unwrap().to_string()
+    serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string()
+}
+
+fn session_id(home: &Home) -> String {
+    infra::keys::parse_id_with(infra::keys::SESSION_PREFIX, &session_token(home)).unwrap().to_string()
 }
 
 async fn user_uid(email: &str) -> String {
@@ -240,10 +244,7 @@ async fn the_credential_plugin_caches_locks_and_never_opens_a_browser() {
     assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
 
     // A session the server ended: the plugin says to log in again and forgets it.
-    let token = serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = session_token(&home);
     let resp = http().post(format!("{server}/api/logout")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 204);
     std::fs::remove_file(&cache).unwrap();
@@ -566,11 +567,6 @@ async fn revocation_reaches_the_api_server_at_once() {
     infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
 }
 
-fn session_token(home: &Home) -> String {
-    let text = std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap();
-    serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string()
-}
-
 /// After a revocation nothing new is minted: where the API server has no webhook, access ends
 /// when the last token expires (at most the token lifetime later).
 async fn mints_nothing(session: &str) {
@@ -649,11 +645,7 @@ async fn kube_access_benchmark() {
     let person = idp::new_user("kube-bench", &["bench"]).await;
     let home = Home::new();
     log_in(&home, &person).await;
-    let session =
-        serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let session = session_token(&home);
     let server = env().server_urls[0].clone();
     let mut mint = vec![];
     for _ in 0..300 {
@@ -855,11 +847,7 @@ async fn an_emergency_rotation_refuses_old_tokens_and_kubectl_recovers() {
     }
     // A token with the new key makes the API server fetch the key set again; from then on the old
     // token is refused.
-    let session =
-        serde_json::from_str::<Value>(&std::fs::read_to_string(format!("{}/session.json", home.path())).unwrap()).unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let session = session_token(&home);
     let fresh: Value =
         http().post(format!("{}/api/kube/token", env().server_urls[0])).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
     let fresh = fresh["token"].as_str().unwrap().to_string();
