@@ -295,6 +295,38 @@ mod tests {
     }
 
     #[test]
+    fn a_users_page_has_a_plain_title_and_its_sessions_once() {
+        let row = UserRow {
+            object: "u-kate".into(),
+            user_name: "kate@example.com".into(),
+            display_name: String::new(),
+            provider: "okta".into(),
+            active: true,
+            origin: "SCIM",
+            groups: String::new(),
+            last_login: String::new(),
+            sessions: 1,
+        };
+        let html = UserPage {
+            chrome: Chrome::anonymous("/"),
+            u: row,
+            emails: String::new(),
+            kube_user: "infra:okta:kate@example.com".into(),
+            last_login: String::new(),
+            groups: vec![],
+            can_groups: false,
+            grants: vec![],
+            sessions: vec![SessionRow { id: "abc".into(), created: String::new(), last_seen: String::new() }],
+            can_end_sessions: true,
+            csrf: "token".into(),
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("<title>kate@example.com · Users · Infra</title>"), "{html}");
+        assert_eq!(html.matches("id=\"end-abc\"").count(), 1, "{html}");
+    }
+
+    #[test]
     fn a_persons_grants_are_theirs_and_their_groups() {
         let all = [
             grant("mine", "okta", Some("Kate@Example.com"), None),
