@@ -432,6 +432,13 @@ impl Directory {
         out
     }
 
+    /// How many members `group` has at most (those [`Self::members_of`] lists, counting legacy
+    /// members whose user is gone), without listing them.
+    pub fn member_count(&self, group: &Group) -> usize {
+        let labelled = scim_id(group).and_then(|gid| self.labelled_members.get(gid)).map_or(0, BTreeSet::len);
+        group.spec.members.len() + labelled
+    }
+
     /// The display stored for member `id` of group `gid` (see [`Self::members_of`]).
     pub fn member_display(&self, provider: &str, gid: &str, id: &str) -> Option<String> {
         self.compact(provider, id)?.member_display(gid).map(str::to_string)

@@ -30,6 +30,9 @@ pub trait ScimKind: kube::Resource + Clone + Send + Sync + 'static {
     fn render_shaped(dir: &Directory, obj: &Self, base_url: &str, _members: bool) -> Value {
         Self::render(dir, obj, base_url)
     }
+    /// About how many bytes `obj` renders to (with or without a group's members): decides whether
+    /// work on it runs on the async worker or the blocking pool (`work::sized`).
+    fn weight(dir: &Directory, obj: &Self, members: bool) -> usize;
     fn spec_from(resource: &Value, provider: &str) -> Result<Self::Spec, ScimError>;
     fn create(store: &DirectoryStore, provider: &str, spec: Self::Spec) -> impl Future<Output = Result<Self, ScimError>> + Send;
     fn update(store: &DirectoryStore, current: &Self, spec: Self::Spec) -> impl Future<Output = Result<Self, StoreError>> + Send;
@@ -76,6 +79,9 @@ impl ScimKind for User {
         let memberships: Vec<Membership> = groups.iter().map(|(id, name)| Membership { id, display_name: name }).collect();
         codec::user_to_scim(user, &memberships, base_url)
     }
+    fn weight(_: &Directory, user: &Self, _: bool) -> usize {
+        BASE_WEIGHT + user.spec.attributes.as_ref().map_or(0, |a| a.values().map(json_weight).sum())
+    }
     fn spec_from(resource: &Value, provider: &str) -> Result<UserSpec, ScimError> {
         codec::user_spec_from_scim(resource, provider)
     }
@@ -93,6 +99,20 @@ impl ScimKind for User {
     }
     async fn change_members(_: &DirectoryStore, _: &Self, _: &[MemberChange]) -> Result<Self, StoreError> {
         Err(StoreError::Internal("users have no members".into()))
+    }
+}
+
+/// A resource's fixed part as rendered (schemas, meta, names), and one member's entry.
+const BASE_WEIGHT: usize = 512;
+const MEMBER_WEIGHT: usize = 96;
+
+/// About how many bytes `v` serializes to, without serializing it.
+fn json_weight(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 4,
+        Value::Array(a) => 2 + a.iter().map(json_weight).sum::<usize>(),
+        Value::Object(o) => 2 + o.iter().map(|(k, v)| k.len() + 4 + json_weight(v)).sum::<usize>(),
+        _ => 8,
     }
 }
 
@@ -138,6 +158,9 @@ impl ScimKind for Group {
         }
         out
     }
+    fn weight(dir: &Directory, group: &Self, members: bool) -> usize {
+        BASE_WEIGHT + if members { dir.member_count(group) * MEMBER_WEIGHT } else { 0 }
+    }
     fn spec_from(resource: &Value, provider: &str) -> Result<GroupSpec, ScimError> {
         codec::group_spec_from_scim(resource, provider)
     }
@@ -158,5 +181,38 @@ impl ScimKind for Group {
     }
     async fn change_members(store: &DirectoryStore, current: &Self, changes: &[MemberChange]) -> Result<Self, StoreError> {
         store.change_members(current, changes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::ProviderRef;
+    use crate::server::scim::work::INLINE_BYTES;
+
+    fn user(attributes: Value) -> User {
+        let spec = UserSpec {
+            provider_ref: ProviderRef { name: "okta".into() },
+            user_name: "kate@example.com".into(),
+            external_id: None,
+            display_name: None,
+            active: Some(true),
+            attributes: attributes.as_object().cloned(),
+        };
+        User::new("u-1", spec)
+    }
+
+    #[test]
+    fn a_usual_user_is_light_and_one_with_thousands_of_emails_is_not() {
+        let dir = Directory::default();
+        let usual = user(json!({"name": {"givenName": "Kate"}, "emails": [{"value": "kate@example.com", "primary": true}]}));
+        let usual_bytes = serde_json::to_string(&usual.spec.attributes).unwrap().len();
+        let weight = User::weight(&dir, &usual, true);
+        assert!(weight >= usual_bytes && weight <= INLINE_BYTES, "{weight}");
+        let emails: Vec<Value> = (0..8000).map(|i| json!({"value": format!("kate{i}@example.com")})).collect();
+        let heavy = user(json!({"emails": emails}));
+        assert!(User::weight(&dir, &heavy, true) > INLINE_BYTES);
     }
 }

@@ -15,7 +15,7 @@ use super::auth::Principal;
 use super::error::{CONTENT_TYPE, ScimError};
 use super::kinds::ScimKind;
 use super::request::{Params, check_if_match, json_body};
-use super::work::heavy;
+use super::work::{heavy, sized};
 use crate::directory::Directory;
 use crate::directory::codec::version;
 use crate::directory::store::{MemberChange, WRITE_ATTEMPTS};
@@ -116,8 +116,23 @@ pub async fn list_resources<K: ScimKind>(
     Extension(p): Extension<Principal>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Response {
-    let run = move || list_page::<K>(&state, &p.provider, &Params::new(raw)).map(|body| scim_json(StatusCode::OK, &body));
-    result(heavy(run).await)
+    let params = Params::new(raw);
+    let weight = lookup_weight::<K>(&state.directory(), &p.provider, &params);
+    let run = move || list_page::<K>(&state, &p.provider, &params).map(|body| scim_json(StatusCode::OK, &body));
+    result(sized(weight, run).await)
+}
+
+/// What a list answers, in bytes as rendered, when it is a lookup by an indexed attribute (Okta's
+/// and Entra's `userName eq` and `displayName eq` before every write): the few resources found.
+/// Any other list may render thousands, and counts as large.
+fn lookup_weight<K: ScimKind>(dir: &Directory, provider: &str, params: &Params) -> usize {
+    let Ok(query) = parse_query::<K>(params) else { return 0 };
+    let Some(found) = query.filter.as_ref().and_then(equality_hint).and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
+    else {
+        return usize::MAX;
+    };
+    let members = wants_members(&Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")));
+    found.iter().map(|o| K::weight(dir, o, members)).sum()
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3).
@@ -156,14 +171,16 @@ fn wants_members(projection: &Projection) -> bool {
 /// while to render. A `201 Created` carries the resource's `Location`.
 async fn reply<K: ScimKind>(state: &ScimState, obj: K, params: Params, status: StatusCode) -> Response {
     let state = state.clone();
+    let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
+    let members = wants_members(&projection);
+    let weight = K::weight(&state.directory(), &obj, members);
     let run = move || {
-        let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
-        let body = K::render_shaped(&state.directory(), &obj, &state.base_url, wants_members(&projection));
+        let body = K::render_shaped(&state.directory(), &obj, &state.base_url, members);
         let location = (status == StatusCode::CREATED).then(|| body["meta"]["location"].as_str().map(str::to_string)).flatten();
         let body = projection.apply(&body);
         Ok(resource_response(status, &body, &version(&obj), location.as_deref()))
     };
-    result(heavy(run).await)
+    result(sized(weight, run).await)
 }
 
 /// Attributes the server owns. Clients send them back in PUTs (Okta's profile updates do), and
@@ -198,9 +215,10 @@ pub async fn create_resource<K: ScimKind>(
     body: Bytes,
 ) -> Response {
     let provider = p.provider.clone();
+    let size = body.len();
     let validate = move || K::spec_from(&validate_full::<K>(json_body(&body)?, None)?, &provider);
     let run = async {
-        let spec = heavy(validate).await?;
+        let spec = sized(size, validate).await?;
         K::create(&state.store, &p.provider, spec).await
     };
     match run.await {
@@ -217,13 +235,15 @@ async fn update_with<K: ScimKind>(
     provider: &str,
     id: &str,
     headers: &HeaderMap,
+    input_bytes: usize,
     compute: impl Fn(&Value) -> Result<Value, ScimError> + Clone + Send + 'static,
 ) -> Result<K, ScimError> {
     let mut current = K::lookup(&state.directory(), provider, id).ok_or_else(|| not_found::<K>(id))?;
     for _ in 0..WRITE_ATTEMPTS {
         check_if_match(headers, &version(&current))?;
+        let weight = input_bytes.saturating_add(K::weight(&state.directory(), &current, true));
         let (st, cur, f, prov) = (state.clone(), current.clone(), compute.clone(), provider.to_string());
-        let spec = heavy(move || {
+        let spec = sized(weight, move || {
             let rendered = K::render(&st.directory(), &cur, &st.base_url);
             K::spec_from(&f(&rendered)?, &prov)
         })
@@ -272,10 +292,11 @@ pub async fn replace_resource<K: ScimKind>(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let sent = Arc::new(heavy(move || json_body(&body)).await?);
+        let size = body.len();
+        let sent = Arc::new(sized(size, move || json_body(&body)).await?);
         let current_id = id.clone();
         let compute = move |_: &Value| validate_full::<K>((*sent).clone(), Some(&current_id));
-        update_with::<K>(&state, &p.provider, &id, &headers, compute).await
+        update_with::<K>(&state, &p.provider, &id, &headers, size, compute).await
     };
     let outcome = run.await;
     updated::<K>(&state, Params::new(raw), outcome).await
@@ -290,11 +311,12 @@ pub async fn patch_resource<K: ScimKind>(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let request = Arc::new(heavy(move || json_body(&body)).await?);
+        let size = body.len();
+        let request = Arc::new(sized(size, move || json_body(&body)).await?);
         if let Some(changes) = K::member_changes(&request) {
             return change_members::<K>(&state, &p.provider, &id, &headers, &changes).await;
         }
-        update_with::<K>(&state, &p.provider, &id, &headers, move |current: &Value| patch::apply(current, K::RT, &request)).await
+        update_with::<K>(&state, &p.provider, &id, &headers, size, move |current: &Value| patch::apply(current, K::RT, &request)).await
     };
     let outcome = run.await;
     updated::<K>(&state, Params::new(raw), outcome).await
