@@ -25,6 +25,37 @@ pub fn trim() {
     }
 }
 
+/// What the server's memory is made of, for the `infra_server_memory_bytes` gauge: how much of the
+/// resident size is the program's own code and libraries (file-backed, shared with other
+/// processes running the same binary) rather than its data, and how much of the allocator's memory
+/// is live rather than freed but kept (fragmentation).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub resident_anonymous: u64,
+    pub resident_file: u64,
+    pub heap_in_use: u64,
+    pub heap_free: u64,
+}
+
+pub fn stats() -> MemoryStats {
+    let mut s = MemoryStats::default();
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kib = |key: &str| {
+            status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        s.resident_anonymous = kib("RssAnon:").unwrap_or(0) * 1024;
+        s.resident_file = kib("RssFile:").unwrap_or(0) * 1024;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (of every arena).
+        let m = unsafe { libc::mallinfo2() };
+        s.heap_in_use = (m.uordblks + m.hblkhd) as u64;
+        s.heap_free = m.fordblks as u64;
+    }
+    s
+}
+
 /// Trims once a minute, off the async workers (a trim walks the heap).
 pub fn spawn_trimmer() {
     tokio::spawn(async {
