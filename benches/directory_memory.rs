@@ -137,11 +137,8 @@ fn report(label: &str, before: (f64, f64), after: (f64, f64), users: usize) {
 }
 
 fn main() {
-    let extra: usize = std::env::args()
-        .skip_while(|a| a != "--users")
-        .nth(1)
-        .map(|n| n.parse().expect("--users takes a number"))
-        .unwrap_or(100_000);
+    let extra: usize =
+        std::env::args().skip_while(|a| a != "--users").nth(1).map(|n| n.parse().expect("--users takes a number")).unwrap_or(100_000);
     let group_ids: Vec<String> = (0..GROUPS).map(|_| new_id().unwrap()).collect();
     // e2e/bench's groups: group i has the users (i * 7 + k) % 1000 for k in 0..20.
     let mut memberships = vec![vec![]; 1000];
@@ -171,4 +168,19 @@ fn main() {
     }
     report(&format!("{extra} users more"), base, heap(), extra);
     assert_eq!(d.user_count(), BASE + extra);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free pages; mallinfo2 only reads statistics.
+        let m = unsafe {
+            libc::malloc_trim(0);
+            libc::mallinfo2()
+        };
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        println!(
+            "malloc after a trim: {:.1} MiB from the system, {:.1} MiB in use, {:.1} MiB free",
+            mib(m.arena + m.hblkhd),
+            mib(m.uordblks + m.hblkhd),
+            mib(m.fordblks)
+        );
+    }
 }
