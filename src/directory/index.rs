@@ -121,12 +121,15 @@ impl Directory {
         for gid in user.member_groups() {
             self.labelled_members.entry(gid.to_string()).or_default().insert(id.clone());
         }
-        self.user_by_name.entry(shared.clone()).or_default().insert(folded(&user.user_name), name.clone());
+        let user_name = folded(&user.user_name);
+        self.user_by_name.entry(shared.clone()).or_default().insert(user_name.clone(), name.clone());
         if let Some(e) = user.external_id() {
             self.user_by_external.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default().insert_sorted(id.clone());
         }
         for e in user.email_values() {
-            self.user_by_email.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default().insert_sorted(id.clone());
+            // Usually the userName is the email (Okta's default): one copy serves both indexes.
+            let e = if *e == *user_name { user_name.clone() } else { Arc::from(e) };
+            self.user_by_email.entry(shared.clone()).or_default().entry(e).or_default().insert_sorted(id.clone());
         }
         self.user_order.entry(shared).or_default().insert(id);
         self.users.insert(name, Arc::new(user));
