@@ -7,6 +7,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use infra::api::{Group, GroupSpec, ProviderRef, User, UserSpec, annotations, labels, member_label};
@@ -124,6 +125,23 @@ fn group(i: usize, id: &str) -> Group {
     g
 }
 
+/// Applies users `range` as the server's watch does: each event arrives as JSON, is deserialized on
+/// one of the runtime's two workers, and applied under the directory's lock.
+fn watch(d: &Mutex<Directory>, range: std::ops::Range<usize>, memberships: &[Vec<String>]) {
+    std::thread::scope(|s| {
+        for worker in 0..2 {
+            let range = range.clone();
+            s.spawn(move || {
+                for i in range.filter(|i| i % 2 == worker) {
+                    let json = serde_json::to_vec(&user(i, memberships.get(i).map(Vec::as_slice).unwrap_or_default())).unwrap();
+                    let event: User = serde_json::from_slice(&json).unwrap();
+                    d.lock().unwrap().on_user_event(Event::Apply(event));
+                }
+            });
+        }
+    });
+}
+
 fn report(label: &str, before: (f64, f64), after: (f64, f64), users: usize) {
     let mib = |b: f64| b / (1024.0 * 1024.0);
     let (asked, held) = (after.0 - before.0, after.1 - before.1);
@@ -149,38 +167,46 @@ fn main() {
     }
 
     let start = heap();
-    let mut d = Directory::default();
-    d.on_user_event(Event::Init);
-    d.on_user_event(Event::InitDone);
-    d.on_group_event(Event::Init);
-    d.on_group_event(Event::InitDone);
-    const BASE: usize = 12_000;
-    for i in 0..BASE {
-        d.on_user_event(Event::Apply(user(i, memberships.get(i).map(Vec::as_slice).unwrap_or_default())));
+    let d = Mutex::new(Directory::default());
+    {
+        let mut d = d.lock().unwrap();
+        d.on_user_event(Event::Init);
+        d.on_user_event(Event::InitDone);
+        d.on_group_event(Event::Init);
+        d.on_group_event(Event::InitDone);
     }
+    const BASE: usize = 12_000;
+    watch(&d, 0..BASE, &memberships);
     for (i, gid) in group_ids.iter().enumerate() {
-        d.on_group_event(Event::Apply(group(i, gid)));
+        d.lock().unwrap().on_group_event(Event::Apply(group(i, gid)));
     }
     let base = heap();
     report(&format!("{BASE} users and {GROUPS} groups"), start, base, BASE);
-    for i in BASE..BASE + extra {
-        d.on_user_event(Event::Apply(user(i, &[])));
-    }
+    watch(&d, BASE..BASE + extra, &memberships);
     report(&format!("{extra} users more"), base, heap(), extra);
+    let d = d.into_inner().unwrap();
     assert_eq!(d.user_count(), BASE + extra);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only releases free pages; mallinfo2 only reads statistics.
+        let started = std::time::Instant::now();
         let m = unsafe {
             libc::malloc_trim(0);
             libc::mallinfo2()
         };
+        let trim_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        let anon = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("RssAnon:")).map(|v| v.trim().trim_end_matches("kB").trim().to_string()))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
         println!(
-            "malloc after a trim: {:.1} MiB from the system, {:.1} MiB in use, {:.1} MiB free",
+            "malloc after a trim ({trim_ms:.2} ms): {:.1} MiB from the system, {:.1} MiB in use, {:.1} MiB free; {:.1} MiB resident anonymous",
             mib(m.arena + m.hblkhd),
             mib(m.uordblks + m.hblkhd),
-            mib(m.fordblks)
+            mib(m.fordblks),
+            anon / 1024.0
         );
     }
 }
