@@ -193,6 +193,27 @@ fn rss_mib(pid_file: &str) -> f64 {
     kib / 1024.0
 }
 
+/// What the server's resident memory is made of, from its `infra_server_memory_bytes` gauge
+/// (refreshed every 10 seconds, so read after one refresh): code and libraries (file-backed) and
+/// data, and of the allocator's memory what is live and what is freed but kept.
+async fn memory_breakdown(http: &reqwest::Client) {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let url = var("INFRA_SERVER_METRICS_URLS").split_whitespace().next().expect("a server's metrics URL").to_string();
+    let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let mib = |kind: &str| {
+        let prefix = format!("infra_server_memory_bytes{{kind=\"{kind}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN)
+            / (1024.0 * 1024.0)
+    };
+    println!(
+        "  of which: {:.1} MiB code and libraries, {:.1} MiB data; heap {:.1} MiB in use, {:.1} MiB freed but kept",
+        mib("resident_file"),
+        mib("resident_anonymous"),
+        mib("heap_in_use"),
+        mib("heap_free")
+    );
+}
+
 fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
@@ -523,6 +544,7 @@ async fn main() {
         a.groups,
         pass(rss_base <= 48.0)
     );
+    memory_breakdown(&http).await;
 
     // ---- all the users ------------------------------------------------------------------------
     if a.users > BASE_USERS {
@@ -608,6 +630,7 @@ async fn main() {
         );
     }
     println!("server RSS at the end: {:.1} MiB", rss_mib(&pid_file));
+    memory_breakdown(&http).await;
 
     if a.keep {
         println!("--keep: providers {scim_provider} and {direct_provider} and their users stay (e2e/down --purge removes them)");

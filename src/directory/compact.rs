@@ -29,21 +29,38 @@ impl Interner {
     }
 }
 
+/// The user's strings that no index shares, one after another in one allocation: each costs its
+/// bytes and a 4-byte end offset instead of an allocation of its own (a header, rounding up, and a
+/// pointer and length in the struct). Annotation values follow the fields, in the order of
+/// `CompactUser::annotations`.
+#[derive(Clone, Copy)]
+enum Field {
+    Uid,
+    ResourceVersion,
+    ExternalId,
+    DisplayName,
+    Attributes,
+}
+
+const FIELDS: usize = 5;
+
 pub struct CompactUser {
     pub name: Arc<str>,
     /// The SCIM id (the `infrahq.com/scim-id` label), shared with the directory's indexes.
     pub id: Arc<str>,
-    pub uid: Option<Box<str>>,
-    pub resource_version: Option<Box<str>>,
-    pub creation_timestamp: Option<Time>,
-    labels: Pairs,
-    annotations: Pairs,
     pub provider: Arc<str>,
     pub user_name: Arc<str>,
-    pub external_id: Option<Box<str>>,
-    pub display_name: Option<Box<str>>,
+    pub creation_timestamp: Option<Time>,
     pub active: Option<bool>,
-    attributes: Option<Box<str>>,
+    labels: Pairs,
+    /// Interned keys, and where each value ends in `text`.
+    annotations: Box<[(Arc<str>, u32)]>,
+    /// The `Field`s, then the annotation values.
+    text: Box<str>,
+    /// Where each `Field` ends in `text` (it starts where the one before ends).
+    ends: [u32; FIELDS],
+    /// Which `Field`s are present (bit `Field as u8`), so that absent and empty stay apart.
+    present: u8,
 }
 
 fn unpairs(p: &Pairs) -> Option<BTreeMap<String, String>> {
@@ -65,28 +82,77 @@ impl CompactUser {
                 (strings.get(&k), value)
             })
             .collect();
-        let annotations: Pairs = m.annotations.unwrap_or_default().into_iter().map(|(k, v)| (strings.get(&k), Arc::from(v))).collect();
+        let attributes = user.spec.attributes.map(|a| serde_json::to_string(&a).expect("a JSON map serializes"));
+        let fields = [m.uid, m.resource_version, user.spec.external_id, user.spec.display_name, attributes];
+        let annotations = m.annotations.unwrap_or_default();
+        let len = fields.iter().flatten().chain(annotations.values()).map(String::len).sum();
+        let mut text = String::with_capacity(len);
+        let (mut ends, mut present) = ([0; FIELDS], 0);
+        for (i, f) in fields.into_iter().enumerate() {
+            if let Some(f) = f {
+                text.push_str(&f);
+                present |= 1 << i;
+            }
+            ends[i] = offset(&text);
+        }
+        let annotations = annotations
+            .into_iter()
+            .map(|(k, v)| {
+                text.push_str(&v);
+                (strings.get(&k), offset(&text))
+            })
+            .collect();
         Some(Self {
             name: Arc::from(m.name.unwrap_or_default()),
             id,
-            uid: m.uid.map(String::into_boxed_str),
-            resource_version: m.resource_version.map(String::into_boxed_str),
-            creation_timestamp: m.creation_timestamp,
-            labels: pairs,
-            annotations,
             provider,
             user_name: Arc::from(user.spec.user_name),
-            external_id: user.spec.external_id.map(String::into_boxed_str),
-            display_name: user.spec.display_name.map(String::into_boxed_str),
+            creation_timestamp: m.creation_timestamp,
             active: user.spec.active,
-            attributes: user.spec.attributes.map(|a| serde_json::to_string(&a).expect("a JSON map serializes").into_boxed_str()),
+            labels: pairs,
+            annotations,
+            text: text.into_boxed_str(),
+            ends,
+            present,
         })
+    }
+
+    fn field(&self, f: Field) -> Option<&str> {
+        let i = f as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        (self.present & (1 << i) != 0).then(|| &self.text[start..self.ends[i] as usize])
+    }
+
+    pub fn uid(&self) -> Option<&str> {
+        self.field(Field::Uid)
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        self.field(Field::ResourceVersion)
+    }
+
+    pub fn external_id(&self) -> Option<&str> {
+        self.field(Field::ExternalId)
+    }
+
+    pub fn display_name(&self) -> Option<&str> {
+        self.field(Field::DisplayName)
+    }
+
+    fn attributes(&self) -> Option<&str> {
+        self.field(Field::Attributes)
+    }
+
+    /// The annotations as (key, value).
+    fn annotations(&self) -> impl Iterator<Item = (&str, &str)> {
+        let starts = std::iter::once(self.ends[FIELDS - 1]).chain(self.annotations.iter().map(|(_, end)| *end));
+        self.annotations.iter().zip(starts).map(|((k, end), start)| (&**k, &self.text[start as usize..*end as usize]))
     }
 
     /// The `display` the client wrote for this user as a member of group `gid`: the annotation of
     /// the membership label's key (absent when the client wrote none).
     pub fn member_display(&self, gid: &str) -> Option<&str> {
-        self.annotations.iter().find(|(k, _)| k.strip_prefix(crate::api::MEMBER_LABEL_PREFIX) == Some(gid)).map(|(_, v)| &**v)
+        self.annotations().find(|(k, _)| k.strip_prefix(crate::api::MEMBER_LABEL_PREFIX) == Some(gid)).map(|(_, v)| v)
     }
 
     /// The ids of the groups this user's labels make it a member of.
@@ -96,7 +162,7 @@ impl CompactUser {
 
     /// The emails' values, case-folded (ASCII letters only, `scim::case`), for the email index.
     pub fn email_values(&self) -> Vec<String> {
-        let Some(attrs) = &self.attributes else { return vec![] };
+        let Some(attrs) = self.attributes() else { return vec![] };
         #[derive(serde::Deserialize)]
         struct Emails {
             #[serde(default)]
@@ -112,27 +178,35 @@ impl CompactUser {
     }
 
     pub fn to_user(&self) -> User {
+        let owned = |s: Option<&str>| s.map(str::to_string);
+        let annotations: BTreeMap<String, String> = self.annotations().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         User {
             metadata: ObjectMeta {
                 name: Some(self.name.to_string()),
-                uid: self.uid.as_deref().map(str::to_string),
-                resource_version: self.resource_version.as_deref().map(str::to_string),
+                uid: owned(self.uid()),
+                resource_version: owned(self.resource_version()),
                 creation_timestamp: self.creation_timestamp.clone(),
                 labels: unpairs(&self.labels),
-                annotations: unpairs(&self.annotations),
+                annotations: (!annotations.is_empty()).then_some(annotations),
                 ..Default::default()
             },
             spec: UserSpec {
                 provider_ref: ProviderRef { name: self.provider.to_string() },
                 user_name: self.user_name.to_string(),
-                external_id: self.external_id.as_deref().map(str::to_string),
-                display_name: self.display_name.as_deref().map(str::to_string),
+                external_id: owned(self.external_id()),
+                display_name: owned(self.display_name()),
                 active: self.active,
-                attributes: self.attributes.as_deref().and_then(|a| serde_json::from_str(a).ok()),
+                attributes: self.attributes().and_then(|a| serde_json::from_str(a).ok()),
             },
             status: None,
         }
     }
+}
+
+/// `text`'s length as an offset: a User is at most the API server's object size limit (1.5 MiB),
+/// far below 4 GiB.
+fn offset(text: &str) -> u32 {
+    u32::try_from(text.len()).expect("a User's strings are far below 4 GiB")
 }
 
 #[cfg(test)]
@@ -163,5 +237,44 @@ mod tests {
         assert_eq!(back.spec, u.spec);
         assert_eq!(back.metadata.labels, u.metadata.labels);
         assert_eq!(back.metadata.uid, u.metadata.uid);
+        assert_eq!(back.metadata.resource_version, u.metadata.resource_version);
+        assert_eq!(back.metadata.annotations, None);
+    }
+
+    #[test]
+    fn packed_strings_keep_absent_empty_and_annotations_apart() {
+        let gid = "g-1";
+        let member_key = crate::api::member_label(gid);
+        let mut u = User::new(
+            "u-2",
+            UserSpec {
+                provider_ref: ProviderRef { name: "okta".into() },
+                user_name: "bob".into(),
+                external_id: Some(String::new()),
+                display_name: Some("Bob B\u{fc}rger".into()),
+                active: None,
+                attributes: None,
+            },
+        );
+        u.metadata.labels = Some([("infrahq.com/scim-id".to_string(), "id-2".to_string())].into());
+        u.metadata.annotations = Some(
+            [
+                ("infrahq.com/created".to_string(), "2026-01-01T00:00:00Z".to_string()),
+                ("infrahq.com/last-modified".to_string(), String::new()),
+                (member_key, "Bob".to_string()),
+            ]
+            .into(),
+        );
+        let c = CompactUser::new(u.clone(), "okta".into(), &mut Interner::default()).unwrap();
+        assert_eq!((c.uid(), c.resource_version()), (None, None));
+        assert_eq!(c.external_id(), Some(""), "an empty externalId is not an absent one");
+        assert_eq!(c.display_name(), Some("Bob B\u{fc}rger"));
+        assert_eq!(c.member_display(gid), Some("Bob"));
+        assert_eq!(c.member_display("g-2"), None);
+        assert!(c.email_values().is_empty());
+        let back = c.to_user();
+        assert_eq!(back.spec, u.spec);
+        assert_eq!(back.metadata.annotations, u.metadata.annotations);
+        assert_eq!(back.metadata.uid, None);
     }
 }

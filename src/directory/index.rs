@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 
 use super::codec::scim_id;
 use super::compact::{CompactUser, Interner};
+use super::few::Few;
 use super::freshness::Freshness;
 use crate::api::{Group, User};
 
@@ -37,12 +38,12 @@ pub struct Directory {
     provider_names: HashMap<String, Arc<str>>,
     strings: Interner,
     /// The object names carrying each SCIM id: one, or two while a rename moves the user.
-    user_names_by_id: HashMap<Id, Vec<Arc<str>>>,
+    user_names_by_id: HashMap<Id, Few<Arc<str>>>,
     user_by_name: ByValue<Arc<str>>,
-    user_by_external: ByValue<Vec<Id>>,
-    user_by_email: ByValue<Vec<Id>>,
-    /// (provider, id): the stable order of list responses.
-    user_order: BTreeSet<(Arc<str>, Id)>,
+    user_by_external: ByValue<Few<Id>>,
+    user_by_email: ByValue<Few<Id>>,
+    /// Per provider, the ids in order: the stable order of list responses.
+    user_order: HashMap<Arc<str>, BTreeSet<Id>>,
     groups: HashMap<String, Arc<Group>>,
     group_by_id: HashMap<String, String>,
     group_by_display: HashMap<Key, BTreeSet<String>>,
@@ -72,14 +73,8 @@ fn folded(s: &Arc<str>) -> Arc<str> {
     }
 }
 
-fn insert_sorted(ids: &mut Vec<Id>, id: &Id) {
-    if let Err(at) = ids.binary_search(id) {
-        ids.insert(at, id.clone());
-    }
-}
-
 /// Removes `id` from the set under `key`, and the set once empty.
-fn remove_from(map: &mut ByValue<Vec<Id>>, provider: &str, key: &str, id: &str) {
+fn remove_from(map: &mut ByValue<Few<Id>>, provider: &str, key: &str, id: &str) {
     let Some(values) = map.get_mut(provider) else { return };
     if let Some(ids) = values.get_mut(key) {
         ids.retain(|i| &**i != id);
@@ -126,14 +121,17 @@ impl Directory {
         for gid in user.member_groups() {
             self.labelled_members.entry(gid.to_string()).or_default().insert(id.clone());
         }
-        self.user_by_name.entry(shared.clone()).or_default().insert(folded(&user.user_name), name.clone());
-        if let Some(e) = &user.external_id {
-            insert_sorted(self.user_by_external.entry(shared.clone()).or_default().entry(Arc::from(&**e)).or_default(), &id);
+        let user_name = folded(&user.user_name);
+        self.user_by_name.entry(shared.clone()).or_default().insert(user_name.clone(), name.clone());
+        if let Some(e) = user.external_id() {
+            self.user_by_external.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default().insert_sorted(id.clone());
         }
         for e in user.email_values() {
-            insert_sorted(self.user_by_email.entry(shared.clone()).or_default().entry(Arc::from(e)).or_default(), &id);
+            // Usually the userName is the email (Okta's default): one copy serves both indexes.
+            let e = if *e == *user_name { user_name.clone() } else { Arc::from(e) };
+            self.user_by_email.entry(shared.clone()).or_default().entry(e).or_default().insert_sorted(id.clone());
         }
-        self.user_order.insert((shared, id));
+        self.user_order.entry(shared).or_default().insert(id);
         self.users.insert(name, Arc::new(user));
         true
     }
@@ -160,12 +158,12 @@ impl Directory {
             names.remove(&user_name);
         }
         // The id's other indexes stay while another object (mid-rename) still carries it.
-        let others: Vec<Arc<str>> = match self.user_names_by_id.get_mut(&id) {
+        let others: Few<Arc<str>> = match self.user_names_by_id.get_mut(&id) {
             Some(names) => {
                 names.retain(|n| &**n != name);
                 names.clone()
             }
-            None => vec![],
+            None => Few::default(),
         };
         for gid in old.member_groups() {
             let kept = others.iter().filter_map(|n| self.users.get(n)).any(|u| u.member_groups().any(|g| g == gid));
@@ -183,13 +181,18 @@ impl Directory {
             return;
         }
         self.user_names_by_id.remove(&id);
-        if let Some(e) = &old.external_id {
+        if let Some(e) = old.external_id() {
             remove_from(&mut self.user_by_external, provider, e, &id);
         }
         for e in old.email_values() {
             remove_from(&mut self.user_by_email, provider, &e, &id);
         }
-        self.user_order.remove(&(old.provider.clone(), id));
+        if let Some(ids) = self.user_order.get_mut(provider) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.user_order.remove(provider);
+            }
+        }
     }
 
     /// The user with SCIM id `id`: while a rename leaves two objects with one id, the one applied
@@ -214,7 +217,7 @@ impl Directory {
     pub fn user_access(&self, provider: &str, user_name: &str) -> Option<(&str, bool)> {
         let name = self.user_by_name.get(provider)?.get(lower(user_name).as_str())?;
         let u = self.users.get(name)?;
-        Some((u.uid.as_deref().unwrap_or_default(), u.active.unwrap_or(true)))
+        Some((u.uid().unwrap_or_default(), u.active.unwrap_or(true)))
     }
 
     pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
@@ -225,13 +228,12 @@ impl Directory {
         self.ids_to_users(provider, self.user_by_email.get(provider).and_then(|m| m.get(lower(email).as_str())))
     }
 
-    fn ids_to_users(&self, provider: &str, ids: Option<&Vec<Id>>) -> Vec<User> {
-        ids.into_iter().flatten().filter_map(|id| self.user(provider, id)).collect()
+    fn ids_to_users(&self, provider: &str, ids: Option<&Few<Id>>) -> Vec<User> {
+        ids.into_iter().flat_map(|ids| ids.iter()).filter_map(|id| self.user(provider, id)).collect()
     }
 
     fn user_ids(&self, provider: &str) -> impl Iterator<Item = &Id> {
-        let start: (Arc<str>, Id) = (Arc::from(provider), Arc::from(""));
-        self.user_order.range(start..).take_while(move |(p, _)| &**p == provider).map(|(_, id)| id)
+        self.user_order.get(provider).into_iter().flatten()
     }
 
     /// Every user of `provider`, in a stable order (by id).
@@ -277,7 +279,7 @@ impl Directory {
             .filter(|u| {
                 q.is_empty()
                     || contains(&u.user_name)
-                    || u.display_name.as_deref().is_some_and(contains)
+                    || u.display_name().is_some_and(contains)
                     || by_email.contains(&(&*u.provider, &*u.id))
             })
             .map(|u| &**u)
@@ -305,7 +307,7 @@ impl Directory {
 
     /// The object name and UID of the user with SCIM id `id`, for writes that address it.
     pub fn user_object(&self, provider: &str, id: &str) -> Option<(String, Option<String>)> {
-        self.compact(provider, id).map(|u| (u.name.to_string(), u.uid.as_deref().map(str::to_string)))
+        self.compact(provider, id).map(|u| (u.name.to_string(), u.uid().map(str::to_string)))
     }
 
     /// The groups `user_id` belongs to, as (id, displayName). Labels naming a group that does not

@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod compact;
+mod few;
 mod freshness;
 pub mod index;
 pub mod naming;

@@ -39,6 +39,11 @@ pub struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemoryLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -65,6 +70,9 @@ pub struct Metrics {
     pub scim_keys_active: Gauge,
     pub users: Gauge,
     pub groups: Gauge,
+    /// The server's memory by kind: `resident_anonymous` and `resident_file` (code and libraries)
+    /// make up its resident size; `heap_in_use` and `heap_free` (freed but kept by the allocator).
+    pub memory: Family<MemoryLabels, Gauge>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -113,6 +121,7 @@ impl Metrics {
             scim_keys_active: Gauge::default(),
             users: Gauge::default(),
             groups: Gauge::default(),
+            memory: Family::default(),
         };
         let mut root = metrics.registry.lock().expect("new lock");
         root.register_collector(Box::new(process::ProcessCollector));
@@ -144,6 +153,12 @@ impl Metrics {
                 r.register("scim_keys_active", "SCIM keys that are issued and not expired", metrics.scim_keys_active.clone());
                 r.register("users", "Users in the server's directory", metrics.users.clone());
                 r.register("groups", "Groups in the server's directory", metrics.groups.clone());
+                r.register_with_unit(
+                    "server_memory",
+                    "The server's resident memory (anonymous, file) and heap (in use, free), by kind",
+                    prometheus_client::registry::Unit::Bytes,
+                    metrics.memory.clone(),
+                );
             }
         }
         drop(root);

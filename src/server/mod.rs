@@ -307,6 +307,15 @@ fn spawn_gauges(metrics: Arc<Metrics>, keys: Store<ScimKey>, directory: Director
             };
             metrics.users.set(users as i64);
             metrics.groups.set(groups as i64);
+            let m = memory::stats();
+            for (kind, bytes) in [
+                ("resident_anonymous", m.resident_anonymous),
+                ("resident_file", m.resident_file),
+                ("heap_in_use", m.heap_in_use),
+                ("heap_free", m.heap_free),
+            ] {
+                metrics.memory.get_or_create(&crate::metrics::MemoryLabels { kind }).set(bytes as i64);
+            }
         }
     });
 }
