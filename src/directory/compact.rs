@@ -44,6 +44,8 @@ pub struct CompactUser {
     pub display_name: Option<Box<str>>,
     pub active: Option<bool>,
     attributes: Option<Box<str>>,
+    /// `status.loginGroups`: the groups the provider asserted at the last login (names shared).
+    pub login_groups: Box<[Arc<str>]>,
 }
 
 fn unpairs(p: &Pairs) -> Option<BTreeMap<String, String>> {
@@ -55,6 +57,7 @@ impl CompactUser {
     /// provider) when it writes, and never reads managed fields. `None` for a user without a
     /// SCIM id (not one of the server's).
     pub fn new(user: User, provider: Arc<str>, strings: &mut Interner) -> Option<Self> {
+        let login_groups = user.status.and_then(|s| s.login_groups).unwrap_or_default().iter().map(|g| strings.get(g)).collect();
         let m = user.metadata;
         let label_map = m.labels.unwrap_or_default();
         let id: Arc<str> = Arc::from(label_map.get(labels::SCIM_ID)?.as_str());
@@ -80,6 +83,7 @@ impl CompactUser {
             display_name: user.spec.display_name.map(String::into_boxed_str),
             active: user.spec.active,
             attributes: user.spec.attributes.map(|a| serde_json::to_string(&a).expect("a JSON map serializes").into_boxed_str()),
+            login_groups,
         })
     }
 
@@ -87,6 +91,11 @@ impl CompactUser {
     /// the membership label's key (absent when the client wrote none).
     pub fn member_display(&self, gid: &str) -> Option<&str> {
         self.annotations.iter().find(|(k, _)| k.strip_prefix(crate::api::MEMBER_LABEL_PREFIX) == Some(gid)).map(|(_, v)| &**v)
+    }
+
+    /// The value of annotation `key`.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.iter().find(|(k, _)| &**k == key).map(|(_, v)| &**v)
     }
 
     /// The ids of the groups this user's labels make it a member of.
@@ -156,8 +165,10 @@ mod tests {
         u.metadata.uid = Some("uid".into());
         u.metadata.resource_version = Some("7".into());
         u.metadata.labels = Some([("infrahq.com/scim-id".to_string(), "id-1".to_string())].into());
+        u.status = Some(crate::api::UserStatus { login_groups: Some(vec!["admins".into()]), ..Default::default() });
         let c = CompactUser::new(u.clone(), "okta".into(), &mut Interner::default()).unwrap();
         assert_eq!(&*c.id, "id-1");
+        assert_eq!(c.login_groups.iter().map(|g| &**g).collect::<Vec<_>>(), ["admins"]);
         assert_eq!(c.email_values(), vec!["alice@example.com"]);
         let back = c.to_user();
         assert_eq!(back.spec, u.spec);
