@@ -115,6 +115,25 @@ pub fn verify_hash(presented: &str, stored_hex: &str) -> bool {
     presented.len() == stored_hex.len() && bool::from(presented.as_bytes().ct_eq(stored_hex.as_bytes()))
 }
 
+/// A stored [`hash_hex`] as bytes, for keeping many of them compactly; `None` if it is not one.
+pub fn unhex_hash(stored_hex: &str) -> Option<[u8; 32]> {
+    let bytes = stored_hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).filter(|_| !b.is_ascii_uppercase());
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// Compares a presented token with a stored hash (as bytes) in constant time.
+pub fn verify_hash_bytes(presented: &str, stored: &[u8; 32]) -> bool {
+    hash(presented).ct_eq(stored).into()
+}
+
 /// The token from an `Authorization` header value: `Bearer <token>` with the scheme matched
 /// case-insensitively (RFC 7235 §2.1) and the token in RFC 6750's `b64token` shape, so nothing
 /// else (a tab or a control character inside it, say) is ever taken for a token.
@@ -133,6 +152,18 @@ fn is_b64token(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_hashes_as_bytes() {
+        let stored = hash_hex("ist_abc_secret");
+        let bytes = unhex_hash(&stored).unwrap();
+        assert_eq!(hex(&bytes), stored);
+        assert!(verify_hash_bytes("ist_abc_secret", &bytes));
+        assert!(!verify_hash_bytes("ist_abc_secreT", &bytes));
+        assert_eq!(unhex_hash(&stored.to_uppercase()), None, "hash_hex is lower-case");
+        assert_eq!(unhex_hash(&stored[1..]), None);
+        assert_eq!(unhex_hash(&format!("{}zz", &stored[2..])), None);
+    }
 
     #[test]
     fn generated_keys_parse_and_verify() {

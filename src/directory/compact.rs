@@ -61,6 +61,8 @@ pub struct CompactUser {
     ends: [u32; FIELDS],
     /// Which `Field`s are present (bit `Field as u8`), so that absent and empty stay apart.
     present: u8,
+    /// `status.loginGroups`: the groups the provider asserted at the last login (names shared).
+    pub login_groups: Box<[Arc<str>]>,
 }
 
 fn unpairs(p: &Pairs) -> Option<BTreeMap<String, String>> {
@@ -72,6 +74,7 @@ impl CompactUser {
     /// provider) when it writes, and never reads managed fields. `None` for a user without a
     /// SCIM id (not one of the server's).
     pub fn new(user: User, provider: Arc<str>, strings: &mut Interner) -> Option<Self> {
+        let login_groups = user.status.and_then(|s| s.login_groups).unwrap_or_default().iter().map(|g| strings.get(g)).collect();
         let m = user.metadata;
         let label_map = m.labels.unwrap_or_default();
         let id: Arc<str> = Arc::from(label_map.get(labels::SCIM_ID)?.as_str());
@@ -114,6 +117,7 @@ impl CompactUser {
             text: text.into_boxed_str(),
             ends,
             present,
+            login_groups,
         })
     }
 
@@ -153,6 +157,11 @@ impl CompactUser {
     /// the membership label's key (absent when the client wrote none).
     pub fn member_display(&self, gid: &str) -> Option<&str> {
         self.annotations().find(|(k, _)| k.strip_prefix(crate::api::MEMBER_LABEL_PREFIX) == Some(gid)).map(|(_, v)| v)
+    }
+
+    /// The value of annotation `key`.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The ids of the groups this user's labels make it a member of.
@@ -230,8 +239,10 @@ mod tests {
         u.metadata.uid = Some("uid".into());
         u.metadata.resource_version = Some("7".into());
         u.metadata.labels = Some([("infrahq.com/scim-id".to_string(), "id-1".to_string())].into());
+        u.status = Some(crate::api::UserStatus { login_groups: Some(vec!["admins".into()]), ..Default::default() });
         let c = CompactUser::new(u.clone(), "okta".into(), &mut Interner::default()).unwrap();
         assert_eq!(&*c.id, "id-1");
+        assert_eq!(c.login_groups.iter().map(|g| &**g).collect::<Vec<_>>(), ["admins"]);
         assert_eq!(c.email_values(), vec!["alice@example.com"]);
         let back = c.to_user();
         assert_eq!(back.spec, u.spec);

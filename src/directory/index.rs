@@ -59,6 +59,18 @@ pub struct Directory {
     group_freshness: Freshness,
 }
 
+/// A user as [`Directory::login_user`] sees it.
+pub struct LoginUser<'a> {
+    pub uid: &'a str,
+    pub active: bool,
+    pub user_name: &'a str,
+    /// The SCIM id.
+    pub id: &'a str,
+    pub login_groups: &'a [Arc<str>],
+    /// The `infrahq.com/last-login` annotation.
+    pub last_login: Option<&'a str>,
+}
+
 /// Index keys of caseExact=false attributes (userName, emails, displayName), by the one rule of
 /// [`crate::scim::case`]: the index must agree with the object name and with the SCIM filter.
 fn lower(s: &str) -> String {
@@ -218,6 +230,20 @@ impl Directory {
         let name = self.user_by_name.get(provider)?.get(lower(user_name).as_str())?;
         let u = self.users.get(name)?;
         Some((u.uid().unwrap_or_default(), u.active.unwrap_or(true)))
+    }
+
+    /// What a session check and a token need of the user with object name `name`, without
+    /// building the whole User.
+    pub fn login_user(&self, name: &str) -> Option<LoginUser<'_>> {
+        let u = self.users.get(name)?;
+        Some(LoginUser {
+            uid: u.uid().unwrap_or_default(),
+            active: u.active.unwrap_or(true),
+            user_name: &u.user_name,
+            id: &u.id,
+            login_groups: &u.login_groups,
+            last_login: u.annotation(crate::api::annotations::LAST_LOGIN),
+        })
     }
 
     pub fn users_by_external_id(&self, provider: &str, external_id: &str) -> Vec<User> {
@@ -655,6 +681,20 @@ mod tests {
         d.on_user_event(watcher::Event::Apply(inactive));
         assert_eq!(d.user_access("okta", "again").map(|(_, active)| active), Some(false));
         assert_eq!(d.user_access("other", "again"), None);
+    }
+
+    #[test]
+    fn login_user_by_object_name() {
+        let mut d = Directory::default();
+        let mut u = user("u-a", "1", "okta", "kate", 1);
+        u.metadata.uid = Some("uid-a".into());
+        u.metadata.annotations = Some([(crate::api::annotations::LAST_LOGIN.to_string(), "2026-11-30T21:05:09Z".to_string())].into());
+        u.status = Some(crate::api::UserStatus { login_groups: Some(vec!["ops".into(), "dev".into()]), ..Default::default() });
+        d.on_user_event(watcher::Event::Apply(u));
+        let l = d.login_user("u-a").unwrap();
+        assert_eq!((l.uid, l.active, l.user_name, l.id, l.last_login), ("uid-a", true, "kate", "1", Some("2026-11-30T21:05:09Z")));
+        assert_eq!(l.login_groups.iter().map(|g| &**g).collect::<Vec<_>>(), ["ops", "dev"]);
+        assert!(d.login_user("u-b").is_none());
     }
 
     #[test]

@@ -40,8 +40,19 @@ pub fn method_label(method: &Method) -> &'static str {
 /// A bounded label for a path: the SCIM resource type rather than the raw path, so that ids and
 /// junk paths cannot explode the number of series.
 pub fn route_label(path: &str) -> String {
-    const KNOWN: &[&str] =
-        &["/healthz", "/readyz", "/api/providers", "/login", "/login/callback", "/logout", "/api/login", "/api/whoami", "/api/logout"];
+    const KNOWN: &[&str] = &[
+        "/healthz",
+        "/readyz",
+        "/api/providers",
+        "/login",
+        "/login/callback",
+        "/logout",
+        "/api/login",
+        "/api/whoami",
+        "/api/logout",
+        crate::kube_access::paths::TOKEN,
+        crate::kube_access::paths::AUTHORIZE,
+    ];
     const SCIM_RESOURCES: &[&str] = &["Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk", "Me"];
     if KNOWN.contains(&path) {
         return path.to_string();
@@ -69,6 +80,7 @@ mod tests {
         assert_eq!(route_label("/api/scim/v2/whatever/1"), "/api/scim/v2/other");
         assert_eq!(route_label("/random/junk"), "other");
         assert_eq!(route_label("/login/callback"), "/login/callback");
+        assert_eq!(route_label("/api/kube/authorize"), "/api/kube/authorize", "the webhook's latency is its own series");
         assert_eq!(route_label("/metrics"), "other", "the public listener serves no metrics");
     }
 

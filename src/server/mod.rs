@@ -112,19 +112,20 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     }
 
     spawn_gauges(metrics.clone(), (*keys).clone(), store.clone());
+    // The one Session watch: minting, the webhook and the dashboard read it.
+    let sessions = Arc::new(crate::session::cache::SessionCache::default());
+    sessions.spawn_watch(kube.api());
     let login = Arc::new(login::LoginState {
         broker: crate::broker::client::BrokerClient::new(client.clone(), args.broker_url.clone())?,
         providers: providers.clone(),
         users: kube.api(),
         directory_store: store.clone(),
         sessions: crate::session::SessionStore::new(&kube, (&args.operator.sessions).into()),
+        session_cache: sessions.clone(),
         metrics: metrics.clone(),
         state_key: login::load_state_key(&kube.api()).await?,
         args: args.operator.clone(),
     });
-    // Metadata only: which sessions exist (the webhook) and whose they are (the dashboard).
-    let sessions =
-        (*cache::watch::<kube::core::PartialObjectMeta<crate::api::Session>>(kube.api(), ns, watcher::Config::default())).clone();
     let issuer = Arc::new(access::issuer::Issuer {
         login: login.clone(),
         keys: (*cache::watch::<Secret>(
@@ -141,7 +142,6 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             directory: store.clone(),
             session_api: kube.api(),
             user_api: kube.api(),
-            namespace: ns.clone(),
         }),
     });
     let dashboard = Arc::new(dashboard::DashState {
@@ -178,6 +178,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, external_url = %args.operator.external_url, "server listening");
     let mut stop = shutdown.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| tls::nodelay(tcp));
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|v| *v).await;

@@ -76,6 +76,15 @@ impl ResolvesServerCert for Reloading {
 }
 
 /// Serves `app` over HTTPS on `addr` until `shutdown`.
+/// Small answers (the webhook's, a token) leave at once instead of waiting for the peer's ACK
+/// of the last segment (Nagle's algorithm), which can hold a response back for tens of
+/// milliseconds when it is written in more than one piece (TLS records, headers and body).
+pub fn nodelay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
 pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path, app: Router, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let stamps = (modified(cert), modified(key));
     let resolver = Reloading { cert: cert.into(), key: key.into(), current: Mutex::new((stamps.0, stamps.1, load(cert, key)?)) };
@@ -98,6 +107,7 @@ pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path, app: Router, mut s
             },
             _ = shutdown.wait_for(|v| *v) => return Ok(()),
         };
+        nodelay(&tcp);
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {

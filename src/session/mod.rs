@@ -2,6 +2,9 @@
 //! reads and writes Sessions, `refresh` the Secrets with their refresh tokens, `legacy` moves
 //! sessions of earlier versions over.
 //!
+//! `check` is the one decision whether a token still opens its session; `cache` the server's
+//! compact watch cache of Sessions, which token minting and the authorization webhook read.
+//!
 //! A session is a `Session` (infrahq.com/v1alpha1) named by its id in the operator's namespace,
 //! owned by its User (so deleting the user, or its IdentityProvider, deletes it). It holds the
 //! SHA-256 of the token, never the token. The provider's refresh token, when one was granted, is
@@ -9,6 +12,8 @@
 //! the internet-facing server never can (it has no access to Secrets by name pattern or type,
 //! see README "Permissions").
 
+pub mod cache;
+pub mod check;
 pub mod legacy;
 pub mod refresh;
 pub mod store;

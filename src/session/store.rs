@@ -57,6 +57,32 @@ pub fn parse(object: &SessionObject) -> Option<Session> {
     Some(Session { id, record, last_seen })
 }
 
+/// A session with what checking a token against it needs ([`super::check`]).
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub session: Session,
+    /// SHA-256 of the session's token.
+    pub token_hash: [u8; 32],
+    /// UID of the User the session was started for: its owner.
+    pub owner_uid: Option<String>,
+}
+
+impl Stored {
+    /// `None` for an object that is not a well-formed session: its label must name the object
+    /// itself, and its hash must be one.
+    pub fn from_object(object: &SessionObject) -> Option<Self> {
+        let session = parse(object).filter(|s| object.metadata.name.as_deref() == Some(s.id.as_str()))?;
+        let token_hash = keys::unhex_hash(&object.spec.token_hash)?;
+        let owner_uid = object.owner_references().iter().find(|o| o.kind == "User").map(|o| o.uid.clone());
+        Some(Self { session, token_hash, owner_uid })
+    }
+}
+
+/// The session id a token names, if it is a session token at all.
+pub fn token_id(token: &str) -> Result<&str, SessionError> {
+    keys::parse_id_with(keys::SESSION_PREFIX, token).ok_or(SessionError::Unknown)
+}
+
 impl SessionStore {
     pub fn new(kube: &Kube, policy: Policy) -> Self {
         Self { sessions: kube.api(), policy, manager: kube.manager }
@@ -114,28 +140,26 @@ impl SessionStore {
         Ok((key.token.clone(), record))
     }
 
-    /// The session `token` names, if the token is genuine and the session has not ended. An ended
-    /// session is deleted on the way.
-    pub async fn authenticate(&self, token: &str, now: Timestamp) -> Result<Session, SessionError> {
-        let id = keys::parse_id_with(keys::SESSION_PREFIX, token).ok_or(SessionError::Unknown)?;
-        // A Session being deleted (`kubectl delete --cascade=foreground` keeps it until its
-        // Secret is gone) has ended.
-        let object = self.sessions.get_opt(id).await?.filter(|o| o.metadata.deletion_timestamp.is_none()).ok_or(SessionError::Unknown)?;
-        if !keys::verify_hash(token, &object.spec.token_hash) {
-            return Err(SessionError::Unknown);
-        }
-        let mut session = parse(&object).filter(|s| s.id == id).ok_or(SessionError::Unknown)?;
-        let verdict = self.policy.evaluate(&session.record, session.last_seen, now);
-        if verdict != Verdict::Valid {
-            self.delete(id).await?;
-            return Err(SessionError::Ended(verdict));
-        }
-        if self.policy.should_touch(session.last_seen, now) {
+    /// Session `id` from the API server; `None` if there is none, or it is being deleted
+    /// (`kubectl delete --cascade=foreground` keeps it until its Secret is gone), or malformed.
+    pub async fn read(&self, id: &str) -> Result<Option<Stored>, kube::Error> {
+        let object = self.sessions.get_opt(id).await?.filter(|o| o.metadata.deletion_timestamp.is_none());
+        Ok(object.as_ref().and_then(Stored::from_object))
+    }
+
+    /// Moves session `id`'s last-seen time to `now`, in the background: the request that used the
+    /// session need not wait for the write, and a failed one is tried again at the next use.
+    pub fn touch(&self, id: &str, now: Timestamp) {
+        let (sessions, params, id) = (self.sessions.clone(), self.manager.patch(), id.to_string());
+        tokio::spawn(async move {
             let patch = json!({"metadata": {"annotations": {annotations::LAST_SEEN: now.to_string()}}});
-            self.sessions.patch(id, &self.manager.patch(), &Patch::Merge(&patch)).await?;
-            session.last_seen = now;
-        }
-        Ok(session)
+            match sessions.patch(&id, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => {}
+                // Ended in the meantime: nothing to note.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => tracing::warn!(session = %id, error = %e, "could not note the session's use"),
+            }
+        });
     }
 
     /// Ends session `id` everywhere (its refresh-token Secret goes with it: the Session owns it).

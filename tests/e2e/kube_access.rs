@@ -567,13 +567,81 @@ async fn revocation_reaches_the_api_server_at_once() {
     infra(&["grants", "remove", &person.email, "view", "-n", "default", "--provider", "okta"]).ok();
 }
 
-/// After a revocation nothing new is minted: where the API server has no webhook, access ends
-/// when the last token expires (at most the token lifetime later).
+/// A token from `server` for `session`: the status and, when minted, the token's claims.
+async fn mint_at(server: &str, session: &str) -> (u16, Option<Value>) {
+    let resp = http().post(format!("{server}/api/kube/token")).bearer_auth(session).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap_or_default();
+    (status, body["token"].as_str().map(claims_of))
+}
+
+fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// After a revocation nothing new is minted, by any replica, once its watches have delivered the
+/// revocation (milliseconds: minting reads the same caches as the webhook). Where the API server
+/// has no webhook, access ends when the last token expires (at most the token lifetime later).
 async fn mints_nothing(session: &str) {
     for server in &env().server_urls {
-        let resp = http().post(format!("{server}/api/kube/token")).bearer_auth(session).send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 401, "{server} still mints for a revoked session");
+        eventually(Duration::from_secs(5), &format!("{server} to refuse to mint for a revoked session"), || async {
+            let (status, _) = mint_at(server, session).await;
+            (status == 401).then_some(())
+        })
+        .await;
     }
+}
+
+/// Minting is served from each replica's watch caches: a token minted the moment a login ends,
+/// on the replica that did not start the session (whose watch may not have delivered it yet: the
+/// API server answers the miss), carries the login's identity and groups; a logout, a
+/// deactivation and a deleted user stop minting on every replica.
+#[tokio::test]
+async fn tokens_are_minted_right_after_login_and_never_after_a_revocation() {
+    let group = unique("mint-team");
+    let person = idp::new_user("kube-mint", &[&group]).await;
+    let home = Home::new();
+    log_in(&home, &person).await;
+    let (session, sid) = (session_token(&home), session_id(&home));
+    // Every replica at once, the other one first.
+    for server in env().server_urls.iter().rev() {
+        let (status, claims) = mint_at(server, &session).await;
+        assert_eq!(status, 200, "{server} refused to mint right after the login");
+        let claims = claims.unwrap();
+        assert_eq!(claims["username"], format!("infra:okta:{}", person.email).as_str(), "{claims}");
+        assert_eq!(claims["sub"], user_uid(&person.email).await.as_str(), "{claims}");
+        assert_eq!(claims["sid"], sid.as_str(), "{claims}");
+        let groups: Vec<&str> = claims["groups"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(groups.contains(&format!("infra:okta:{group}").as_str()), "the login's groups: {claims}");
+    }
+    // Again, now from the caches: the same answer.
+    let (status, claims) = mint_at(&env().server_urls[1], &session).await;
+    assert_eq!((status, claims.unwrap()["sid"].as_str().map(str::to_string)), (200, Some(sid)));
+
+    // Logout (through replica 0): no replica mints for the session any more.
+    home.infra(&["logout"]).ok();
+    mints_nothing(&session).await;
+
+    // Deactivation (what SCIM active=false writes).
+    log_in(&home, &person).await;
+    let session = session_token(&home);
+    assert_eq!(mint_at(&env().server_urls[1], &session).await.0, 200);
+    let users: Api<infra::api::User> = Api::namespaced(client().await, &env().namespace);
+    let object = infra::directory::naming::user_object_name("okta", &person.email);
+    let patch = serde_json::json!({"spec": {"active": false}});
+    users.patch(&object, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    mints_nothing(&session).await;
+
+    // A deleted user (not through SCIM: the User object itself).
+    let other = idp::new_user("kube-mint-deleted", &[]).await;
+    let home = Home::new();
+    log_in(&home, &other).await;
+    let session = session_token(&home);
+    assert_eq!(mint_at(&env().server_urls[1], &session).await.0, 200);
+    users.delete(&infra::directory::naming::user_object_name("okta", &other.email), &DeleteParams::default()).await.unwrap();
+    mints_nothing(&session).await;
 }
 
 /// A SCIM DELETE of the person (through the provider's SCIM API, as Okta sends it) and removing

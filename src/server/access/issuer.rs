@@ -20,7 +20,7 @@ use crate::kube_access::identity;
 use crate::kube_access::paths::{AUTHORIZE, CONFIG, DISCOVERY, JWKS, TOKEN};
 use crate::kube_access::signing_keys::{DATA_KEY, KeySet, SECRET_NAME};
 use crate::kube_access::token::{self, Claims};
-use crate::server::login::{FlowError, LoginState};
+use crate::server::login::{FlowError, Identified, LoginState};
 
 pub struct Issuer {
     pub login: Arc<LoginState>,
@@ -87,13 +87,13 @@ async fn mint(State(s): State<Arc<Issuer>>, headers: HeaderMap) -> Result<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(crate::keys::bearer_token)
         .ok_or_else(|| FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "no session token: log in with `infra login`"))?;
-    // Checks the session, its user (active, still there) and its provider on every call.
-    let (session, user, who) = s.login.identify(presented).await?;
+    // Checks the session, its user (active, still there) and its provider on every call, from the
+    // server's caches (the API server only for what they do not hold yet).
+    let Identified { session, uid, who } = s.login.identify_cached(presented).await?;
     let set = s.key_set()?;
     let now = Timestamp::now();
     let key = set.signing_key(now).ok_or_else(|| unavailable("no signing key is active yet; try again in a few seconds"))?;
     let exp = token::expiry(now, s.args.tokens.token_lifetime, session.record.expires_at);
-    let uid = user.metadata.uid.clone().unwrap_or_default();
     let claims = Claims {
         iss: s.issuer.clone(),
         sub: uid,

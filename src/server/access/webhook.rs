@@ -16,22 +16,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kube::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Session, User};
 use crate::directory::naming::user_object_name;
 use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
+use crate::session::cache::SessionCache;
 
 /// What the webhook needs to know, from the caches and (on a miss) the API server.
 pub struct Revocations {
-    pub sessions: Store<PartialObjectMeta<Session>>,
+    /// The server's Session cache.
+    pub sessions: Arc<SessionCache>,
     /// The server's user directory (kept current by its User watch).
     pub directory: crate::directory::store::DirectoryStore,
     pub session_api: Api<Session>,
     pub user_api: Api<User>,
-    pub namespace: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -92,8 +92,8 @@ impl Revocations {
     async fn session_exists(&self, id: &str) -> bool {
         // A Session being deleted has ended.
         let live = |m: &PartialObjectMeta<Session>| m.metadata.deletion_timestamp.is_none();
-        if let Some(cached) = self.sessions.get(&ObjectRef::new(id).within(&self.namespace)) {
-            return live(&cached);
+        if let Some(cached) = self.sessions.live(id) {
+            return cached;
         }
         // A miss may be a session created a moment ago: ask the API server before denying. If it
         // cannot answer, the cache's answer stands. (Not a session id: no such session.)

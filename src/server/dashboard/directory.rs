@@ -14,7 +14,7 @@ use super::paging::Paging;
 use super::providers::{form, require, signed_in};
 use super::views::{self, GroupRow, SessionRow, UserRow, grant_row, grants_of};
 use super::{DashState, page};
-use crate::api::{Grant, Group, User, annotations, labels};
+use crate::api::{Grant, Group, User, annotations};
 use crate::directory::Directory;
 use crate::directory::codec::scim_id;
 use crate::kube_access::identity;
@@ -65,33 +65,18 @@ pub fn users_page(
 
 /// How many sessions each user (by object name) has.
 fn session_counts(s: &DashState) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for session in s.sessions.state() {
-        if let Some(user) = session.metadata.labels.as_ref().and_then(|l| l.get(labels::USER)) {
-            *counts.entry(user.clone()).or_default() += 1;
-        }
-    }
-    counts
+    s.sessions.counts_by_user()
 }
 
 /// The sessions of user object `name`, newest first.
 fn sessions_of(s: &DashState, name: &str) -> Vec<SessionRow> {
-    let mut found: Vec<_> = s
-        .sessions
-        .state()
+    s.sessions
+        .of_user(name)
         .into_iter()
-        .filter(|m| m.metadata.labels.as_ref().and_then(|l| l.get(labels::USER)).is_some_and(|u| u == name))
-        .collect();
-    found.sort_by_key(|m| std::cmp::Reverse(m.metadata.creation_timestamp.clone()));
-    found
-        .iter()
-        .filter_map(|m| {
-            let id = m.metadata.labels.as_ref()?.get(labels::SESSION)?.clone();
-            Some(SessionRow {
-                id,
-                created: m.metadata.creation_timestamp.as_ref().map(|t| t.0.strftime("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
-                last_seen: m.metadata.annotations.as_ref().and_then(|a| a.get(annotations::LAST_SEEN)).cloned().unwrap_or_default(),
-            })
+        .map(|m| SessionRow {
+            id: m.id,
+            created: m.created_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            last_seen: m.last_seen.to_string(),
         })
         .collect()
 }
@@ -284,7 +269,7 @@ mod tests {
     use askama::Template;
 
     use super::*;
-    use crate::api::{ProviderRef, UserSpec};
+    use crate::api::{ProviderRef, UserSpec, labels};
     use crate::server::web::Chrome;
 
     fn user(i: usize, user_name: &str) -> User {

@@ -35,8 +35,8 @@ pub struct DashState {
     /// The server's own client, for the writes a person was allowed.
     pub kube: Kube,
     pub keys: Cache<ScimKey>,
-    /// Which login sessions exist (metadata only: the labels name the session and its user).
-    pub sessions: kube::runtime::reflector::Store<kube::core::PartialObjectMeta<crate::api::Session>>,
+    /// Which login sessions exist, and whose they are.
+    pub sessions: Arc<crate::session::cache::SessionCache>,
 }
 
 pub fn router(state: Arc<DashState>) -> Router {

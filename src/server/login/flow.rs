@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::Patch;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::api::{IdentityProvider, User, UserSpec, annotations};
 use crate::api_server::FieldManager;
 use crate::broker::RedeemRequest;
 use crate::broker::client::BrokerError;
+use crate::directory::Directory;
 use crate::directory::StoreError;
 use crate::directory::codec::scim_id;
 use crate::directory::naming::user_object_name;
@@ -23,7 +24,9 @@ use crate::oidc::ProviderBinding;
 use crate::oidc::identity::{self, Identity, IdentityError};
 use crate::oidc::login::LoginError;
 use crate::session::SessionError;
-use crate::session::store::Session;
+use crate::session::cache::Cached;
+use crate::session::check::{self, Check, Facts, ProviderFacts, UserFacts};
+use crate::session::store::{Session, Stored, token_id};
 
 /// A refusal with what to tell the person: an HTTP status, a stable code and a sentence.
 #[derive(Debug)]
@@ -371,13 +374,9 @@ impl LoginState {
     }
 
     pub(crate) fn who(&self, user: &User, provider: &str, expires_at: Timestamp, idle_expires_at: Option<Timestamp>) -> WhoAmI {
-        let mut groups: Vec<String> = user.status.as_ref().and_then(|s| s.login_groups.clone()).unwrap_or_default();
-        if let Some(id) = scim_id(user) {
-            let directory = self.directory_store.read();
-            groups.extend(directory.groups_of(provider, id).into_iter().map(|(_, name)| name));
-        }
-        groups.sort();
-        groups.dedup();
+        let login_groups = user.status.as_ref().and_then(|s| s.login_groups.as_deref()).unwrap_or_default();
+        let directory = self.directory_store.read();
+        let groups = groups(&directory, provider, scim_id(user), login_groups.iter().map(String::as_str));
         WhoAmI { user: user.spec.user_name.clone(), provider: provider.to_string(), groups, expires_at, idle_expires_at }
     }
 
@@ -388,48 +387,88 @@ impl LoginState {
         self.identify(token).await.map(|(session, _, who)| (session, who))
     }
 
-    /// [`Self::whoami`], with the User itself (its UID names the person in Kubernetes).
+    /// [`Self::whoami`], with the User itself. Reads the Session and the User from the API server,
+    /// so a logout or a deactivation on any replica is seen by the next request on every other.
     pub async fn identify(&self, token: &str) -> Result<(Session, User, WhoAmI), FlowError> {
         let now = Timestamp::now();
-        let session = match self.sessions.authenticate(token, now).await {
-            Ok(s) => s,
-            Err(SessionError::Ended(v)) => {
-                Metrics::count(&self.metrics.sessions_ended, if v == crate::session::Verdict::Idle { "idle" } else { "expired" });
-                return Err(SessionError::Ended(v).into());
+        let stored = self.sessions.read(token_id(token)?).await?.ok_or(SessionError::Unknown)?;
+        let user = self.users.get_opt(&stored.session.record.user_object).await?;
+        let last_seen = self.settle(token, &stored, user.as_ref().map(user_facts), now).await?;
+        // Settled: the user exists.
+        let user = user.ok_or(SessionError::Unknown)?;
+        let r = &stored.session.record;
+        let who = self.who(&user, &r.provider, r.expires_at, Some(self.sessions.policy.idle_deadline(last_seen)));
+        Ok((Session { last_seen, ..stored.session }, user, who))
+    }
+
+    /// [`Self::identify`] for minting Kubernetes tokens: the same checks by the same decision, on
+    /// the server's watch caches (Sessions, the user directory, providers). The API server is
+    /// asked only for what the caches do not hold yet (a session or a login from a moment ago).
+    /// The authorization webhook decides from the same caches (architecture.md, "Kubernetes
+    /// access"), so a token minted within the watch's lag of a revocation is refused anyway.
+    pub async fn identify_cached(&self, token: &str) -> Result<Identified, FlowError> {
+        let now = Timestamp::now();
+        let id = token_id(token)?;
+        let stored = match self.session_cache.get(id) {
+            Some(Cached::Live(stored)) => *stored,
+            Some(Cached::Ending) => return Err(SessionError::Unknown.into()),
+            None => self.sessions.read(id).await?.ok_or(SessionError::Unknown)?,
+        };
+        let r = &stored.session.record;
+        let cached = {
+            let directory = self.directory_store.read();
+            directory.login_user(&r.user_object).filter(|u| !may_predate(u.last_login, r.created_at, now)).map(|u| {
+                let groups = groups(&directory, &r.provider, Some(u.id), u.login_groups.iter().map(|g| &**g));
+                let who = WhoAmI {
+                    user: u.user_name.to_string(),
+                    provider: r.provider.clone(),
+                    groups,
+                    expires_at: r.expires_at,
+                    idle_expires_at: None,
+                };
+                (u.uid.to_string(), u.active, who)
+            })
+        };
+        let user = match cached {
+            Some(found) => Some(found),
+            None => self.users.get_opt(&r.user_object).await?.map(|u| {
+                let facts = user_facts(&u);
+                (facts.uid.to_string(), facts.active, self.who(&u, &r.provider, r.expires_at, None))
+            }),
+        };
+        let facts = user.as_ref().map(|(uid, active, _)| UserFacts { uid, active: *active });
+        let last_seen = self.settle(token, &stored, facts, now).await?;
+        let (uid, _, mut who) = user.ok_or(SessionError::Unknown)?;
+        who.idle_expires_at = Some(self.sessions.policy.idle_deadline(last_seen));
+        Ok(Identified { session: Session { last_seen, ..stored.session }, uid, who })
+    }
+
+    /// Acts on [`check::check`] for `stored`: a session that is over is deleted (here, on every
+    /// replica, whatever the controller has got round to); a used one has its last-seen time
+    /// moved now and then. Returns the session's last-seen time after this use.
+    async fn settle(&self, token: &str, stored: &Stored, user: Option<UserFacts<'_>>, now: Timestamp) -> Result<Timestamp, FlowError> {
+        let (s, r) = (&stored.session, &stored.session.record);
+        let idp = self.providers.get(&r.provider);
+        let provider = idp.as_deref().map(|idp| {
+            let status = idp.status.as_ref();
+            let token_endpoint = status.and_then(|s| s.endpoints.as_ref()).and_then(|e| e.token.as_deref());
+            ProviderFacts { issuer: status.and_then(|s| s.issuer.as_deref()), token_endpoint }
+        });
+        let facts = Facts { session: s, token_hash: &stored.token_hash, owner_uid: stored.owner_uid.as_deref(), provider, user };
+        match check::check(&self.sessions.policy, token, &facts, now) {
+            Check::Valid { touch: true } => {
+                self.sessions.touch(&s.id, now);
+                Ok(now)
             }
-            Err(e) => return Err(e.into()),
-        };
-        let r = &session.record;
-        let id = &session.id;
-        let end = |reason: &'static str, message: String| async move {
-            self.sessions.delete(id).await?;
-            Metrics::count(&self.metrics.sessions_ended, reason);
-            tracing::info!(user = %r.user, provider = %r.provider, reason, "session ended");
-            Err::<(Session, User, WhoAmI), FlowError>(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message))
-        };
-        let Some(idp) = self.providers.get(&r.provider) else {
-            return end("provider_gone", format!("identity provider {:?} was removed; the session has ended", r.provider)).await;
-        };
-        let resolved = idp.status.as_ref();
-        let endpoints = resolved.and_then(|s| s.endpoints.as_ref());
-        if r.provider_changed(resolved.and_then(|s| s.issuer.as_deref()), endpoints.and_then(|e| e.token.as_deref())) {
-            return end(
-                "provider_changed",
-                format!(
-                    "identity provider {:?} now points at another issuer or token endpoint; the session has ended, log in again",
-                    r.provider
-                ),
-            )
-            .await;
+            Check::Valid { touch: false } => Ok(s.last_seen),
+            Check::Unknown => Err(SessionError::Unknown.into()),
+            Check::Ended(ending) => {
+                self.sessions.delete(&s.id).await?;
+                Metrics::count(&self.metrics.sessions_ended, ending.reason());
+                tracing::info!(user = %r.user, provider = %r.provider, reason = ending.reason(), "session ended");
+                Err(FlowError::new(StatusCode::UNAUTHORIZED, "unauthenticated", ending.message(r)))
+            }
         }
-        let Some(user) = self.users.get_opt(&r.user_object).await? else {
-            return end("user_gone", format!("user {} no longer exists in {:?}; the session has ended", r.user, r.provider)).await;
-        };
-        if !user.spec.is_active() {
-            return end("user_inactive", format!("{} was deactivated in {:?}; the session has ended", r.user, r.provider)).await;
-        }
-        let who = self.who(&user, &r.provider, r.expires_at, Some(self.sessions.policy.idle_deadline(session.last_seen)));
-        Ok((session, user, who))
     }
 
     pub async fn logout(&self, token: &str) -> Result<WhoAmI, FlowError> {
@@ -441,9 +480,64 @@ impl LoginState {
     }
 }
 
+/// A person identified for a Kubernetes token.
+pub struct Identified {
+    pub session: Session,
+    /// The User's UID.
+    pub uid: String,
+    pub who: WhoAmI,
+}
+
+fn user_facts(u: &User) -> UserFacts<'_> {
+    UserFacts { uid: u.metadata.uid.as_deref().unwrap_or_default(), active: u.spec.is_active() }
+}
+
+/// A person's groups: those the provider asserted at login and their SCIM groups, sorted.
+fn groups<'a>(directory: &Directory, provider: &str, scim_id: Option<&str>, login_groups: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut groups: Vec<String> = login_groups.map(str::to_string).collect();
+    if let Some(id) = scim_id {
+        groups.extend(directory.groups_of(provider, id).into_iter().map(|(_, name)| name));
+    }
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// How young a session is when its User's entry in the directory may still predate the login
+/// that started it: a login writes the User's groups and then creates the Session, and the
+/// server's watches of the two kinds are not ordered with each other.
+const FRESH: SignedDuration = SignedDuration::from_secs(60);
+
+/// Whether the directory's entry of a user (last login `last_login`, its annotation) may be from
+/// before the login that started a session at `created`: the session is younger than [`FRESH`]
+/// and the entry shows no login from up to [`FRESH`] before it. Its login groups may then be an
+/// earlier login's, so the User is read from the API server instead. Pure.
+fn may_predate(last_login: Option<&str>, created: Timestamp, now: Timestamp) -> bool {
+    if now.duration_since(created) >= FRESH {
+        return false;
+    }
+    let last = last_login.and_then(|t| t.parse::<Timestamp>().ok());
+    last.is_none_or(|t| created.duration_since(t) > FRESH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_directory_serves_a_session_once_it_has_seen_its_login() {
+        let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let text = |s: i64| at(s).to_string();
+        // A session a moment old, its user's last login just before it: the directory has it.
+        assert!(!may_predate(Some(&text(-1)), at(0), at(1)));
+        // The directory's entry shows only an earlier login (or none): read the User.
+        assert!(may_predate(Some(&text(-3600)), at(0), at(1)));
+        assert!(may_predate(None, at(0), at(1)));
+        assert!(may_predate(Some("not a time"), at(0), at(1)));
+        // A session older than the watches' worst lag: whatever the entry shows is current.
+        assert!(!may_predate(None, at(0), at(60)));
+        assert!(!may_predate(Some(&text(-3600)), at(0), at(3600)));
+    }
 
     #[test]
     fn a_user_binds_to_the_first_subject_and_refuses_others() {

@@ -22,9 +22,10 @@ use crate::config::OperatorArgs;
 use crate::directory::DirectoryStore;
 use crate::metrics::Metrics;
 use crate::session::SessionStore;
+use crate::session::cache::SessionCache;
 use state::{KEY_LEN, StateKey};
 
-pub use flow::{Completed, FlowError, WhoAmI};
+pub use flow::{Completed, FlowError, Identified, WhoAmI};
 
 /// Names of the cookies the dashboard sets.
 pub const SESSION_COOKIE: &str = "infra_session";
@@ -39,6 +40,8 @@ pub struct LoginState {
     pub users: Api<User>,
     pub directory_store: DirectoryStore,
     pub sessions: SessionStore,
+    /// The server's watch cache of Sessions (token minting, the webhook, the dashboard).
+    pub session_cache: Arc<SessionCache>,
     pub metrics: Arc<Metrics>,
     pub state_key: StateKey,
     pub args: OperatorArgs,
