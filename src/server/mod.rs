@@ -140,6 +140,8 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         revocations: Arc::new(access::webhook::Revocations {
             sessions: sessions.clone(),
             directory: store.clone(),
+            providers: providers.clone(),
+            provider_api: kube.api(),
             session_api: kube.api(),
             user_api: kube.api(),
         }),

@@ -19,9 +19,10 @@ use kube::core::PartialObjectMeta;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Session, User};
+use crate::api::{IdentityProvider, Session, User};
 use crate::directory::naming::user_object_name;
 use crate::kube_access::identity::{PREFIX, SESSION_EXTRA};
+use crate::server::cache::Cache;
 use crate::session::cache::SessionCache;
 
 /// What the webhook needs to know, from the caches and (on a miss) the API server.
@@ -30,6 +31,10 @@ pub struct Revocations {
     pub sessions: Arc<SessionCache>,
     /// The server's user directory (kept current by its User watch).
     pub directory: crate::directory::store::DirectoryStore,
+    /// The server's IdentityProvider cache: removing a provider ends its people's access the
+    /// moment its deletion starts, not when garbage collection gets to their sessions.
+    pub providers: Cache<IdentityProvider>,
+    pub provider_api: Api<IdentityProvider>,
     pub session_api: Api<Session>,
     pub user_api: Api<User>,
 }
@@ -52,17 +57,29 @@ pub fn parse_username(username: &str) -> Option<(&str, &str)> {
     username.strip_prefix(PREFIX)?.split_once(':')
 }
 
-/// The decision for a request by `username` (uid `uid`) through session `session`, given whether
-/// the session exists and the state of the user. Pure.
-pub fn decide(username: &str, uid: Option<&str>, session: Option<&str>, session_exists: bool, user: Option<&UserState>) -> Decision {
+/// What the caches (or, on a miss, the API server) say about a request's session, provider and user.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub session_exists: bool,
+    /// The user's IdentityProvider exists and is not being deleted.
+    pub provider_live: bool,
+    pub user: Option<&'a UserState>,
+}
+
+/// The decision for a request by `username` (uid `uid`) through session `session`, given what
+/// was `seen`. Pure.
+pub fn decide(username: &str, uid: Option<&str>, session: Option<&str>, seen: Seen<'_>) -> Decision {
     if parse_username(username).is_none() {
         return Decision::NoOpinion;
     }
     let Some(_) = session else { return Decision::Deny("the token names no Infra session".into()) };
-    if !session_exists {
+    if !seen.session_exists {
         return Decision::Deny("the Infra session has ended (logged out, expired or revoked); run `infra login`".into());
     }
-    match user {
+    if !seen.provider_live {
+        return Decision::Deny("the user's identity provider was removed from Infra".into());
+    }
+    match seen.user {
         None => Decision::Deny("the user no longer exists in Infra".into()),
         Some(u) if uid.is_some_and(|uid| uid != u.uid) => {
             Decision::Deny("the user was deleted and created again; run `infra login`".into())
@@ -109,14 +126,25 @@ impl Revocations {
         self.user_api.get_opt(&user_object_name(provider, user_name)).await.ok().flatten().as_ref().map(state)
     }
 
+    async fn provider_live(&self, name: &str) -> bool {
+        let live = |p: &IdentityProvider| p.metadata.deletion_timestamp.is_none();
+        if let Some(cached) = self.providers.get(name) {
+            return live(&cached);
+        }
+        // Providers exist long before anyone's token does, so a miss is almost always a removed
+        // one; the API server settles a cache that has not caught up yet.
+        matches!(self.provider_api.get_opt(name).await, Ok(Some(p)) if live(&p))
+    }
+
     pub async fn review(&self, username: &str, uid: Option<&str>, session: Option<&str>) -> Decision {
         let Some((provider, user_name)) = parse_username(username) else { return Decision::NoOpinion };
-        let exists = match session {
+        let session_exists = match session {
             Some(id) => self.session_exists(id).await,
             None => false,
         };
-        let user = if exists { self.user(provider, user_name).await } else { None };
-        decide(username, uid, session, exists, user.as_ref())
+        let provider_live = session_exists && self.provider_live(provider).await;
+        let user = if provider_live { self.user(provider, user_name).await } else { None };
+        decide(username, uid, session, Seen { session_exists, provider_live, user: user.as_ref() })
     }
 }
 
@@ -147,15 +175,21 @@ mod tests {
         let active = UserState { uid: "u1".into(), active: true };
         let inactive = UserState { uid: "u1".into(), active: false };
         let user = "infra:okta:alice@example.com";
+        let seen = |user| Seen { session_exists: true, provider_live: true, user };
+        let denied = |d: Decision, why: &str| matches!(d, Decision::Deny(r) if r.contains(why));
         assert_eq!(parse_username(user), Some(("okta", "alice@example.com")));
-        assert_eq!(decide(user, Some("u1"), Some("s"), true, Some(&active)), Decision::NoOpinion);
-        assert!(matches!(decide(user, Some("u1"), Some("s"), false, Some(&active)), Decision::Deny(r) if r.contains("session has ended")));
-        assert!(matches!(decide(user, Some("u1"), Some("s"), true, Some(&inactive)), Decision::Deny(r) if r.contains("deactivated")));
-        assert!(matches!(decide(user, Some("u1"), Some("s"), true, None), Decision::Deny(r) if r.contains("no longer exists")));
-        assert!(matches!(decide(user, Some("u2"), Some("s"), true, Some(&active)), Decision::Deny(r) if r.contains("created again")));
-        assert!(matches!(decide(user, Some("u1"), None, false, Some(&active)), Decision::Deny(_)));
-        // Everyone else is RBAC's business.
-        assert_eq!(decide("system:admin", None, None, false, None), Decision::NoOpinion);
-        assert_eq!(decide("alice", None, None, false, None), Decision::NoOpinion);
+        assert_eq!(decide(user, Some("u1"), Some("s"), seen(Some(&active))), Decision::NoOpinion);
+        let ended = Seen { session_exists: false, ..seen(Some(&active)) };
+        assert!(denied(decide(user, Some("u1"), Some("s"), ended), "session has ended"));
+        let removed = Seen { provider_live: false, ..seen(Some(&active)) };
+        assert!(denied(decide(user, Some("u1"), Some("s"), removed), "identity provider was removed"));
+        assert!(denied(decide(user, Some("u1"), Some("s"), seen(Some(&inactive))), "deactivated"));
+        assert!(denied(decide(user, Some("u1"), Some("s"), seen(None)), "no longer exists"));
+        assert!(denied(decide(user, Some("u2"), Some("s"), seen(Some(&active))), "created again"));
+        assert!(denied(decide(user, Some("u1"), None, seen(Some(&active))), "names no Infra session"));
+        // Everyone else is RBAC's business, whatever the caches say.
+        let nothing = Seen { session_exists: false, provider_live: false, user: None };
+        assert_eq!(decide("system:admin", None, None, nothing), Decision::NoOpinion);
+        assert_eq!(decide("alice", None, None, nothing), Decision::NoOpinion);
     }
 }

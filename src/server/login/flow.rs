@@ -225,7 +225,7 @@ pub struct Redemption<'a> {
 
 impl LoginState {
     pub fn ready_provider(&self, name: &str) -> Result<std::sync::Arc<IdentityProvider>, FlowError> {
-        let idp = self.providers.get(name).ok_or_else(|| {
+        let idp = self.providers.live(name).ok_or_else(|| {
             FlowError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("there is no identity provider named {name:?}"))
         })?;
         if !idp.is_ready() {
@@ -448,7 +448,8 @@ impl LoginState {
     /// moved now and then. Returns the session's last-seen time after this use.
     async fn settle(&self, token: &str, stored: &Stored, user: Option<UserFacts<'_>>, now: Timestamp) -> Result<Timestamp, FlowError> {
         let (s, r) = (&stored.session, &stored.session.record);
-        let idp = self.providers.get(&r.provider);
+        // A provider being deleted is gone for its sessions already (see `Cache::live`).
+        let idp = self.providers.live(&r.provider);
         let provider = idp.as_deref().map(|idp| {
             let status = idp.status.as_ref();
             let token_endpoint = status.and_then(|s| s.endpoints.as_ref()).and_then(|e| e.token.as_deref());
