@@ -80,12 +80,16 @@ pub fn parse_query<K: ScimKind>(params: &Params) -> Result<ParsedQuery, ScimErro
 /// The rendered resources matching `query`, in order: by `sortBy` when given, else by id.
 /// Equality on an indexed attribute is answered from the index; other filters scan.
 pub fn matching<K: ScimKind>(dir: &Directory, provider: &str, query: &ParsedQuery, base_url: &str) -> Vec<Value> {
-    let candidates = query
-        .filter
-        .as_ref()
-        .and_then(equality_hint)
-        .and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
-        .unwrap_or_else(|| K::all(dir, provider));
+    matching_among(dir, indexed::<K>(dir, provider, query).unwrap_or_else(|| K::all(dir, provider)), query, base_url)
+}
+
+/// The resources an equality filter on an indexed attribute names, or `None` when the query has
+/// no such filter and every resource is a candidate.
+fn indexed<K: ScimKind>(dir: &Directory, provider: &str, query: &ParsedQuery) -> Option<Vec<K>> {
+    query.filter.as_ref().and_then(equality_hint).and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
+}
+
+fn matching_among<K: ScimKind>(dir: &Directory, candidates: Vec<K>, query: &ParsedQuery, base_url: &str) -> Vec<Value> {
     let mut matched: Vec<Value> =
         candidates.iter().map(|o| K::render(dir, o, base_url)).filter(|v| query.filter.as_ref().is_none_or(|f| f.matches(v))).collect();
     if let Some(sort) = &query.sort {
@@ -94,21 +98,52 @@ pub fn matching<K: ScimKind>(dir: &Directory, provider: &str, query: &ParsedQuer
     matched
 }
 
-fn list_page<K: ScimKind>(state: &ScimState, provider: &str, params: &Params) -> Result<Value, ScimError> {
-    let query = parse_query::<K>(params)?;
-    let page = Page::from_query(params.get("startIndex"), params.get("count"), MAX_RESULTS)?;
-    let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
-    let dir = state.directory();
-    // Without a filter or sort only the page itself needs rendering.
-    if query.filter.is_none() && query.sort.is_none() {
-        let (total, objs) = K::page(&dir, provider, page.start_index.saturating_sub(1), page.count);
-        let members = wants_members(&projection);
-        let items = objs.iter().map(|o| projection.apply(&K::render_shaped(&dir, o, &state.base_url, members))).collect();
-        return Ok(list_response(total, page.start_index, items));
+/// A list request, parsed once, with the resources an indexed equality filter names found once:
+/// the weight that places the work and the answer both use them.
+struct ListRequest<K> {
+    query: ParsedQuery,
+    page: Page,
+    projection: Projection,
+    indexed: Option<Vec<K>>,
+}
+
+impl<K: ScimKind> ListRequest<K> {
+    fn new(dir: &Directory, provider: &str, params: &Params) -> Result<Self, ScimError> {
+        let query = parse_query::<K>(params)?;
+        let page = Page::from_query(params.get("startIndex"), params.get("count"), MAX_RESULTS)?;
+        let projection = Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes"));
+        let indexed = indexed::<K>(dir, provider, &query);
+        Ok(Self { query, page, projection, indexed })
     }
-    let matched = matching::<K>(&dir, provider, &query, &state.base_url);
-    let items = page.slice(&matched).iter().map(|v| projection.apply(v)).collect();
-    Ok(list_response(matched.len(), page.start_index, items))
+
+    /// What the answer weighs, in bytes as rendered, when it is a lookup by an indexed attribute
+    /// (Okta's and Entra's `userName eq` and `displayName eq` before every write): the few
+    /// resources found. Any other list may render thousands, and counts as large.
+    fn weight(&self, dir: &Directory) -> usize {
+        let Some(found) = &self.indexed else { return usize::MAX };
+        let members = wants_members(&self.projection);
+        found.iter().map(|o| K::weight(dir, o, members)).sum()
+    }
+
+    fn answer(self, dir: &Directory, provider: &str, base_url: &str) -> Value {
+        let Self { query, page, projection, indexed } = self;
+        // Without a filter or sort only the page itself needs rendering.
+        if query.filter.is_none() && query.sort.is_none() {
+            let (total, objs) = K::page(dir, provider, page.start_index.saturating_sub(1), page.count);
+            let members = wants_members(&projection);
+            let items = objs.iter().map(|o| projection.apply(&K::render_shaped(dir, o, base_url, members))).collect();
+            return list_response(total, page.start_index, items);
+        }
+        let candidates = indexed.unwrap_or_else(|| K::all(dir, provider));
+        let matched = matching_among(dir, candidates, &query, base_url);
+        let items = page.slice(&matched).iter().map(|v| projection.apply(v)).collect();
+        list_response(matched.len(), page.start_index, items)
+    }
+}
+
+fn list_page<K: ScimKind>(state: &ScimState, provider: &str, params: &Params) -> Result<Value, ScimError> {
+    let dir = state.directory();
+    Ok(ListRequest::<K>::new(&dir, provider, params)?.answer(&dir, provider, &state.base_url))
 }
 
 pub async fn list_resources<K: ScimKind>(
@@ -116,23 +151,16 @@ pub async fn list_resources<K: ScimKind>(
     Extension(p): Extension<Principal>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Response {
-    let params = Params::new(raw);
-    let weight = lookup_weight::<K>(&state.directory(), &p.provider, &params);
-    let run = move || list_page::<K>(&state, &p.provider, &params).map(|body| scim_json(StatusCode::OK, &body));
-    result(sized(weight, run).await)
-}
-
-/// What a list answers, in bytes as rendered, when it is a lookup by an indexed attribute (Okta's
-/// and Entra's `userName eq` and `displayName eq` before every write): the few resources found.
-/// Any other list may render thousands, and counts as large.
-fn lookup_weight<K: ScimKind>(dir: &Directory, provider: &str, params: &Params) -> usize {
-    let Ok(query) = parse_query::<K>(params) else { return 0 };
-    let Some(found) = query.filter.as_ref().and_then(equality_hint).and_then(|(attr, value)| K::indexed(dir, provider, &attr, &value))
-    else {
-        return usize::MAX;
+    let prepared = {
+        let dir = state.directory();
+        ListRequest::<K>::new(&dir, &p.provider, &Params::new(raw)).map(|r| (r.weight(&dir), r))
     };
-    let members = wants_members(&Projection::new(K::RT, params.get("attributes"), params.get("excludedAttributes")));
-    found.iter().map(|o| K::weight(dir, o, members)).sum()
+    let (weight, request) = match prepared {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let run = move || Ok(scim_json(StatusCode::OK, &request.answer(&state.directory(), &p.provider, &state.base_url)));
+    result(sized(weight, run).await)
 }
 
 /// `POST /Users/.search` and `POST /Groups/.search` (RFC 7644 §3.4.3).
