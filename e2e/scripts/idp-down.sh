@@ -11,7 +11,7 @@ STATE_DIR="${_idp_state_dir:-${STATE_DIR}}"
 
 PID_FILE="${STATE_DIR}/pids/idp.pid"
 
-if pid_alive "${PID_FILE}"; then
+if pid_alive "${PID_FILE}" node; then
   pid="$(<"${PID_FILE}")"
   log "idp: stopping pid ${pid}"
   stop_process idp "${pid}" 5

@@ -56,7 +56,7 @@ npm_ci_cached "${IDP_DIR}" idp
 
 # --- already running? ---------------------------------------------------------------
 mkdir -p "${STATE_DIR}/pids" "${STATE_DIR}/logs"
-if pid_alive "${PID_FILE}"; then
+if pid_alive "${PID_FILE}" node; then
   log "idp: already running (pid $(<"${PID_FILE}"))"
 else
   if (exec 3<>"/dev/tcp/127.0.0.1/${IDP_PORT}") 2>/dev/null; then

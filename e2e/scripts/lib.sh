@@ -95,7 +95,12 @@ stop_process() {
   if proc_alive "${pid}"; then
     log "${name} still running after ${grace}s; sending SIGKILL"
     kill -KILL "${pid}" 2>/dev/null || true
-    while proc_alive "${pid}"; do sleep 0.1; done
+    # Bounded: a pid that outlives SIGKILL is not ours (a kernel thread took the number).
+    deadline=$((SECONDS + 10))
+    while proc_alive "${pid}" && ((SECONDS < deadline)); do sleep 0.1; done
+    if proc_alive "${pid}"; then
+      log "${name}: pid ${pid} survives SIGKILL; not ours, left alone"
+    fi
   fi
 }
 

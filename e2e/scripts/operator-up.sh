@@ -60,7 +60,7 @@ done
 start() {
   local name="$1" kubeconfig="$2"
   shift 2
-  if pid_alive "${STATE_DIR}/pids/${name}.pid"; then
+  if pid_alive "${STATE_DIR}/pids/${name}.pid" infra-operator; then
     log "${name} already running"
     return
   fi

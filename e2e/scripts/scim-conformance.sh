@@ -58,7 +58,7 @@ fi
 
 # ---- A provider and key of its own ------------------------------------------------------------
 
-[[ -s "${STATE_DIR}/env" ]] && pid_alive "${STATE_DIR}/pids/server-0.pid" ||
+[[ -s "${STATE_DIR}/env" ]] && pid_alive "${STATE_DIR}/pids/server-0.pid" infra-operator ||
   die "conformance: the local environment is not running; start it with e2e/up"
 # shellcheck disable=SC1091
 source "${STATE_DIR}/env"

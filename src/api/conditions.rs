@@ -20,6 +20,19 @@ impl Reason for &'static str {
     }
 }
 
+/// `as_str` for an enum whose variants are written under their own names.
+macro_rules! variant_names {
+    ($name:ident { $($variant:ident),* }) => {
+        impl $name {
+            /// The variant's name, as written into the status.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => stringify!($variant),)* }
+            }
+        }
+    };
+}
+pub(crate) use variant_names;
+
 /// Declares a reason enum whose variants are written into conditions under their own names.
 macro_rules! reasons {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
@@ -27,12 +40,7 @@ macro_rules! reasons {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant,)* }
 
-        impl $name {
-            /// The reason as written into the condition.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => stringify!($variant),)* }
-            }
-        }
+        $crate::api::conditions::variant_names!($name { $($variant),* });
 
         impl $crate::api::conditions::Reason for $name {
             fn as_str(self) -> &'static str {
@@ -42,6 +50,19 @@ macro_rules! reasons {
     };
 }
 pub(crate) use reasons;
+
+/// Declares a `status.phase` enum: serialized, in the CRD's schema (variant docs included) and
+/// printed under its variants' own names.
+macro_rules! phases {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+        pub enum $name { $($(#[$vmeta])* $variant,)* }
+
+        $crate::api::conditions::variant_names!($name { $($variant),* });
+    };
+}
+pub(crate) use phases;
 
 /// The outcome of one check, before it becomes a condition.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -104,25 +104,16 @@ pub struct GrantStatus {
 /// The one condition type of a Grant.
 pub const READY: &str = "Ready";
 
-/// Where a Grant is: bound, waiting for something (its role, its namespace, the allow-list), or
-/// past its expiry.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum GrantPhase {
-    /// Cannot be bound yet: see the `Ready` condition.
-    Pending,
-    /// The binding exists.
-    Active,
-    /// Past `expiresAt`/`expiresAfter`; the binding was removed.
-    Expired,
-}
-
-impl GrantPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Active => "Active",
-            Self::Expired => "Expired",
-        }
+super::conditions::phases! {
+    /// Where a Grant is: bound, waiting for something (its role, its namespace, the allow-list), or
+    /// past its expiry.
+    pub enum GrantPhase {
+        /// Cannot be bound yet: see the `Ready` condition.
+        Pending,
+        /// The binding exists.
+        Active,
+        /// Past `expiresAt`/`expiresAfter`; the binding was removed.
+        Expired,
     }
 }
 

@@ -214,24 +214,15 @@ pub const DISCOVERY: &str = "DiscoverySucceeded";
 pub const CREDENTIALS: &str = "ClientCredentialsValid";
 pub const READY: &str = "Ready";
 
-/// A summary of the conditions.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum ProviderPhase {
-    /// Some check has not finished.
-    Pending,
-    /// Every check passed: people can log in and SCIM keys work.
-    Ready,
-    /// A check failed; the `Ready` condition says which and what to do.
-    Failed,
-}
-
-impl ProviderPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Ready => "Ready",
-            Self::Failed => "Failed",
-        }
+super::conditions::phases! {
+    /// A summary of the conditions.
+    pub enum ProviderPhase {
+        /// Some check has not finished.
+        Pending,
+        /// Every check passed: people can log in and SCIM keys work.
+        Ready,
+        /// A check failed; the `Ready` condition says which and what to do.
+        Failed,
     }
 }
 

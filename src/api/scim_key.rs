@@ -100,24 +100,15 @@ pub struct ScimKeyStatus {
 /// The one condition type of a ScimKey.
 pub const READY: &str = "Ready";
 
-/// Where a key is in its life.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum KeyPhase {
-    /// Not usable yet: its provider does not exist.
-    Pending,
-    /// Issued and accepted.
-    Active,
-    /// Past its expiry and refused.
-    Expired,
-}
-
-impl KeyPhase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Active => "Active",
-            Self::Expired => "Expired",
-        }
+super::conditions::phases! {
+    /// Where a key is in its life.
+    pub enum KeyPhase {
+        /// Not usable yet: its provider does not exist.
+        Pending,
+        /// Issued and accepted.
+        Active,
+        /// Past its expiry and refused.
+        Expired,
     }
 }
 
