@@ -326,6 +326,17 @@ pub fn form_action(page: &Page, suffix: &str) -> Option<Url> {
     None
 }
 
+/// Where Infra's sign-in page sends a person who picks `provider` (its "Sign in with" link): the
+/// page offers a choice whenever more than one provider is Ready.
+pub fn chooser_link(page: &Page, provider: &str) -> Option<Url> {
+    let wanted = format!("login?provider={provider}");
+    page.text.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(unescape).find_map(|href| {
+        let query_start = href.find("login?provider=")?;
+        let link = &href[query_start..];
+        (link == wanted || link.starts_with(&format!("{wanted}&"))).then(|| page.url.join(&href).ok()).flatten()
+    })
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">")
 }

@@ -36,8 +36,10 @@ pub(crate) fn set_cookie(state: &LoginState, name: &str, value: &str, path: &str
         .expect("cookie values are base64url and alphanumerics")
 }
 
+/// The providers people can sign in with now: Ready, and not being deleted.
 pub(crate) fn ready_provider_names(state: &LoginState) -> Vec<String> {
-    let mut names: Vec<String> = state.providers.state().iter().filter(|p| p.is_ready()).map(|p| p.name_any()).collect();
+    let offered = |p: &crate::api::IdentityProvider| p.is_ready() && p.metadata.deletion_timestamp.is_none();
+    let mut names: Vec<String> = state.providers.state().iter().filter(|p| offered(p)).map(|p| p.name_any()).collect();
     names.sort();
     names
 }
