@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::RotateSigningKeys { namespace } => {
-            let client = kube::Client::try_default().await?;
+            let client = infra::api_server::connect().await?;
             let kid = infra::controller::signing_keys::rotate_now(&kube::Api::namespaced(client, &namespace)).await?;
             println!(
                 "Rotated the signing keys in {namespace}: key {kid} signs from now; tokens signed by earlier keys are no longer accepted"

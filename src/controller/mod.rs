@@ -20,11 +20,11 @@ use std::time::Duration;
 use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector::reflector, watcher};
-use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
@@ -81,7 +81,7 @@ pub struct ControllerArgs {
 const LEASE_NAME: &str = "infra-controller";
 
 pub async fn run(args: ControllerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let client = crate::api_server::connect().await?;
     let metrics = Arc::new(Metrics::new(crate::metrics::Role::Controller));
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;

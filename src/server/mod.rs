@@ -24,7 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -82,7 +82,7 @@ pub struct ServerArgs {
 
 pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     memory::limit_arenas();
-    let client = Client::try_default().await?;
+    let client = crate::api_server::connect().await?;
     let ns = &args.operator.namespace;
     let kube = Kube::new(client.clone(), ns, FieldManager::SERVER);
     let metrics = Arc::new(Metrics::new(crate::metrics::Role::Server));
