@@ -21,7 +21,8 @@
 //! - a group of `--big-group` members (half the users, at most 50,000), built by PATCHes adding
 //!   1,000 members each (time per batch printed; a server that stores a group as one object
 //!   fails past about 25,000), then `--member-samples` (200) single-member adds and removes on
-//!   it, Okta's way (`add` a list, `remove` by `members[value eq ...]`). Target: p99 < 50 ms. While
+//!   it, Okta's way (`add` a list, `remove` by `members[value eq ...]`), once the machine has
+//!   settled after the batches (as for the lookups). Target: p99 < 50 ms. While
 //!   the batches run, `/healthz` is polled: its worst latency shows whether they held up the
 //!   async workers (target < 100 ms).
 //! - `--keep` leaves the users and groups in place (delete them with `e2e/down --purge`: garbage
