@@ -176,7 +176,8 @@ async fn the_cli_logs_in_once_a_signed_in_person_approves() {
     let sign_in = browser.get(to_login.as_str()).await.unwrap();
     let to_idp = match sign_in.status {
         200 => crate::browser::chooser_link(&sign_in, "okta").unwrap_or_else(|| panic!("no link to okta: {}", sign_in.text)),
-        _ => to_login,
+        303 => sign_in.location().unwrap(),
+        status => panic!("the sign-in page answered {status}: {}", sign_in.text),
     };
     let callback =
         browser.login_at_idp(to_idp.as_str(), &person.email, &person.password, &format!("{server}/login/callback")).await.unwrap();
