@@ -457,3 +457,10 @@ fn prefixes_and_forms() {
         Some("Unable to sign in: wrong username or password.")
     );
 }
+
+#[test]
+fn character_references_are_decoded_as_a_browser_does() {
+    assert_eq!(unescape("/login?provider=okta&#38;return=%2Fdevice"), "/login?provider=okta&return=%2Fdevice");
+    assert_eq!(unescape("a&amp;b &#x27;c&#39; &lt;d&gt; &quot;"), "a&b 'c' <d> \"");
+    assert_eq!(unescape("fish & chips &bogus; &#xZZ; &"), "fish & chips &bogus; &#xZZ; &", "not references: kept");
+}
