@@ -14,7 +14,7 @@ type Pairs = Box<[(Arc<str>, Arc<str>)]>;
 
 /// One shared copy of strings that thousands of users repeat: label and annotation keys, and
 /// label values other than the SCIM id (provider names, `infra-server`, the empty value of a
-/// membership label).
+/// membership label). The session cache shares its provider names and issuers the same way.
 #[derive(Default)]
 pub struct Interner(HashSet<Arc<str>>);
 

@@ -10,5 +10,6 @@ pub mod index;
 pub mod naming;
 pub mod store;
 
+pub use compact::Interner;
 pub use index::Directory;
 pub use store::{DirectoryStore, StoreError};

@@ -75,7 +75,6 @@ impl ResolvesServerCert for Reloading {
     }
 }
 
-/// Serves `app` over HTTPS on `addr` until `shutdown`.
 /// Small answers (the webhook's, a token) leave at once instead of waiting for the peer's ACK
 /// of the last segment (Nagle's algorithm), which can hold a response back for tens of
 /// milliseconds when it is written in more than one piece (TLS records, headers and body).
@@ -85,6 +84,7 @@ pub fn nodelay(tcp: &tokio::net::TcpStream) {
     }
 }
 
+/// Serves `app` over HTTPS on `addr` until `shutdown`.
 pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path, app: Router, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let stamps = (modified(cert), modified(key));
     let resolver = Reloading { cert: cert.into(), key: key.into(), current: Mutex::new((stamps.0, stamps.1, load(cert, key)?)) };

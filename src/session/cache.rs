@@ -4,7 +4,7 @@
 //! bytes, provider and issuer strings shared). A session the watch has not delivered yet is a
 //! miss, which callers answer from the API server.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -15,6 +15,7 @@ use kube::{Api, ResourceExt};
 use super::SessionRecord;
 use super::store::{Session, Stored};
 use crate::api::Session as SessionObject;
+use crate::directory::Interner;
 
 /// One session, as the cache keeps it.
 struct Entry {
@@ -54,7 +55,7 @@ struct Inner {
     relist: Option<HashMap<Box<str>, Entry>>,
     /// Provider names, issuers and token endpoints: a handful of values, each shared by many
     /// sessions.
-    strings: HashSet<Arc<str>>,
+    strings: Interner,
 }
 
 #[derive(Default)]
@@ -62,29 +63,20 @@ pub struct SessionCache {
     inner: RwLock<Inner>,
 }
 
-fn share(strings: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
-    if let Some(a) = strings.get(s) {
-        return a.clone();
-    }
-    let a: Arc<str> = Arc::from(s);
-    strings.insert(a.clone());
-    a
-}
-
 impl Entry {
     /// `None` for an object that is not a well-formed session (it never opens one).
-    fn new(object: &SessionObject, strings: &mut HashSet<Arc<str>>) -> Option<Self> {
+    fn new(object: &SessionObject, strings: &mut Interner) -> Option<Self> {
         let Stored { session, token_hash, owner_uid } = Stored::from_object(object)?;
         let r = session.record;
         Some(Self {
             token_hash,
             user: r.user.into(),
             user_object: r.user_object.into(),
-            provider: share(strings, &r.provider),
+            provider: strings.get(&r.provider),
             created_at: r.created_at,
             expires_at: r.expires_at,
-            issuer: r.issuer.as_deref().map(|s| share(strings, s)),
-            token_endpoint: r.token_endpoint.as_deref().map(|s| share(strings, s)),
+            issuer: r.issuer.as_deref().map(|s| strings.get(s)),
+            token_endpoint: r.token_endpoint.as_deref().map(|s| strings.get(s)),
             owner_uid: owner_uid.map(String::into_boxed_str),
             last_seen: session.last_seen,
             deleting: object.metadata.deletion_timestamp.is_some(),
@@ -183,7 +175,7 @@ impl SessionCache {
     }
 }
 
-fn put(sessions: &mut HashMap<Box<str>, Entry>, object: &SessionObject, strings: &mut HashSet<Arc<str>>) {
+fn put(sessions: &mut HashMap<Box<str>, Entry>, object: &SessionObject, strings: &mut Interner) {
     let name = object.name_any();
     match Entry::new(object, strings) {
         Some(entry) => {

@@ -63,11 +63,6 @@ pub fn users_page(
     }
 }
 
-/// How many sessions each user (by object name) has.
-fn session_counts(s: &DashState) -> HashMap<String, usize> {
-    s.sessions.counts_by_user()
-}
-
 /// The sessions of user object `name`, newest first.
 fn sessions_of(s: &DashState, name: &str) -> Vec<SessionRow> {
     s.sessions
@@ -90,7 +85,7 @@ pub async fn users(State(s): State<Arc<DashState>>, headers: HeaderMap, Query(q)
     require!(s, ctx, s.infra("list", "users"), "users");
     let chrome = s.chrome(&ctx, "users").await;
     let query = q.get("q").map(|v| v.trim()).unwrap_or("");
-    let counts = session_counts(&s);
+    let counts = s.sessions.counts_by_user();
     let view = users_page(&s.login.directory_store.read(), &counts, chrome, query, paging(&q));
     page(&view)
 }
@@ -125,7 +120,7 @@ pub async fn user(State(s): State<Arc<DashState>>, headers: HeaderMap, Path(name
             .into_iter()
             .filter_map(|(gid, name)| d.group(&provider, &gid).map(|g| (g.name_any(), name)))
             .collect();
-        (user_row(&d, &u, &session_counts(&s)), groups)
+        (user_row(&d, &u, &s.sessions.counts_by_user()), groups)
     };
     let group_names: Vec<String> = groups.iter().map(|(_, n)| n.clone()).collect();
     let grants = if can_grants {
