@@ -35,7 +35,7 @@ use crate::config::OperatorArgs;
 use crate::directory::DirectoryStore;
 use crate::metrics::Metrics;
 use cache::Cache;
-use scim::auth::{AuthState, KeyStores};
+use scim::auth::{AuthState, FreshKeys, KeyStores};
 use scim::resources::ScimState;
 
 /// Request bodies larger than this are refused with 413 before they are read.
@@ -155,7 +155,7 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
-    let auth = AuthState { stores: KeyStores { keys, providers: providers.clone() }, metrics: metrics.clone(), limits: limits.clone() };
+    let auth = AuthState { stores: KeyStores { keys, providers: providers.clone(), fresh: Some(Arc::new(FreshKeys::new(kube.api()))) }, metrics: metrics.clone(), limits: limits.clone() };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let device = Arc::new(device::DeviceLogin {
         login: login.clone(),

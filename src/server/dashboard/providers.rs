@@ -350,18 +350,6 @@ pub async fn generate_key(State(s): State<Arc<DashState>>, headers: HeaderMap, P
             .await;
         }
     };
-    // The key is shown working: SCIM authentication on this replica reads its ScimKey cache, a
-    // watch of its own that may be a moment behind the one above (an Okta admin pastes the key
-    // and presses "Test" at once). Bounded: a lagging cache only delays the page.
-    let usable = |k: &ScimKey| k.status.as_ref().is_some_and(|st| st.key_hash.is_some());
-    let cached = async {
-        while !s.keys.get(&name).is_some_and(|k| usable(&k)) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), cached).await.is_err() {
-        tracing::warn!(key = %name, "the generated SCIM key is not in this replica's cache after 5 s; showing it anyway");
-    }
     let status = key.status.unwrap_or_default();
     let token = match recipient.open(status.sealed_key.as_deref().unwrap_or_default()) {
         Ok(t) => t,

@@ -3,6 +3,11 @@
 //! Everything is read from reflector caches of ScimKeys, whose status (written only by the
 //! controller) carries the key's id, SHA-256 and expiry: the server reads no Secrets. A revoked
 //! key (its ScimKey deleted) is refused as soon as the watch event reaches this replica.
+//!
+//! A key this replica's cache does not know yet (an admin pastes a new key into Okta and presses
+//! "Test" while the watch is a moment behind) is looked up with a consistent list of ScimKeys
+//! instead of being refused: see [`FreshKeys`]. Lists are shared and at most one a second, so
+//! unknown keys sent at speed cost the API server one list a second per replica.
 
 use crate::server::cache::Cache;
 use axum::extract::{Request, State};
@@ -10,7 +15,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::api::ListParams;
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::error::{self, ScimError};
 use crate::api::{IdentityProvider, ScimKey};
@@ -30,6 +41,77 @@ pub struct Principal {
 pub struct KeyStores {
     pub keys: Cache<ScimKey>,
     pub providers: Cache<IdentityProvider>,
+    /// Where keys the cache does not know yet are looked up; `None` trusts the cache alone.
+    pub fresh: Option<Arc<FreshKeys>>,
+}
+
+/// A consistent list of the namespace's ScimKeys, taken when the cache misses: single-flight
+/// (callers waiting together share one list) and at most one list per [`FreshKeys::INTERVAL`].
+/// A caller is answered only by a list that started after it asked, so a key created just
+/// before a throttled list is still found.
+pub struct FreshKeys {
+    list: Lister,
+    last: tokio::sync::Mutex<Option<Listed>>,
+}
+
+type Lister = Box<dyn Fn() -> BoxFuture<'static, Result<Vec<ScimKey>, kube::Error>> + Send + Sync>;
+
+struct Listed {
+    started: Instant,
+    keys: Arc<Vec<ScimKey>>,
+}
+
+impl FreshKeys {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    pub fn new(api: Api<ScimKey>) -> Self {
+        Self::with_lister(Box::new(move || {
+            let api = api.clone();
+            async move { api.list(&ListParams::default()).await.map(|l| l.items) }.boxed()
+        }))
+    }
+
+    fn with_lister(list: Lister) -> Self {
+        Self { list, last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The ScimKey whose key id is `id`, from a list that started after this call.
+    async fn find(&self, id: &str) -> Option<ScimKey> {
+        let keys = self.listed_since(Instant::now()).await?;
+        keys.iter().find(|k| has_id(k, id)).cloned()
+    }
+
+    async fn listed_since(&self, asked: Instant) -> Option<Arc<Vec<ScimKey>>> {
+        let mut last = self.last.lock().await;
+        if let Some(l) = last.as_ref() {
+            if l.started > asked {
+                return Some(l.keys.clone());
+            }
+            tokio::time::sleep_until((l.started + Self::INTERVAL).into()).await;
+        }
+        let started = Instant::now();
+        match (self.list)().await {
+            Ok(items) => {
+                let keys = Arc::new(items);
+                *last = Some(Listed { started, keys: keys.clone() });
+                Some(keys)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listing ScimKeys for a key this replica has not seen failed");
+                *last = Some(Listed { started, keys: Arc::default() });
+                None
+            }
+        }
+    }
+}
+
+fn has_id(key: &ScimKey, id: &str) -> bool {
+    key.meta().deletion_timestamp.is_none() && key.status.as_ref().and_then(|s| s.key_id.as_deref()) == Some(id)
+}
+
+/// Whether the controller has published the key's hash (until then it cannot be verified).
+fn published(key: &ScimKey) -> bool {
+    key.status.as_ref().is_some_and(|s| s.key_hash.is_some())
 }
 
 /// Why a request was refused; the variant is the metrics outcome, the message the SCIM detail.
@@ -60,14 +142,23 @@ impl Refusal {
 }
 
 impl KeyStores {
-    pub fn authenticate(&self, header: Option<&str>, now: Timestamp) -> Result<Principal, Refusal> {
+    pub async fn authenticate(&self, header: Option<&str>, now: Timestamp) -> Result<Principal, Refusal> {
         let header = header.ok_or(Refusal::Missing)?;
         let token = keys::bearer_token(header).ok_or(Refusal::Malformed)?;
         let id = keys::parse_id(token).ok_or(Refusal::Unknown)?;
-        let key = self
-            .keys
-            .find(|k| k.meta().deletion_timestamp.is_none() && k.status.as_ref().and_then(|s| s.key_id.as_deref()) == Some(id))
-            .ok_or(Refusal::Unknown)?;
+        let mut key = self.keys.find(|k| has_id(k, id));
+        // Only a key the cache lacks (or whose hash it lacks) is looked up: a wrong secret sent
+        // with a known key id is refused from the cache.
+        if !key.as_deref().is_some_and(published)
+            && let Some(fresh) = &self.fresh
+            && let Some(listed) = fresh.find(id).await
+        {
+            key = Some(Arc::new(listed));
+        }
+        self.verify(key.as_deref().ok_or(Refusal::Unknown)?, token, id, now)
+    }
+
+    fn verify(&self, key: &ScimKey, token: &str, id: &str, now: Timestamp) -> Result<Principal, Refusal> {
         let status = key.status.as_ref().ok_or(Refusal::Unknown)?;
         // Constant-time comparison of the hashes; a key whose hash is not published yet is unknown.
         if !status.key_hash.as_deref().is_some_and(|hash| keys::verify_hash(token, hash)) {
@@ -87,14 +178,14 @@ impl KeyStores {
 #[derive(Clone)]
 pub struct AuthState {
     pub stores: KeyStores,
-    pub metrics: std::sync::Arc<Metrics>,
-    pub limits: std::sync::Arc<crate::server::rate_limit::Limits>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<crate::server::rate_limit::Limits>,
 }
 
 /// Middleware: authenticates the request and hands the `Principal` to the handlers.
 pub async fn require_key(State(state): State<AuthState>, mut req: Request, next: Next) -> Response {
     let header = req.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    match state.stores.authenticate(header, Timestamp::now()) {
+    match state.stores.authenticate(header, Timestamp::now()).await {
         Ok(principal) => {
             state.metrics.scim_auth.get_or_create(&OutcomeLabels { outcome: "accepted".into() }).inc();
             req.extensions_mut().insert(principal);
@@ -142,7 +233,7 @@ mod tests {
     fn fixture() -> Fixture {
         let (k, kw) = reflector::store();
         let (p, pw) = reflector::store();
-        Fixture { stores: KeyStores { keys: Cache::new(k, "ns"), providers: Cache::new(p, "ns") }, keys: kw, providers: pw }
+        Fixture { stores: KeyStores { keys: Cache::new(k, "ns"), providers: Cache::new(p, "ns"), fresh: None }, keys: kw, providers: pw }
     }
 
     fn provider(name: &str) -> IdentityProvider {
@@ -187,19 +278,19 @@ mod tests {
         f.keys.apply_watcher_event(&watcher::Event::Apply(key.clone()));
     }
 
-    #[test]
-    fn accepts_a_live_key_and_binds_it_to_its_provider() {
+    #[tokio::test]
+    async fn accepts_a_live_key_and_binds_it_to_its_provider() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let (key, token) = key_pair("k1", "okta", None);
         add(&mut f, &key);
-        let p = f.stores.authenticate(Some(&format!("Bearer {token}")), now()).unwrap();
+        let p = f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await.unwrap();
         assert_eq!(p.provider, "okta");
         assert_eq!(p.scim_key, "k1");
     }
 
-    #[test]
-    fn status_holds_only_the_hash() {
+    #[tokio::test]
+    async fn status_holds_only_the_hash() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let (mut key, token) = key_pair("k1", "okta", None);
@@ -207,51 +298,119 @@ mod tests {
         assert_ne!(stored, token, "the key itself is stored");
         add(&mut f, &key);
         // The hash itself is not a key.
-        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {stored}")), now()), Err(Refusal::Unknown));
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {stored}")), now()).await, Err(Refusal::Unknown));
         // A key whose hash the controller has not published yet (a legacy key before its first
         // reconcile by this version) is unknown until it is.
         key.status.as_mut().unwrap().key_hash = None;
         add(&mut f, &key);
-        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::Unknown));
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Unknown));
     }
 
-    #[test]
-    fn refusals() {
+    #[tokio::test]
+    async fn refusals() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let (key, token) = key_pair("k1", "okta", None);
         add(&mut f, &key);
         let s = &f.stores;
-        assert_eq!(s.authenticate(None, now()), Err(Refusal::Missing));
-        assert_eq!(s.authenticate(Some("Basic abc"), now()), Err(Refusal::Malformed));
-        assert_eq!(s.authenticate(Some(&format!("Bearer {token}x")), now()), Err(Refusal::Unknown));
+        assert_eq!(s.authenticate(None, now()).await, Err(Refusal::Missing));
+        assert_eq!(s.authenticate(Some("Basic abc"), now()).await, Err(Refusal::Malformed));
+        assert_eq!(s.authenticate(Some(&format!("Bearer {token}x")), now()).await, Err(Refusal::Unknown));
         let (_, other) = key_pair("k2", "okta", None);
-        assert_eq!(s.authenticate(Some(&format!("Bearer {other}")), now()), Err(Refusal::Unknown));
+        assert_eq!(s.authenticate(Some(&format!("Bearer {other}")), now()).await, Err(Refusal::Unknown));
 
         // Revoked: the ScimKey is being deleted, or gone.
         let mut deleting = key.clone();
         deleting.metadata.deletion_timestamp = Some(Time(now()));
         add(&mut f, &deleting);
-        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::Unknown));
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Unknown));
         f.keys.apply_watcher_event(&watcher::Event::Delete(key));
-        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::Unknown));
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Unknown));
     }
 
-    #[test]
-    fn expired_keys_are_refused() {
+    #[tokio::test]
+    async fn expired_keys_are_refused() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let (key, token) = key_pair("k1", "okta", Some("2029-12-31T23:59:59Z"));
         add(&mut f, &key);
-        assert!(matches!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::Expired(_))));
+        assert!(matches!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Expired(_))));
     }
 
-    #[test]
-    fn keys_of_missing_providers_are_refused() {
+    #[tokio::test]
+    async fn keys_of_missing_providers_are_refused() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let (key, token) = key_pair("k1", "gone", None);
         add(&mut f, &key);
-        assert!(matches!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()), Err(Refusal::NoProvider(..))));
+        assert!(matches!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::NoProvider(..))));
+    }
+
+    /// A lister that counts its calls and answers with whatever `keys` holds at the time.
+    fn lister(keys: Arc<std::sync::Mutex<Vec<ScimKey>>>, calls: Arc<std::sync::atomic::AtomicUsize>) -> FreshKeys {
+        FreshKeys::with_lister(Box::new(move || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let items = keys.lock().unwrap().clone();
+            async move { Ok(items) }.boxed()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_the_cache_has_not_seen_yet_is_found_by_a_list() {
+        let mut f = fixture();
+        f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
+        let (key, token) = key_pair("k1", "okta", None);
+        let (known, known_token) = key_pair("k0", "okta", None);
+        add(&mut f, &known);
+        let listed = Arc::new(std::sync::Mutex::new(vec![key.clone()]));
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        f.stores.fresh = Some(Arc::new(lister(listed.clone(), calls.clone())));
+        let count = || calls.load(std::sync::atomic::Ordering::SeqCst);
+
+        // The cache lags: the listed key is accepted anyway.
+        let p = f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await.unwrap();
+        assert_eq!(p.scim_key, "k1");
+        assert_eq!(count(), 1);
+        // A cached key costs no list, and neither does a wrong secret sent with a cached key's id.
+        f.stores.authenticate(Some(&format!("Bearer {known_token}")), now()).await.unwrap();
+        let forged = format!("{}x", &known_token[..known_token.len() - 1]);
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {forged}")), now()).await, Err(Refusal::Unknown));
+        assert_eq!(count(), 1);
+        // The list is checked like the cache: a wrong secret for the listed key is refused.
+        let wrong = format!("{}x", &token[..token.len() - 1]);
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {wrong}")), now()).await, Err(Refusal::Unknown));
+        // A deleted key is not resurrected by the list.
+        listed.lock().unwrap().clear();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Unknown));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_keys_sent_at_speed_cost_one_list_a_second() {
+        let mut f = fixture();
+        f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        f.stores.fresh = Some(Arc::new(lister(listed.clone(), calls.clone())));
+        let stores = f.stores.clone();
+        let start = Instant::now();
+        let attempts = (0..50).map(|_| {
+            let stores = stores.clone();
+            async move {
+                let (_, token) = key_pair("nope", "okta", None);
+                stores.authenticate(Some(&format!("Bearer {token}")), now()).await
+            }
+        });
+        let results = futures::future::join_all(attempts).await;
+        assert!(results.iter().all(|r| r == &Err(Refusal::Unknown)));
+        // All 50 waited together: one list, and one more for those that asked while it ran.
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) <= 2, "{calls:?} lists");
+        // A key created after a list is still found by the next one, a second later at most.
+        let (key, token) = key_pair("k1", "okta", None);
+        listed.lock().unwrap().push(key);
+        let before = Instant::now();
+        stores.authenticate(Some(&format!("Bearer {token}")), now()).await.unwrap();
+        assert!(before.elapsed() <= FreshKeys::INTERVAL, "{:?}", before.elapsed());
+        assert!(start.elapsed() <= 3 * FreshKeys::INTERVAL);
     }
 }
