@@ -8,8 +8,10 @@
 //!   rounds. Target: SCIM rate >= 0.95 x direct rate. Measured twice: as everything runs here
 //!   (the server's CPU is then the API server's, as in no cluster), and with the control plane
 //!   pinned to half the CPUs and the servers and this client to the other half (`taskset`), which
-//!   isolates what the server costs in throughput from what it costs in shared CPU. The direct
-//!   path's users are deleted before the memory measurement.
+//!   isolates what the server costs in throughput from what it costs in shared CPU. Each
+//!   measurement prints the CPU seconds every process spent per 1,000 users on each path, which
+//!   shows where the difference goes. The direct path's users are deleted before the memory
+//!   measurement.
 //! - lookups (`filter=userName eq`, GET by id, a page of 100; p50 and p99, beside `/healthz` as
 //!   the HTTP floor, once the machine has settled after the writes before: a /healthz p99 under
 //!   1 ms, or a minute, whichever comes first) and server resident
@@ -382,18 +384,28 @@ async fn import_rounds(
     first: usize,
     n: usize,
     concurrency: usize,
+    cpu: &CpuMeter,
 ) -> (f64, f64, usize) {
     const ROUNDS: usize = 4;
     let per_round = n / ROUNDS;
     let (mut scim_elapsed, mut direct_elapsed) = (Duration::ZERO, Duration::ZERO);
+    let (mut scim_cpu, mut direct_cpu) = (vec![0.0; cpu.names.len()], vec![0.0; cpu.names.len()]);
+    let direct = |offset| {
+        let before = cpu.now();
+        async move {
+            let took = direct_creates(direct_users, direct_idp, offset, per_round, concurrency).await;
+            (took, CpuMeter::since(&before, &cpu.now()))
+        }
+    };
     for round in 0..ROUNDS {
         let offset = first + round * per_round;
         // Each path goes first in every other round: what one path's writes leave for the
         // watches and the garbage collector to do weighs on both alike.
-        let mut direct_round = Duration::ZERO;
+        let mut direct_round = (Duration::ZERO, vec![]);
         if round % 2 == 1 {
-            direct_round = direct_creates(direct_users, direct_idp, offset, per_round, concurrency).await;
+            direct_round = direct(offset).await;
         }
+        let before = cpu.now();
         let scim_round = {
             let scim = scim.clone();
             parallel(per_round, concurrency, move |i| {
@@ -409,14 +421,73 @@ async fn import_rounds(
             })
             .await
         };
+        CpuMeter::add(&mut scim_cpu, &CpuMeter::since(&before, &cpu.now()));
         if round % 2 == 0 {
-            direct_round = direct_creates(direct_users, direct_idp, offset, per_round, concurrency).await;
+            direct_round = direct(offset).await;
         }
         scim_elapsed += scim_round;
-        direct_elapsed += direct_round;
+        direct_elapsed += direct_round.0;
+        CpuMeter::add(&mut direct_cpu, &direct_round.1);
     }
     let done = per_round * ROUNDS;
+    cpu.print(done, &scim_cpu, &direct_cpu);
     (done as f64 / scim_elapsed.as_secs_f64(), done as f64 / direct_elapsed.as_secs_f64(), done)
+}
+
+/// CPU time of the environment's processes and of this benchmark, to show where each import
+/// path's time goes (on a shared machine every process competes for the same cores).
+struct CpuMeter {
+    names: Vec<&'static str>,
+    pids: Vec<Option<String>>,
+    ticks_per_sec: f64,
+}
+
+impl CpuMeter {
+    fn new(state: &str) -> Self {
+        let names =
+            vec!["kube-apiserver", "etcd", "kube-controller-manager", "controller-0", "controller-1", "server-0", "server-1", "bench"];
+        let pid = |n: &str| match n {
+            "bench" => Some("self".to_string()),
+            n => std::fs::read_to_string(format!("{state}/pids/{n}.pid")).ok().map(|p| p.trim().to_string()),
+        };
+        let pids = names.iter().map(|n| pid(n)).collect();
+        Self { names, pids, ticks_per_sec: run("getconf", &["CLK_TCK"]).trim().parse().unwrap_or(100.0) }
+    }
+
+    /// CPU seconds (user + system) each process has used so far; 0 for one that is not running.
+    fn now(&self) -> Vec<f64> {
+        self.pids
+            .iter()
+            .map(|pid| {
+                let stat = pid.as_ref().and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok()).unwrap_or_default();
+                // Fields after the command name, which may hold spaces: utime and stime are the
+                // 12th and 13th.
+                let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+                let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+                (ticks(11) + ticks(12)) / self.ticks_per_sec
+            })
+            .collect()
+    }
+
+    fn since(before: &[f64], after: &[f64]) -> Vec<f64> {
+        before.iter().zip(after).map(|(b, a)| a - b).collect()
+    }
+
+    fn add(total: &mut [f64], more: &[f64]) {
+        total.iter_mut().zip(more).for_each(|(t, m)| *t += m);
+    }
+
+    fn print(&self, users: usize, scim: &[f64], direct: &[f64]) {
+        let per_k = |v: f64| v * 1000.0 / users as f64;
+        let cells: Vec<String> =
+            self.names.iter().zip(scim.iter().zip(direct)).map(|(n, (s, d))| format!("{n} {:.2}|{:.2}", per_k(*s), per_k(*d))).collect();
+        println!(
+            "  CPU seconds per 1000 users, SCIM|direct: {}; all {:.2}|{:.2}",
+            cells.join(", "),
+            per_k(scim.iter().sum()),
+            per_k(direct.iter().sum())
+        );
+    }
 }
 
 /// Creates `n` users directly, as the server would store them, with the server's credentials.
@@ -499,6 +570,7 @@ async fn main() {
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build().unwrap();
     let pid_file = format!("{state}/pids/server-0.pid");
     let rss_before = rss_mib(&pid_file);
+    let cpu = CpuMeter::new(&state);
 
     println!(
         "SCIM benchmark: import {} users at concurrency {}; {} users stored in all, {} groups, a group of {} members",
@@ -513,7 +585,7 @@ async fn main() {
     run("infra", &["providers", "add", &direct_provider, "--url", &idp, "--client-id", "infra-e2e", "--client-secret", "infra-e2e-secret"]);
     let direct_idp = providers.get(&direct_provider).await.unwrap();
 
-    let (scim_rate, direct_rate, mut imported) = import_rounds(&scim, &operator_users, &direct_idp, 0, a.import, a.concurrency).await;
+    let (scim_rate, direct_rate, mut imported) = import_rounds(&scim, &operator_users, &direct_idp, 0, a.import, a.concurrency, &cpu).await;
     let ratio = scim_rate / direct_rate;
     println!("import via SCIM (filter + POST): {scim_rate:8.1} users/s");
     println!("direct API server creates:       {direct_rate:8.1} users/s");
@@ -525,7 +597,7 @@ async fn main() {
     match Pinning::split(&state) {
         Some(pinning) => {
             let (scim_rate, direct_rate, more) =
-                import_rounds(&scim, &operator_users, &direct_idp, imported, a.import / 2, a.concurrency).await;
+                import_rounds(&scim, &operator_users, &direct_idp, imported, a.import, a.concurrency, &cpu).await;
             drop(pinning);
             imported += more;
             let ratio = scim_rate / direct_rate;

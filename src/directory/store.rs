@@ -60,12 +60,17 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Cloned for every request (axum clones a router's state per call), so it is one `Arc`.
 #[derive(Clone)]
 pub struct DirectoryStore {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
     users: Api<User>,
     groups: Api<Group>,
     providers: Store<IdentityProvider>,
-    directory: Arc<RwLock<Directory>>,
+    directory: RwLock<Directory>,
 }
 
 // Users and groups are written by the server only.
@@ -126,16 +131,16 @@ pub use crate::scim::members::MemberChange;
 
 impl DirectoryStore {
     pub fn new(users: Api<User>, groups: Api<Group>, providers: Store<IdentityProvider>) -> Self {
-        Self { users, groups, providers, directory: Default::default() }
+        Self { inner: Arc::new(Shared { users, groups, providers, directory: Default::default() }) }
     }
 
     /// The directory, to read. Only the store and the watches (below) change it.
     pub fn read(&self) -> RwLockReadGuard<'_, Directory> {
-        self.directory.read().expect("directory lock")
+        self.inner.directory.read().expect("directory lock")
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
-        self.directory.write().expect("directory lock")
+        self.inner.directory.write().expect("directory lock")
     }
 
     pub fn on_user_event(&self, event: watcher::Event<User>) {
@@ -149,10 +154,10 @@ impl DirectoryStore {
     /// Users and groups belong to their provider: deleting the IdentityProvider deletes them
     /// (garbage collection through this owner reference).
     fn owner(&self, provider: &str) -> Result<OwnerReference> {
+        // A handful of providers: a scan of the store, without copying it.
         let idp = self
+            .inner
             .providers
-            .state()
-            .into_iter()
             .find(|p| p.name_any() == provider)
             .ok_or_else(|| StoreError::ProviderGone(format!("IdentityProvider {provider:?} no longer exists")))?;
         let mut owner = idp.controller_owner_ref(&()).ok_or_else(|| internal("provider without uid"))?;
@@ -193,7 +198,7 @@ impl DirectoryStore {
             metadata.annotations.get_or_insert_default().insert(annotations::CREATED_BY.to_string(), by.to_string());
         }
         let user = User { metadata, spec, status: None };
-        match self.users.create(&params(), &user).await {
+        match self.inner.users.create(&params(), &user).await {
             Ok(created) => {
                 self.write().apply_user(created.clone());
                 Ok(created)
@@ -217,7 +222,7 @@ impl DirectoryStore {
         // The directory keeps no owner references; a replace must carry them again.
         next.metadata.owner_references = Some(vec![self.owner(&provider)?]);
         if new_name == current.name_any() {
-            let stored = self.users.replace(&new_name, &params(), &next).await.map_err(|e| api_error(e, "updating the user"))?;
+            let stored = self.inner.users.replace(&new_name, &params(), &next).await.map_err(|e| api_error(e, "updating the user"))?;
             self.write().apply_user(stored.clone());
             return Ok(stored);
         }
@@ -229,18 +234,18 @@ impl DirectoryStore {
         moved.metadata.labels.get_or_insert_default().extend(carried);
         let displays = memberships(current.annotations()).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
         moved.metadata.annotations.get_or_insert_default().extend(displays);
-        let stored = match self.users.create(&params(), &moved).await {
+        let stored = match self.inner.users.create(&params(), &moved).await {
             Ok(u) => u,
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 // Ours from an interrupted earlier attempt (same id): finish the move. Anyone else's:
                 // the new userName is taken.
-                let existing = self.users.get(&new_name).await.map_err(|e| api_error(e, "reading the user"))?;
+                let existing = self.inner.users.get(&new_name).await.map_err(|e| api_error(e, "reading the user"))?;
                 if scim_id(&existing) != Some(id.as_str()) {
                     return Err(StoreError::AlreadyExists(format!("a user with userName {:?} already exists", moved.spec.user_name)));
                 }
                 let mut again = existing.clone();
                 again.spec = moved.spec.clone();
-                self.users.replace(&new_name, &params(), &again).await.map_err(|e| api_error(e, "updating the user"))?
+                self.inner.users.replace(&new_name, &params(), &again).await.map_err(|e| api_error(e, "updating the user"))?
             }
             Err(e) => return Err(api_error(e, "renaming the user")),
         };
@@ -257,7 +262,7 @@ impl DirectoryStore {
     async fn finish_move(&self, old: &User, mut moved: User) -> Result<User> {
         let mut status_done = false;
         for _ in 0..WRITE_ATTEMPTS {
-            let Some(fresh) = self.users.get_opt(&old.name_any()).await.map_err(|e| api_error(e, "reading the user"))? else {
+            let Some(fresh) = self.inner.users.get_opt(&old.name_any()).await.map_err(|e| api_error(e, "reading the user"))? else {
                 return Ok(moved);
             };
             if fresh.uid() != old.uid() {
@@ -271,6 +276,7 @@ impl DirectoryStore {
                         "lastLoginTime": status.last_login_time,
                     }});
                     moved = self
+                        .inner
                         .users
                         .patch_status(&moved.name_any(), &patch_params(), &Patch::Merge(&patch))
                         .await
@@ -293,6 +299,7 @@ impl DirectoryStore {
                     changed.keys().map(|k| (k.clone(), fresh.annotations().get(k).map_or(serde_json::Value::Null, |v| json!(v)))).collect();
                 let patch = json!({"metadata": {"labels": changed, "annotations": displays}});
                 moved = self
+                    .inner
                     .users
                     .patch(&moved.name_any(), &patch_params(), &Patch::Merge(&patch))
                     .await
@@ -302,7 +309,7 @@ impl DirectoryStore {
                 preconditions: Some(Preconditions { uid: fresh.uid(), resource_version: fresh.resource_version() }),
                 ..Default::default()
             };
-            match self.users.delete(&fresh.name_any(), &dp).await {
+            match self.inner.users.delete(&fresh.name_any(), &dp).await {
                 Ok(_) => return Ok(moved),
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(moved),
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
@@ -316,14 +323,14 @@ impl DirectoryStore {
     /// moment; groups of earlier versions that still list it in `spec.members` stop showing it at
     /// once (the directory shows only members that exist) and lose it when the controller moves them.
     pub async fn delete_user(&self, user: &User) -> Result<()> {
-        self.delete_object(&self.users, user).await?;
+        self.delete_object(&self.inner.users, user).await?;
         self.write().delete_user(&user.name_any());
         Ok(())
     }
 
     /// Fresh copies from the API server, for a retry after a conflict.
     pub async fn reload_user(&self, user: &User) -> Result<Option<User>> {
-        let fresh = self.users.get_opt(&user.name_any()).await.map_err(|e| api_error(e, "reading the user"))?;
+        let fresh = self.inner.users.get_opt(&user.name_any()).await.map_err(|e| api_error(e, "reading the user"))?;
         if let Some(u) = &fresh {
             self.write().apply_user(u.clone());
         }
@@ -342,7 +349,7 @@ impl DirectoryStore {
         self.resolve_members(provider, &added).await?;
         let id = new_id().map_err(internal)?;
         let group = Group { metadata: self.metadata(provider, group_object_name(&id), &id, now())?, spec, status: None };
-        let created = self.groups.create(&params(), &group).await.map_err(|e| api_error(e, "creating the group"))?;
+        let created = self.inner.groups.create(&params(), &group).await.map_err(|e| api_error(e, "creating the group"))?;
         self.write().apply_group(created.clone());
         self.write_labels(provider, &id, &members).await?;
         Ok(created)
@@ -393,7 +400,7 @@ impl DirectoryStore {
         if current.spec.members.is_empty() {
             // Fail on a conflict before touching any member.
             let stored =
-                self.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
+                self.inner.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
             self.write().apply_group(stored.clone());
             if changes.is_empty() {
                 return Ok(stored);
@@ -402,7 +409,8 @@ impl DirectoryStore {
             return self.touch_group(&stored).await;
         }
         self.write_labels(&provider, &gid, &changes).await?;
-        let stored = self.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
+        let stored =
+            self.inner.groups.replace(&current.name_any(), &params(), &next).await.map_err(|e| api_error(e, "updating the group"))?;
         self.write().apply_group(stored.clone());
         Ok(stored)
     }
@@ -437,6 +445,7 @@ impl DirectoryStore {
     async fn touch_group(&self, group: &Group) -> Result<Group> {
         let patch = json!({"metadata": {"annotations": {annotations::LAST_MODIFIED: now()}}});
         let stored = self
+            .inner
             .groups
             .patch(&group.name_any(), &patch_params(), &Patch::Merge(&patch))
             .await
@@ -469,7 +478,7 @@ impl DirectoryStore {
                     if let Some(uid) = uid {
                         patch["metadata"]["uid"] = json!(uid);
                     }
-                    match self.users.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
+                    match self.inner.users.patch(&name, &patch_params(), &Patch::Merge(&patch)).await {
                         Ok(stored) => {
                             self.write().apply_user(stored);
                             Ok(())
@@ -502,7 +511,8 @@ impl DirectoryStore {
         };
         for chunk in unknown.chunks(50) {
             let selector = format!("{}={provider},{} in ({})", labels::PROVIDER, labels::SCIM_ID, chunk.join(","));
-            let found = self.users.list(&ListParams::default().labels(&selector)).await.map_err(|e| api_error(e, "looking up members"))?;
+            let found =
+                self.inner.users.list(&ListParams::default().labels(&selector)).await.map_err(|e| api_error(e, "looking up members"))?;
             let known: HashSet<&str> = found.items.iter().filter_map(|u| scim_id(u)).collect();
             if let Some(missing) = chunk.iter().find(|id| !known.contains(*id)) {
                 return Err(StoreError::Invalid(format!("member {missing:?} is not a user of this provider")));
@@ -518,7 +528,7 @@ impl DirectoryStore {
     /// Deletes the group, then clears its label from its members (a label naming a group that no
     /// longer exists is ignored everywhere, so a failure here leaves nothing visible).
     pub async fn delete_group(&self, group: &Group) -> Result<()> {
-        self.delete_object(&self.groups, group).await?;
+        self.delete_object(&self.inner.groups, group).await?;
         self.write().delete_group(&group.name_any());
         let gid = scim_id(group).unwrap_or_default().to_string();
         let changes: Vec<MemberChange> = self.read().labelled_member_ids(&gid).into_iter().map(|id| MemberChange::Remove { id }).collect();
@@ -529,7 +539,7 @@ impl DirectoryStore {
     }
 
     pub async fn reload_group(&self, group: &Group) -> Result<Option<Group>> {
-        let fresh = self.groups.get_opt(&group.name_any()).await.map_err(|e| api_error(e, "reading the group"))?;
+        let fresh = self.inner.groups.get_opt(&group.name_any()).await.map_err(|e| api_error(e, "reading the group"))?;
         if let Some(g) = &fresh {
             self.write().apply_group(g.clone());
         }

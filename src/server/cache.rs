@@ -14,17 +14,18 @@ use serde::de::DeserializeOwned;
 #[derive(Clone)]
 pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
-    namespace: String,
+    // Shared: routers clone their state, caches included, for every request.
+    namespace: Arc<str>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
     pub fn new(store: Store<K>, namespace: impl Into<String>) -> Self {
-        Self { store, namespace: namespace.into() }
+        Self { store, namespace: Arc::from(namespace.into()) }
     }
 
     /// The object named `name`, if the cache holds it.
     pub fn get(&self, name: &str) -> Option<Arc<K>> {
-        self.store.get(&ObjectRef::new(name).within(&self.namespace))
+        self.store.get(&ObjectRef::new(name).within(self.namespace.as_ref()))
     }
 
     /// The object named `name`, unless it is being deleted (a deleted provider or key stops

@@ -155,7 +155,11 @@ pub async fn run(args: ServerArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     });
     let scim_state = ScimState { store, base_url: args.operator.scim_url() };
     let limits = Arc::new(rate_limit::Limits::new(&args.limits));
-    let auth = AuthState { stores: KeyStores { keys, providers: providers.clone(), fresh: Some(Arc::new(FreshKeys::new(kube.api()))) }, metrics: metrics.clone(), limits: limits.clone() };
+    let auth = AuthState {
+        stores: KeyStores { keys, providers: providers.clone(), fresh: Some(Arc::new(FreshKeys::new(kube.api()))) },
+        metrics: metrics.clone(),
+        limits: limits.clone(),
+    };
     crate::health::spawn_metrics_listener(args.metrics_addr, metrics.clone(), ready.clone(), shutdown.clone()).await?;
     let device = Arc::new(device::DeviceLogin {
         login: login.clone(),
