@@ -268,7 +268,6 @@ async fn scim_body_limit_errors(req: axum::extract::Request, next: axum::middlew
     resp
 }
 
-/// A reflector cache of `api`, kept current by a background watch.
 /// Keeps `directory` current from a watch of `api`. The returned receiver fires once the initial
 /// list has been applied.
 fn feed_directory<K>(
