@@ -86,7 +86,11 @@ fn args() -> Args {
     assert!(a.users >= BASE_USERS, "--users must be at least {BASE_USERS}");
     // Both import measurements (shared and pinned CPUs) keep their SCIM users, which count toward
     // the 10,000 of the memory measurement.
-    assert!(2 * a.import <= BASE_USERS, "--import must be at most {}: both import measurements' users count toward the first {BASE_USERS}", BASE_USERS / 2);
+    assert!(
+        2 * a.import <= BASE_USERS,
+        "--import must be at most {}: both import measurements' users count toward the first {BASE_USERS}",
+        BASE_USERS / 2
+    );
     assert!(a.big_group + a.member_samples <= a.users, "--big-group plus --member-samples must not exceed --users");
     a
 }

@@ -87,7 +87,7 @@ impl FreshKeys {
             if l.started > asked {
                 return Some(l.keys.clone());
             }
-            tokio::time::sleep_until((l.started + Self::INTERVAL).into()).await;
+            tokio::time::sleep_until(l.started + Self::INTERVAL).await;
         }
         let started = Instant::now();
         match (self.list)().await {
