@@ -6,8 +6,9 @@
 //!
 //! A key this replica's cache does not know yet (an admin pastes a new key into Okta and presses
 //! "Test" while the watch is a moment behind) is looked up with a consistent list of ScimKeys
-//! instead of being refused: see [`FreshKeys`]. Lists are shared and at most one a second, so
-//! unknown keys sent at speed cost the API server one list a second per replica.
+//! instead of being refused: see [`FreshKeys`]. Lists are shared and at most four a second, so
+//! unknown keys sent at speed cost the API server four small lists a second per replica, and a
+//! refusal waits a quarter of a second at most for its list (which also slows guessing).
 
 use crate::server::cache::Cache;
 use axum::extract::{Request, State};
@@ -62,7 +63,8 @@ struct Listed {
 }
 
 impl FreshKeys {
-    const INTERVAL: Duration = Duration::from_secs(1);
+    const INTERVAL: Duration = Duration::from_millis(250);
+    const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 
     pub fn new(api: Api<ScimKey>) -> Self {
         Self::with_lister(Box::new(move || {
@@ -90,18 +92,16 @@ impl FreshKeys {
             tokio::time::sleep_until(l.started + Self::INTERVAL).await;
         }
         let started = Instant::now();
-        match (self.list)().await {
-            Ok(items) => {
-                let keys = Arc::new(items);
-                *last = Some(Listed { started, keys: keys.clone() });
-                Some(keys)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "listing ScimKeys for a key this replica has not seen failed");
-                *last = Some(Listed { started, keys: Arc::default() });
-                None
-            }
-        }
+        // Bounded, so that an API server that does not answer holds the requests waiting here
+        // (only requests with keys this replica does not know) for seconds, not minutes.
+        let listed = match tokio::time::timeout(Self::LIST_TIMEOUT, (self.list)()).await {
+            Ok(Ok(items)) => Ok(Arc::new(items)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", Self::LIST_TIMEOUT.as_secs())),
+        };
+        // A failed list throttles the next one too: an API server in trouble is not hammered.
+        *last = Some(Listed { started, keys: listed.as_ref().map_or_else(|_| Arc::default(), Arc::clone) });
+        listed.map_err(|error| tracing::warn!(%error, "listing ScimKeys for a key this replica has not seen failed")).ok()
     }
 }
 
@@ -386,7 +386,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn unknown_keys_sent_at_speed_cost_one_list_a_second() {
+    async fn unknown_keys_sent_at_speed_share_throttled_lists() {
         let mut f = fixture();
         f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -405,12 +405,23 @@ mod tests {
         assert!(results.iter().all(|r| r == &Err(Refusal::Unknown)));
         // All 50 waited together: one list, and one more for those that asked while it ran.
         assert!(calls.load(std::sync::atomic::Ordering::SeqCst) <= 2, "{calls:?} lists");
-        // A key created after a list is still found by the next one, a second later at most.
+        // A key created after a list is still found by the next one, an interval later at most.
         let (key, token) = key_pair("k1", "okta", None);
         listed.lock().unwrap().push(key);
         let before = Instant::now();
         stores.authenticate(Some(&format!("Bearer {token}")), now()).await.unwrap();
         assert!(before.elapsed() <= FreshKeys::INTERVAL, "{:?}", before.elapsed());
         assert!(start.elapsed() <= 3 * FreshKeys::INTERVAL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_server_that_does_not_answer_delays_unknown_keys_by_seconds_only() {
+        let mut f = fixture();
+        f.providers.apply_watcher_event(&watcher::Event::Apply(provider("okta")));
+        f.stores.fresh = Some(Arc::new(FreshKeys::with_lister(Box::new(|| futures::future::pending().boxed()))));
+        let (_, token) = key_pair("k1", "okta", None);
+        let started = Instant::now();
+        assert_eq!(f.stores.authenticate(Some(&format!("Bearer {token}")), now()).await, Err(Refusal::Unknown));
+        assert_eq!(started.elapsed(), FreshKeys::LIST_TIMEOUT);
     }
 }
