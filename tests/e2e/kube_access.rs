@@ -706,7 +706,9 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 /// Numbers for issue 11's targets (mint p99 < 5 ms, webhook p99 < 1 ms, cached plugin call
-/// < 30 ms, revocation < 3 s). Run by e2e/bench against release builds; ignored in the suite.
+/// < 30 ms, revocation < 3 s). Run by e2e/bench against release builds, and itself built with the
+/// bench profile so that the round trips time the server rather than an unoptimized client;
+/// ignored in the suite.
 #[tokio::test]
 #[ignore]
 async fn kube_access_benchmark() {
