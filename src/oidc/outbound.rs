@@ -22,6 +22,13 @@ use super::{HttpClientError, describe_error, reqwest};
 /// few kilobytes; Okta's discovery document is about 5 KB and a key set with a dozen keys 10 KB.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// Idle connections to a provider are reused for at most this long. A server closes a keep-alive
+/// connection it has not used for a while (Node's default is 5 s), and a request sent on it as it
+/// closes fails with "peer closed connection": the suite saw a Ready provider turn Failed
+/// (Unreachable) for one reconcile that way. Staying under such timeouts avoids most of those
+/// races; [`ProviderHttp::get_json`] retries the rest.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Which addresses the operator may connect to for providers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AddressPolicy {
@@ -59,6 +66,7 @@ impl ProviderHttp {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .user_agent(concat!("infra-operator/", env!("CARGO_PKG_VERSION")));
         if policy.deny_internal {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -81,15 +89,27 @@ impl ProviderHttp {
     }
 
     /// A GET with `Accept: application/json` (and a bearer token for userinfo). Any status is
-    /// returned; the body is capped.
+    /// returned; the body is capped. A GET is idempotent, so one that failed before an answer
+    /// began (a reused connection the provider had just closed) is sent once more; a timeout is
+    /// not retried, so a provider that does not answer still fails within the timeout.
     pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<(reqwest::StatusCode, Vec<u8>), OutboundError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| OutboundError::BadUrl(url.to_string()))?;
         self.check_host(&parsed)?;
-        let mut request = self.client.get(parsed).header("accept", "application/json");
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| classify(url, &e))?;
+        let send = || {
+            let request = self.client.get(parsed.clone()).header("accept", "application/json");
+            match bearer {
+                Some(token) => request.bearer_auth(token).send(),
+                None => request.send(),
+            }
+        };
+        let response = match send().await {
+            Err(e) if !e.is_timeout() => {
+                tracing::debug!(%url, error = %describe_error(&e), "request to an identity provider failed; retrying once");
+                send().await
+            }
+            first => first,
+        };
+        let response = response.map_err(|e| classify(url, &e))?;
         let status = response.status();
         Ok((status, read_capped(url, response).await?))
     }
@@ -235,6 +255,50 @@ fn is_v4_compatible(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one request head (these requests have no body); false when the peer closed first.
+    async fn read_head(conn: &mut tokio::net::TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+
+    #[tokio::test]
+    async fn a_get_on_a_connection_the_provider_just_closed_is_sent_again() {
+        // The provider answers the first request and keeps the connection, then closes it when the
+        // second request arrives on it (the race with its keep-alive timeout); a new connection
+        // is answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/.well-known/openid-configuration", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
+        tokio::spawn(async move {
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+            let (mut first, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(read_head(&mut first).await);
+            first.write_all(ok).await.unwrap();
+            assert!(read_head(&mut first).await, "the second request reuses the connection");
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(read_head(&mut second).await);
+            second.write_all(ok).await.unwrap();
+        });
+        let http = ProviderHttp::new(&[], AddressPolicy::default()).unwrap();
+        for _ in 0..2 {
+            let (status, body) = http.get_json(&url, None).await.unwrap();
+            assert_eq!((status.as_u16(), body.as_slice()), (200, &b"{}"[..]));
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn internal_addresses() {
