@@ -353,7 +353,6 @@ mod tests {
 
     /// A local server that announces a huge body, and one that streams one without announcing it.
     async fn serve(announce: bool) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
