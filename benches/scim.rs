@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use infra::api::{IdentityProvider, ProviderRef, User, UserSpec, annotations, labels};
 use infra::directory::naming::{new_id, user_object_name};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
@@ -469,36 +470,30 @@ struct Import {
 async fn server_share(scim: &Scim, cpu: &CpuMeter, import: &Import, concurrency: usize) {
     const N: usize = 2000;
     let server = cpu.names.iter().position(|n| *n == "server-0").expect("server-0 is measured");
-    let per_request = |before: &[f64]| CpuMeter::since(before, &cpu.now())[server] * 1000.0 / N as f64;
-    let before = cpu.now();
-    parallel(N, concurrency, {
+    // Server-0's CPU milliseconds per request over N requests, `concurrency` at a time.
+    let per_request = async |request: fn(Scim, usize) -> BoxFuture<'static, ()>| {
+        let before = cpu.now();
         let scim = scim.clone();
-        move |_| {
-            let scim = scim.clone();
-            async move {
-                let resp = scim.http.get(format!("{}/healthz", scim.base)).send().await.unwrap();
-                assert_eq!(resp.status(), 200);
-                resp.bytes().await.unwrap();
-            }
-        }
+        parallel(N, concurrency, move |i| request(scim.clone(), i)).await;
+        CpuMeter::since(&before, &cpu.now())[server] * 1000.0 / N as f64
+    };
+    let floor = per_request(|scim, _| {
+        Box::pin(async move {
+            let resp = scim.http.get(format!("{}/healthz", scim.base)).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        })
     })
     .await;
-    let floor = per_request(&before);
-    let before = cpu.now();
-    parallel(N, concurrency, {
-        let scim = scim.clone();
-        move |i| {
-            let scim = scim.clone();
-            async move {
-                let user_name = format!("nobody{i}@{}.example.com", scim.provider);
-                let filter = format!("/Users?filter={}&startIndex=1&count=100", urlencode(&format!("userName eq \"{user_name}\"")));
-                let (status, found) = scim.send(reqwest::Method::GET, &filter, None).await;
-                assert_eq!((status, &found["totalResults"]), (200, &json!(0)), "{found}");
-            }
-        }
+    let filter = per_request(|scim, i| {
+        Box::pin(async move {
+            let user_name = format!("nobody{i}@{}.example.com", scim.provider);
+            let filter = format!("/Users?filter={}&startIndex=1&count=100", urlencode(&format!("userName eq \"{user_name}\"")));
+            let (status, found) = scim.send(reqwest::Method::GET, &filter, None).await;
+            assert_eq!((status, &found["totalResults"]), (200, &json!(0)), "{found}");
+        })
     })
     .await;
-    let filter = per_request(&before);
     let per_user = |v: &[f64]| v.iter().sum::<f64>() * 1000.0 / import.done as f64;
     let (all_scim, all_direct) = (per_user(&import.scim_cpu), per_user(&import.direct_cpu));
     let server_extra = (import.scim_cpu[server] - import.direct_cpu[server]) * 1000.0 / import.done as f64;
