@@ -145,7 +145,7 @@ fn store(home: &std::path::Path, server: &str, response: &LoginResponse) -> anyh
 /// the server.
 async fn loopback_login(args: &LoginArgs, api: &ServerApi, home: &std::path::Path, server: &str) -> anyhow::Result<LoginResponse> {
     let server = server.to_string();
-    let providers = api.providers().await.map_err(|e| anyhow::anyhow!("listing the server's identity providers: {e}"))?;
+    let providers = listed_providers(api, args.provider.as_deref()).await?;
     let provider = match pick_provider(&providers, args.provider.as_deref(), &server)? {
         Pick::One(p) => p,
         Pick::Ask(choices) if std::io::stdin().is_terminal() => ask_provider(&choices)?,
@@ -254,6 +254,26 @@ fn exchange_error(err: &ApiError, server: &str) -> String {
         ApiError::Server { error, message, .. } => format!("the server refused the login: {message} ({error})"),
         ApiError::Unreachable { detail, .. } => format!("could not reach the Infra server at {server} to finish the login: {detail}"),
         ApiError::Unexpected(text) => format!("the login could not be finished: {text}"),
+    }
+}
+
+/// How long `--provider NAME` waits for the server to list NAME. `infra providers add` returns once
+/// the controller has marked the provider Ready, and the server learns of it through its watch a
+/// moment later (milliseconds; seconds on a loaded cluster), so `infra providers add okta && infra
+/// login --provider okta` must not fail in between. A misspelt name costs this long before its error.
+const PROVIDER_LISTED_WAIT: Duration = Duration::from_secs(5);
+
+/// The server's Ready providers; with `wanted`, asked again until it is among them or
+/// [`PROVIDER_LISTED_WAIT`] has passed.
+async fn listed_providers(api: &ServerApi, wanted: Option<&str>) -> anyhow::Result<Vec<ProviderInfo>> {
+    let deadline = tokio::time::Instant::now() + PROVIDER_LISTED_WAIT;
+    loop {
+        let providers = api.providers().await.map_err(|e| anyhow::anyhow!("listing the server's identity providers: {e}"))?;
+        let listed = wanted.is_none_or(|name| providers.iter().any(|p| p.name == name));
+        if listed || tokio::time::Instant::now() >= deadline {
+            return Ok(providers);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -426,16 +426,18 @@ async fn grants_are_reconciled_into_bindings() {
         grants.delete(&name, &DeleteParams::default()).await.unwrap();
     }
 
-    // Cluster-wide, and temporary: bound, then expired and unbound.
+    // Cluster-wide, and temporary: bound, then expired and unbound. The expiry counts from the
+    // Grant's creation, so it leaves the controller time to bind it first even on a busy machine
+    // (at 6 s, a clean-clone run's first reconcile came after it and found the Grant expired).
     let name = unique("grant-temp");
-    kubectl_apply_as(None, &grant_manifest(&name, &user, "view", None, "  expiresAfter: 6s\n")).ok();
+    kubectl_apply_as(None, &grant_manifest(&name, &user, "view", None, "  expiresAfter: 20s\n")).ok();
     let (status, _, g) = grant_ready(&name).await;
     assert_eq!(status, "True");
     let st = g.status.unwrap();
     assert!(st.expires_at.is_some());
     let crb = st.binding.unwrap();
     assert!(binding_exists(None, &crb).await);
-    eventually(Duration::from_secs(30), "the temporary grant to expire", || {
+    eventually(Duration::from_secs(60), "the temporary grant to expire", || {
         let grants = grants.clone();
         let name = name.clone();
         async move { (grants.get(&name).await.ok()?.status?.phase == Some(infra::api::GrantPhase::Expired)).then_some(()) }
