@@ -427,8 +427,8 @@ async fn grants_are_reconciled_into_bindings() {
     }
 
     // Cluster-wide, and temporary: bound, then expired and unbound. The expiry counts from the
-    // Grant's creation, so it leaves the controller time to bind it first even on a busy machine
-    // (at 6 s, a clean-clone run's first reconcile came after it and found the Grant expired).
+    // Grant's creation, so it must leave time to see the Grant bound first even on a busy machine
+    // (with 6 s, a clean-clone run first saw it settled after the expiry: Ready=False, Expired).
     let name = unique("grant-temp");
     kubectl_apply_as(None, &grant_manifest(&name, &user, "view", None, "  expiresAfter: 20s\n")).ok();
     let (status, _, g) = grant_ready(&name).await;
